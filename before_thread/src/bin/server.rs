@@ -1,0 +1,65 @@
+//! Stage 1 of 3: the blocking server.
+//!
+//! The simplest server that works: one loop that accepts a connection, serves it to the end, and
+//! only then accepts the next. While one client is served, the others wait in the kernel's accept
+//! queue. That is the lesson of this stage, and its limit: a client that connects and says nothing
+//! would hold everybody up, so every connection has a 10 s idle timeout (set in
+//! [`minibox::conn::Connection::new`]) after which it is dropped. Stage 2 replaces this loop with
+//! threads.
+//!
+//! Everything a connection needs (the handshake, each request's answer) is in
+//! [`minibox::serve`], shared with the later stages.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use minibox::conn::Connection;
+use minibox::local::LocalBox;
+use minibox::serve::{self, ServeOptions};
+
+/// Serve a box to one client at a time (minibox stage 1).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// The box: the folder served (created if missing).
+    #[arg(long)]
+    dir: PathBuf,
+    /// Where to listen, TCP and UDP on the same port.
+    #[arg(long, default_value = "127.0.0.1:60000")]
+    listen: String,
+}
+
+fn main() -> ExitCode {
+    minibox::init_logging();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> minibox::Result<()> {
+    let local = LocalBox::open(&args.dir, &minibox::default_name(&args.dir))?;
+    let (listener, udp) = serve::bind(&args.listen)?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| minibox::Error::net("reading the bound address", e))?;
+    // Tests and scripts read this line to learn the port (useful with --listen 127.0.0.1:0).
+    println!("serving {} on {addr}", local.root().display());
+    let opts = ServeOptions { udp: Some(&udp) };
+    // One client at a time: the next accept happens only when this one is done.
+    for stream in listener.incoming() {
+        match stream
+            .map_err(|e| minibox::Error::net("accepting", e))
+            .and_then(Connection::new)
+        {
+            Ok(conn) => serve::serve_connection(conn, &local, &opts),
+            Err(e) => log::warn!("{e}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,257 @@
+//! The path gate: the one function that turns a name from the network into a path inside the box.
+//!
+//! A sync tool writes files named by its peer, so a name is hostile until proven clean. rsync's
+//! 2024 advisories were about exactly this (writes outside the destination through symlinks). The
+//! rules, from the contract: a name is a relative path with `/` separators, no empty, `.` or `..`
+//! parts, no leading `/`, no NUL and no backslash, and a file is only opened if no part of its path
+//! inside the box is a symbolic link. Every stage calls [`resolve`] before it touches a file.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::META_DIR;
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathError {
+    /// The name was empty.
+    Empty,
+    /// The name starts with `/`.
+    Absolute(String),
+    /// The name has an empty, `.` or `..` part.
+    BadComponent(String),
+    /// The name holds a NUL byte or a backslash.
+    BadCharacter(String),
+    /// The name points into minibox's own `.minibox/` folder.
+    Reserved(String),
+    /// A part of the path inside the box is a symbolic link.
+    Symlink(String),
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathError::Empty => f.write_str("an empty name is not a file in the box"),
+            PathError::Absolute(n) => {
+                write!(
+                    f,
+                    "\"{n}\" is an absolute path; names are relative to the box"
+                )
+            }
+            PathError::BadComponent(n) => write!(
+                f,
+                "\"{n}\" has an empty, \".\" or \"..\" part; names must stay inside the box"
+            ),
+            PathError::BadCharacter(n) => write!(
+                f,
+                "\"{}\" contains a NUL or a backslash, which names in a box may not",
+                n.escape_debug()
+            ),
+            PathError::Reserved(n) => {
+                write!(f, "\"{n}\" is inside minibox's own {META_DIR}/ folder")
+            }
+            PathError::Symlink(n) => {
+                write!(
+                    f,
+                    "\"{n}\" passes through a symbolic link, which minibox does not follow"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PathError {}
+
+/// Checks that `name` is a clean relative path, without touching the disk.
+///
+/// # Errors
+/// Returns the first rule the name breaks.
+pub fn check_name(name: &str) -> Result<(), PathError> {
+    if name.is_empty() {
+        return Err(PathError::Empty);
+    }
+    if name.contains('\0') || name.contains('\\') {
+        return Err(PathError::BadCharacter(name.to_string()));
+    }
+    if name.starts_with('/') {
+        return Err(PathError::Absolute(name.to_string()));
+    }
+    if name
+        .split('/')
+        .any(|part| part.is_empty() || part == "." || part == "..")
+    {
+        return Err(PathError::BadComponent(name.to_string()));
+    }
+    if name == META_DIR || name.starts_with(&format!("{META_DIR}/")) {
+        return Err(PathError::Reserved(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Turns `name` into a path inside `root`, refusing any name that could lead out of it.
+///
+/// Besides [`check_name`], every part of the path that exists is examined with `lstat` (which does
+/// not follow links): if any is a symbolic link the name is refused, because opening it would read
+/// or write wherever the link points. Parts that do not exist yet are fine (a download creates
+/// them).
+///
+/// # Errors
+/// [`PathError`] for a refused name; an `io::Error` only if `lstat` itself fails for a reason other
+/// than "not found".
+pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, ResolveError> {
+    check_name(name)?;
+    let mut path = root.to_path_buf();
+    for part in name.split('/') {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(PathError::Symlink(name.to_string()).into())
+            }
+            Ok(_) => {}
+            // Nothing further down can exist either.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                path = root.join(name);
+                break;
+            }
+            Err(e) => return Err(ResolveError::Io(e)),
+        }
+    }
+    Ok(path)
+}
+
+/// The ways [`resolve`] can fail.
+#[derive(Debug)]
+pub enum ResolveError {
+    /// The name was refused.
+    Refused(PathError),
+    /// The disk could not be examined.
+    Io(io::Error),
+}
+
+impl From<PathError> for ResolveError {
+    fn from(e: PathError) -> Self {
+        ResolveError::Refused(e)
+    }
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveError::Refused(e) => e.fmt(f),
+            ResolveError::Io(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+/// Turns a path found while scanning the box back into its `/`-separated name. Returns `None` for
+/// names that are not valid UTF-8 or would not pass [`check_name`] (such files are skipped, with a
+/// log line, rather than offered to a peer that could not ask for them).
+pub fn name_of(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut name = String::new();
+    for part in rel.components() {
+        let part = part.as_os_str().to_str()?;
+        if !name.is_empty() {
+            name.push('/');
+        }
+        name.push_str(part);
+    }
+    check_name(&name).ok().map(|()| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_names_pass() {
+        for ok in [
+            "a",
+            "a.txt",
+            "dir/sub/file name.txt",
+            "..hidden",
+            "a..b",
+            "ü/ß.txt",
+            ".x",
+        ] {
+            assert_eq!(check_name(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn dirty_names_are_refused_with_the_right_reason() {
+        assert_eq!(check_name(""), Err(PathError::Empty));
+        assert!(matches!(
+            check_name("/etc/passwd"),
+            Err(PathError::Absolute(_))
+        ));
+        for bad in ["..", "../x", "a/../../x", "a/./b", "a//b", "a/", ".", "./a"] {
+            assert!(
+                matches!(check_name(bad), Err(PathError::BadComponent(_))),
+                "{bad}"
+            );
+        }
+        for bad in ["a\0b", "a\\b", "..\\..\\x", "C:\\x"] {
+            assert!(
+                matches!(check_name(bad), Err(PathError::BadCharacter(_))),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            check_name(".minibox/log"),
+            Err(PathError::Reserved(_))
+        ));
+        assert!(matches!(
+            check_name(".minibox"),
+            Err(PathError::Reserved(_))
+        ));
+        assert_eq!(check_name(".miniboxes"), Ok(()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_parts_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("box");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(root.join("real")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("door")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), root.join("real/link")).unwrap();
+
+        let refused = |name: &str| {
+            matches!(
+                resolve(&root, name),
+                Err(ResolveError::Refused(PathError::Symlink(_)))
+            )
+        };
+        assert!(refused("door"));
+        assert!(refused("door/secret"));
+        assert!(refused("door/new/file"));
+        assert!(refused("real/link"));
+        assert_eq!(
+            resolve(&root, "real/new.txt").unwrap(),
+            root.join("real/new.txt")
+        );
+        assert_eq!(
+            resolve(&root, "missing/a/b").unwrap(),
+            root.join("missing/a/b")
+        );
+    }
+
+    #[test]
+    fn scanned_paths_become_names() {
+        let root = Path::new("/box");
+        assert_eq!(
+            name_of(root, Path::new("/box/a/b c.txt")).as_deref(),
+            Some("a/b c.txt")
+        );
+        assert_eq!(name_of(root, Path::new("/box/a\\b")), None);
+        assert_eq!(name_of(root, Path::new("/elsewhere/x")), None);
+    }
+}

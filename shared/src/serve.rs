@@ -1,0 +1,364 @@
+//! The server side of every request, shared by every stage's server.
+//!
+//! A stage decides *how* connections are accepted (one at a time in stage 1, on worker threads in
+//! stage 2); what happens on one connection is the same everywhere and lives here:
+//! [`serve_connection`] does the handshake, then answers requests until the client hangs up, goes
+//! silent for [`crate::IDLE_TIMEOUT`], or sends something that is not a valid frame (that one
+//! connection is closed; the server goes on).
+//!
+//! A request that fails (missing file, bad regex, a name that leaves the box) gets an error reply
+//! and the connection stays usable. Every request is logged to `.minibox/log`.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::net::UdpSocket;
+
+use crate::conn::Connection;
+use crate::error::{Error, Result};
+use crate::hash::{Hasher, Stamp, BUF_SIZE};
+use crate::index::{self, Matcher};
+use crate::local::LocalBox;
+use crate::paths::{self, ResolveError};
+use crate::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request, ENTRIES_PER_CHUNK};
+use crate::IDLE_TIMEOUT;
+
+/// What a server needs besides the box: the UDP socket bound on the same port as the TCP
+/// listener, when the stage offers UDP downloads.
+#[derive(Default)]
+pub struct ServeOptions<'a> {
+    /// The server's UDP socket, if any.
+    pub udp: Option<&'a UdpSocket>,
+}
+
+/// Serves one client connection to the end. Errors are logged, not returned: one bad client must
+/// never stop a server.
+pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: &ServeOptions<'_>) {
+    let addr = conn.peer_addr();
+    match serve(&mut conn, local, opts) {
+        Ok(()) => log::debug!("{addr}: connection closed"),
+        Err(e) => {
+            log::info!("{addr}: dropping the connection: {e}");
+            local
+                .log
+                .record(conn.peer_name(), "connection", &format!("dropped: {e}"));
+            // Tell the client why, if it still listens; then close.
+            if matches!(e, Error::Frame(_) | Error::Protocol(_)) {
+                let _ = conn.send(&Reply::error(ErrorCode::BadRequest, e.to_string()));
+            }
+        }
+    }
+    conn.shutdown();
+}
+
+fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Result<()> {
+    if !conn.accept_hello(local.name())? {
+        return Ok(());
+    }
+    while let Some(request) = conn.recv_opt::<Request>()? {
+        let what = describe(&request);
+        let outcome = answer(conn, local, opts, request);
+        let peer = conn.peer_name().to_string();
+        match outcome {
+            Ok(summary) => local.log.record(&peer, &what, &format!("ok {summary}")),
+            Err(Failure::Reply(code, message)) => {
+                local.log.record(&peer, &what, &format!("error: {message}"));
+                conn.send(&Reply::error(code, message))?;
+            }
+            Err(Failure::Connection(e)) => {
+                local.log.record(&peer, &what, &format!("failed: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How a request can fail: with an answer the client gets, or with the connection itself broken.
+#[derive(Debug)]
+pub enum Failure {
+    /// Send this error reply and go on.
+    Reply(ErrorCode, String),
+    /// The connection is unusable.
+    Connection(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Connection(e)
+    }
+}
+
+impl From<ResolveError> for Failure {
+    fn from(e: ResolveError) -> Self {
+        match e {
+            ResolveError::Refused(p) => Failure::Reply(ErrorCode::BadPath, p.to_string()),
+            ResolveError::Io(e) => Failure::Reply(ErrorCode::Io, e.to_string()),
+        }
+    }
+}
+
+/// A short description of a request for the log.
+pub fn describe(request: &Request) -> String {
+    match request {
+        Request::Hello { .. } => "hello".into(),
+        Request::List { filter, hashes, .. } => {
+            let what = if *hashes { "hash list" } else { "index" };
+            match filter {
+                Filter::All => format!("{what} all"),
+                Filter::Modified { start_ns, end_ns } => format!(
+                    "{what} modified {}..{}",
+                    crate::timestamp::rfc3339(*start_ns),
+                    crate::timestamp::rfc3339(*end_ns)
+                ),
+                Filter::Regex { pattern } => format!("{what} regex {pattern:?}"),
+            }
+        }
+        Request::Hash { path } => format!("hash {path:?}"),
+        Request::Download { path } => format!("download tcp {path:?}"),
+        Request::DownloadUdp { path } => format!("download udp {path:?}"),
+    }
+}
+
+fn answer(
+    conn: &mut Connection,
+    local: &LocalBox,
+    opts: &ServeOptions<'_>,
+    request: Request,
+) -> Result<String, Failure> {
+    match request {
+        Request::Hello { .. } => Err(Failure::Reply(
+            ErrorCode::BadRequest,
+            "hello was already said on this connection".into(),
+        )),
+        Request::List {
+            filter,
+            hashes,
+            folders,
+        } => send_listing(conn, local, &filter, hashes, folders),
+        Request::Hash { path } => {
+            let (file, entry) = open_file(local, &path)?;
+            drop(file);
+            let md5 = local
+                .hashes
+                .md5(&path, &paths::resolve(local.root(), &path)?)
+                .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
+            conn.send(&Reply::Entry {
+                entry: Entry {
+                    md5: Some(md5),
+                    ..entry
+                },
+            })?;
+            Ok(String::new())
+        }
+        Request::Download { path } => send_file(conn, local, &path),
+        Request::DownloadUdp { path } => match opts.udp {
+            Some(socket) => crate::udp::serve_download(conn, local, socket, &path),
+            None => Err(Failure::Reply(
+                ErrorCode::Unsupported,
+                "this box does not offer UDP downloads".into(),
+            )),
+        },
+    }
+}
+
+fn send_listing(
+    conn: &mut Connection,
+    local: &LocalBox,
+    filter: &Filter,
+    hashes: bool,
+    folders: bool,
+) -> Result<String, Failure> {
+    let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
+    let scanned = index::scan(local.root())
+        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}")))?;
+    let mut chunk = Vec::with_capacity(ENTRIES_PER_CHUNK);
+    let mut count = 0u64;
+    for item in scanned {
+        let mut entry = item.entry;
+        if (entry.kind == Kind::Dir && !folders) || !matcher.matches(&entry) {
+            continue;
+        }
+        if hashes && entry.kind == Kind::File {
+            let path = local.root().join(&entry.path);
+            entry.md5 = match local.hashes.get(&entry.path, &item.stamp) {
+                Some(md5) => Some(md5),
+                None => match local.hashes.md5(&entry.path, &path) {
+                    Ok(md5) => Some(md5),
+                    // Vanished or unreadable since the scan: leave it out, like the scan would.
+                    Err(e) => {
+                        log::warn!("skipping {}: {e}", entry.path);
+                        continue;
+                    }
+                },
+            };
+        }
+        chunk.push(entry);
+        count += 1;
+        if chunk.len() == ENTRIES_PER_CHUNK {
+            conn.queue(&Reply::Entries {
+                entries: std::mem::take(&mut chunk),
+            })?;
+        }
+    }
+    if !chunk.is_empty() {
+        conn.queue(&Reply::Entries { entries: chunk })?;
+    }
+    conn.send(&Reply::End { count })?;
+    if hashes {
+        if let Err(e) = local.hashes.save() {
+            log::warn!("cannot save the hash cache: {e}");
+        }
+    }
+    Ok(format!("{count} entries"))
+}
+
+/// Opens a regular file of the box for reading, through the path gate.
+///
+/// # Errors
+/// A reply for the client when the name is refused or the file is missing.
+pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure> {
+    let path = paths::resolve(local.root(), name)?;
+    let not_found = || {
+        Failure::Reply(
+            ErrorCode::NotFound,
+            format!("{name}: no such file in the box"),
+        )
+    };
+    let file = File::open(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => not_found(),
+        _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
+    })?;
+    // Look at what was opened, not at the name again: the file cannot be swapped under us now.
+    let meta = file
+        .metadata()
+        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")))?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    Ok((file, index::entry_of(name, &meta)))
+}
+
+/// Sends one file: header, raw bytes, trailer. Holds the file's read lock throughout, so that an
+/// install of the same name in this process waits until the bytes are out.
+fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
+    let _guard = local.locks.read(name, IDLE_TIMEOUT).ok_or_else(|| {
+        Failure::Reply(
+            ErrorCode::Io,
+            format!("{name} is busy being written; try again"),
+        )
+    })?;
+    let (file, entry) = open_file(local, name)?;
+    let before = Stamp::of(
+        &file
+            .metadata()
+            .map_err(|e| Failure::Reply(ErrorCode::Io, e.to_string()))?,
+    );
+    let cached = local.hashes.get(name, &before);
+    let size = entry.size;
+    conn.send(&Reply::File {
+        entry: Entry {
+            md5: cached.clone(),
+            ..entry
+        },
+    })?;
+    let socket = conn.raw_writer()?;
+    let (sent_md5, short) = match cached {
+        // The MD5 is known: let the kernel copy file to socket (sendfile), no pass in user space.
+        Some(md5) => {
+            let copied = io::copy(&mut (&file).take(size), socket)
+                .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
+            (md5, size - copied)
+        }
+        // Otherwise hash while sending: one pass over the bytes, the MD5 follows in the trailer.
+        None => {
+            let (md5, copied) = copy_hashing(&file, socket, size)?;
+            (md5, size - copied)
+        }
+    };
+    if short > 0 {
+        // The file shrank under us: the client expects `size` bytes, so pad, then say so.
+        pad(socket, short)?;
+    }
+    let after = fs::symlink_metadata(local.root().join(name))
+        .map(|m| Stamp::of(&m))
+        .ok();
+    if short > 0 || after != Some(before) {
+        conn.send(&Reply::error(
+            ErrorCode::Changed,
+            format!("{name} changed while it was being sent; nothing was installed"),
+        ))?;
+        return Ok("but the file changed during the transfer".into());
+    }
+    local.hashes.put(name, before, sent_md5.clone());
+    conn.send(&Reply::Trailer { md5: sent_md5 })?;
+    Ok(format!("{size} bytes"))
+}
+
+/// Copies up to `limit` bytes from `file` to `out`, hashing them; returns the MD5 and the count.
+fn copy_hashing(
+    mut file: &File,
+    out: &mut impl Write,
+    limit: u64,
+) -> Result<(String, u64), Failure> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
+    while done < limit {
+        let want = usize::try_from((limit - done).min(BUF_SIZE as u64)).unwrap_or(BUF_SIZE);
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Failure::Connection(Error::Io {
+                    path: "file being sent".into(),
+                    source: e,
+                }))
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
+        done += n as u64;
+    }
+    Ok((hasher.finish(), done))
+}
+
+fn pad(out: &mut impl Write, mut count: u64) -> Result<(), Failure> {
+    let zeros = [0u8; 8192];
+    while count > 0 {
+        let n = count.min(zeros.len() as u64) as usize;
+        out.write_all(&zeros[..n])
+            .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
+        count -= n as u64;
+    }
+    Ok(())
+}
+
+/// Binds the TCP listener and the UDP socket of a box on the same address and port, as the
+/// contract wants. With port 0 the OS picks a TCP port and UDP takes the same number; should that
+/// number be taken for UDP, another is tried.
+///
+/// # Errors
+/// If the address cannot be bound.
+pub fn bind(addr: &str) -> Result<(std::net::TcpListener, UdpSocket)> {
+    let context = || format!("cannot listen on {addr}");
+    let wanted: std::net::SocketAddr = std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .map_err(|e| Error::net(context(), e))?
+        .next()
+        .ok_or_else(|| Error::Usage(format!("\"{addr}\" is not an address")))?;
+    let attempts = if wanted.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let tcp = std::net::TcpListener::bind(wanted).map_err(|e| Error::net(context(), e))?;
+        let bound = tcp.local_addr().map_err(|e| Error::net(context(), e))?;
+        match UdpSocket::bind(bound) {
+            Ok(udp) => return Ok((tcp, udp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::net(
+        context(),
+        last.unwrap_or_else(|| io::Error::other("no port free for both TCP and UDP")),
+    ))
+}

@@ -1,0 +1,308 @@
+//! The shell's grammar: how a typed line becomes a [`Command`].
+//!
+//! Tokens split on white space; double quotes group a token (`download TCP "my file.txt"`), and
+//! inside quotes `\"` stands for a quote. Keywords and flags are case-insensitive; file names and
+//! patterns are not. Parsing is a pure function of the line and the current time (for
+//! `shortlist`'s defaults), so it is tested without sockets or clocks.
+
+use crate::protocol::Filter;
+use crate::timestamp;
+
+/// How a file travels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// Over the TCP connection itself.
+    Tcp,
+    /// Over UDP datagrams, with the TCP connection for control.
+    Udp,
+}
+
+impl Transport {
+    /// `"tcp"` or `"udp"`, as the JSON output names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// One shell command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `index longlist | shortlist | regex`: list the other box.
+    Index(Filter),
+    /// `hash verify FILE`.
+    HashVerify(String),
+    /// `hash checkall`.
+    HashCheckall,
+    /// `download TCP|UDP FILE`.
+    Download(Transport, String),
+    /// `sync` (with_sync only).
+    Sync,
+    /// `help`.
+    Help,
+    /// `quit` / `exit`.
+    Quit,
+}
+
+/// The text `help` prints.
+pub const HELP: &str = "\
+commands (answered by the other box unless marked local):
+  index longlist                  every file: path, size, last-modified time, type
+  index shortlist [START [END]]   files modified in [START, END] (default: the last 24 h)
+  index regex PATTERN             files whose path matches PATTERN (e.g. \\.txt$)
+  hash verify FILE                path, MD5 and last-modified time of one file
+  hash checkall                   the same for every file
+  download TCP FILE               fetch FILE into this box over TCP, verified by MD5
+  download UDP FILE               the same over UDP
+  sync                            run one sync round now (with_sync only)
+  help                            this text (local)
+  quit | exit                     leave (local)
+timestamps: 2026-11-25, \"2026-11-25 10:00:00\", 2026-11-25T10:00:00Z, 2026/11/25/10/00, @1764064800
+names with spaces go in double quotes: download TCP \"my file.txt\"";
+
+/// Splits a line into tokens.
+///
+/// # Errors
+/// An unterminated quote.
+pub fn tokenize(line: &str) -> Result<Vec<String>, String> {
+    let mut tokens = Vec::new();
+    let mut current = String::new();
+    let mut in_token = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                in_token = true;
+                loop {
+                    match chars.next() {
+                        None => return Err("a double quote is not closed".into()),
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some('"') => current.push('"'),
+                            Some(other) => {
+                                current.push('\\');
+                                current.push(other);
+                            }
+                            None => return Err("a double quote is not closed".into()),
+                        },
+                        Some(other) => current.push(other),
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_token {
+                    tokens.push(std::mem::take(&mut current));
+                    in_token = false;
+                }
+            }
+            c => {
+                in_token = true;
+                current.push(c);
+            }
+        }
+    }
+    if in_token {
+        tokens.push(current);
+    }
+    Ok(tokens)
+}
+
+const DAY_NS: i64 = 24 * 3600 * 1_000_000_000;
+
+/// Parses one line. `Ok(None)` for a blank line. `now_ns` gives `shortlist` its defaults.
+///
+/// # Errors
+/// One sentence saying what is wrong and what was expected.
+pub fn parse(line: &str, now_ns: i64) -> Result<Option<Command>, String> {
+    parse_with(line, now_ns, timestamp::parse)
+}
+
+/// [`parse`] with the timestamp parser given (tests pass one fixed to UTC).
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_with(
+    line: &str,
+    now_ns: i64,
+    parse_time: impl Fn(&str) -> Result<i64, String>,
+) -> Result<Option<Command>, String> {
+    let tokens = tokenize(line)?;
+    let Some((first, rest)) = tokens.split_first() else {
+        return Ok(None);
+    };
+    let word = |i: usize| rest.get(i).map(|s| s.to_ascii_lowercase());
+    let arity = |n: usize, usage: &str| {
+        if rest.len() == n {
+            Ok(())
+        } else {
+            Err(format!("usage: {usage}"))
+        }
+    };
+    let command = match first.to_ascii_lowercase().as_str() {
+        "index" => match word(0).as_deref() {
+            Some("longlist") => {
+                arity(1, "index longlist")?;
+                Command::Index(Filter::All)
+            }
+            Some("shortlist") => {
+                if rest.len() > 3 {
+                    return Err("usage: index shortlist [START [END]]".into());
+                }
+                let end_ns = match rest.get(2) {
+                    Some(t) => parse_time(t)?,
+                    None => now_ns,
+                };
+                let start_ns = match rest.get(1) {
+                    Some(t) => parse_time(t)?,
+                    None => end_ns.saturating_sub(DAY_NS),
+                };
+                if start_ns > end_ns {
+                    return Err("the start of the range is after its end".into());
+                }
+                Command::Index(Filter::Modified { start_ns, end_ns })
+            }
+            Some("regex") => {
+                arity(2, "index regex PATTERN")?;
+                let pattern = rest[1].clone();
+                crate::index::compile(&pattern)?;
+                Command::Index(Filter::Regex { pattern })
+            }
+            _ => {
+                return Err(
+                    "usage: index longlist | shortlist [START [END]] | regex PATTERN".into(),
+                )
+            }
+        },
+        "hash" => match word(0).as_deref() {
+            Some("verify") => {
+                arity(2, "hash verify FILE")?;
+                Command::HashVerify(rest[1].clone())
+            }
+            Some("checkall") => {
+                arity(1, "hash checkall")?;
+                Command::HashCheckall
+            }
+            _ => return Err("usage: hash verify FILE | checkall".into()),
+        },
+        "download" => {
+            let transport = match word(0).as_deref() {
+                Some("tcp") => Transport::Tcp,
+                Some("udp") => Transport::Udp,
+                _ => return Err("usage: download TCP|UDP FILE".into()),
+            };
+            arity(2, "download TCP|UDP FILE")?;
+            Command::Download(transport, rest[1].clone())
+        }
+        "sync" => {
+            arity(0, "sync")?;
+            Command::Sync
+        }
+        "help" | "?" => Command::Help,
+        "quit" | "exit" => Command::Quit,
+        other => {
+            return Err(format!(
+                "unknown command \"{other}\"; type help for the list"
+            ))
+        }
+    };
+    Ok(Some(command))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Result<Option<Command>, String> {
+        parse_with(line, 100 * DAY_NS, |t| timestamp::parse_in(t, &chrono::Utc))
+    }
+
+    #[test]
+    fn tokens_and_quotes() {
+        assert_eq!(tokenize("  a  b\tc ").unwrap(), ["a", "b", "c"]);
+        assert_eq!(
+            tokenize(r#"download TCP "my file.txt""#).unwrap(),
+            ["download", "TCP", "my file.txt"]
+        );
+        assert_eq!(tokenize(r#"x "" y"#).unwrap(), ["x", "", "y"]);
+        assert_eq!(tokenize(r#"a"b c"d"#).unwrap(), ["ab cd"]);
+        assert_eq!(tokenize(r#""say \"hi\"""#).unwrap(), [r#"say "hi""#]);
+        assert_eq!(tokenize(r"regex \.txt$").unwrap(), ["regex", r"\.txt$"]);
+        assert!(tokenize(r#"download TCP "unclosed"#).is_err());
+        assert!(tokenize("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn every_command() {
+        assert_eq!(p("").unwrap(), None);
+        assert_eq!(
+            p("INDEX LongList").unwrap(),
+            Some(Command::Index(Filter::All))
+        );
+        assert_eq!(
+            p("index shortlist").unwrap(),
+            Some(Command::Index(Filter::Modified {
+                start_ns: 99 * DAY_NS,
+                end_ns: 100 * DAY_NS
+            }))
+        );
+        assert_eq!(
+            p("index shortlist @10").unwrap(),
+            Some(Command::Index(Filter::Modified {
+                start_ns: 10_000_000_000,
+                end_ns: 100 * DAY_NS
+            }))
+        );
+        assert_eq!(
+            p(r#"index shortlist 1970-01-01 "1970-01-02 00:00:00""#).unwrap(),
+            Some(Command::Index(Filter::Modified {
+                start_ns: 0,
+                end_ns: DAY_NS
+            }))
+        );
+        assert_eq!(
+            p(r"index regex \.TXT$").unwrap(),
+            Some(Command::Index(Filter::Regex {
+                pattern: r"\.TXT$".into()
+            }))
+        );
+        assert_eq!(
+            p(r#"hash verify "a b""#).unwrap(),
+            Some(Command::HashVerify("a b".into()))
+        );
+        assert_eq!(p("hash CHECKALL").unwrap(), Some(Command::HashCheckall));
+        assert_eq!(
+            p("download tcp F.txt").unwrap(),
+            Some(Command::Download(Transport::Tcp, "F.txt".into()))
+        );
+        assert_eq!(
+            p("Download UDP x").unwrap(),
+            Some(Command::Download(Transport::Udp, "x".into()))
+        );
+        assert_eq!(p("sync").unwrap(), Some(Command::Sync));
+        assert_eq!(p("help").unwrap(), Some(Command::Help));
+        assert_eq!(p("exit").unwrap(), Some(Command::Quit));
+        assert_eq!(p("QUIT").unwrap(), Some(Command::Quit));
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let err = |line: &str| p(line).expect_err(line);
+        assert!(err("frobnicate").contains("unknown command"));
+        assert!(err("index").contains("usage: index"));
+        assert!(err("index longlist extra").contains("usage: index longlist"));
+        assert!(err("index regex (").contains("not a valid regular expression"));
+        assert!(err("index regex").contains("usage"));
+        assert!(err("index shortlist yesterday").contains("not a timestamp"));
+        assert!(err("index shortlist @20 @10").contains("after its end"));
+        assert!(err("index shortlist a b c").contains("usage"));
+        assert!(err("hash verify").contains("usage"));
+        assert!(err("hash nothing").contains("usage"));
+        assert!(err("download FTP x").contains("usage"));
+        assert!(err("download TCP").contains("usage"));
+        assert!(err("download TCP a b").contains("usage"));
+        assert!(err("sync now").contains("usage"));
+        assert!(err("download TCP \"x").contains("not closed"));
+    }
+}

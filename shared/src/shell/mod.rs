@@ -1,0 +1,281 @@
+//! The interactive shell every client stage runs.
+//!
+//! It reads commands line by line and answers each from the other box, opening one TCP connection
+//! per command. That is deliberate: stage 1's server serves one client at a time and drops a
+//! client that is silent for 10 s, so a shell must not sit on a connection while its user thinks.
+//!
+//! On a terminal the shell shows a `>> ` prompt with line editing and history (rustyline) and a
+//! progress bar for downloads that take more than a moment (indicatif). On a pipe, or with
+//! `--json`, it shows neither: it reads stdin to its end and exits 0 if every command succeeded,
+//! 1 otherwise. A failed command prints one clear error and the shell goes on.
+//!
+//! Layout: [`grammar`] turns a line into a [`Command`]; [`output`] turns an [`Outcome`] into a
+//! table or a JSON line; this module runs commands against the peer.
+
+pub mod grammar;
+pub mod output;
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use grammar::{Command, Transport};
+pub use output::Outcome;
+
+use crate::conn::Connection;
+use crate::error::{Error, Result};
+use crate::local::LocalBox;
+use crate::protocol::{Entry, Filter};
+use crate::{timestamp, transfer};
+
+/// Runs one sync round for the shell's `sync` command (stage 3 provides it).
+pub type SyncHook<'a> = &'a mut dyn FnMut() -> Result<Outcome>;
+
+/// How the shell prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Tables, prompt and progress bars (the latter two only on a terminal).
+    Human,
+    /// One JSON line per command, nothing else on stdout.
+    Json,
+}
+
+/// A shell talking to one peer on behalf of one box.
+pub struct Shell<'a> {
+    /// The other box's address.
+    peer: String,
+    /// This box: downloads land here.
+    local: Arc<LocalBox>,
+    /// Tables or JSON.
+    mode: Mode,
+    /// The `sync` command, when the stage has one.
+    sync: Option<SyncHook<'a>>,
+}
+
+impl<'a> Shell<'a> {
+    /// A shell for the box `local`, asking the peer at `peer`.
+    pub fn new(peer: impl Into<String>, local: Arc<LocalBox>, mode: Mode) -> Self {
+        Shell {
+            peer: peer.into(),
+            local,
+            mode,
+            sync: None,
+        }
+    }
+
+    /// Gives the shell a `sync` command.
+    pub fn with_sync(mut self, hook: SyncHook<'a>) -> Self {
+        self.sync = Some(hook);
+        self
+    }
+
+    /// Reads commands from stdin until `quit` or end of input. Returns the exit status: 0 if
+    /// every command succeeded, 1 otherwise.
+    pub fn run(&mut self) -> i32 {
+        let interactive = io::stdin().is_terminal() && self.mode == Mode::Human;
+        let mut failures = 0usize;
+        if interactive {
+            let history = self.local.meta_dir().join("history");
+            match rustyline::DefaultEditor::new() {
+                Ok(mut editor) => {
+                    let _ = editor.load_history(&history);
+                    println!(
+                        "connected box: {}  peer: {}  (type help)",
+                        self.local.root().display(),
+                        self.peer
+                    );
+                    loop {
+                        match editor.readline(">> ") {
+                            Ok(line) => {
+                                if !line.trim().is_empty() {
+                                    let _ = editor.add_history_entry(line.as_str());
+                                }
+                                if self.run_line(&line, &mut failures) {
+                                    break;
+                                }
+                            }
+                            // Ctrl-C clears the line; Ctrl-D leaves.
+                            Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                            Err(_) => break,
+                        }
+                    }
+                    let _ = editor.save_history(&history);
+                    return i32::from(failures > 0);
+                }
+                Err(e) => log::warn!("no line editing ({e}); reading plain lines"),
+            }
+        }
+        let stdin = io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if self.run_line(&line, &mut failures) {
+                break;
+            }
+        }
+        i32::from(failures > 0)
+    }
+
+    /// Runs one line and prints its result. Returns true when the shell should end.
+    pub fn run_line(&mut self, line: &str, failures: &mut usize) -> bool {
+        let result = grammar::parse(line, timestamp::now_ns())
+            .map_err(Error::Usage)
+            .and_then(|cmd| match cmd {
+                None => Ok(None),
+                Some(cmd) => self.execute(cmd).map(Some),
+            });
+        let mut out = io::stdout().lock();
+        match result {
+            Ok(None) => false,
+            Ok(Some(Outcome::Quit)) => true,
+            Ok(Some(outcome)) => {
+                let text = match self.mode {
+                    Mode::Json => output::to_json(&outcome).map(|v| v.to_string()),
+                    Mode::Human => output::to_text(&outcome),
+                };
+                if let Some(text) = text {
+                    let _ = writeln!(out, "{text}");
+                }
+                false
+            }
+            Err(e) => {
+                *failures += 1;
+                let message = sentence(&e);
+                match self.mode {
+                    Mode::Json => {
+                        let _ = writeln!(out, "{}", output::error_json(&message));
+                    }
+                    Mode::Human => {
+                        let _ = writeln!(out, "error: {message}");
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Runs one command against the peer.
+    ///
+    /// # Errors
+    /// Whatever went wrong, as one [`Error`].
+    pub fn execute(&mut self, cmd: Command) -> Result<Outcome> {
+        match cmd {
+            Command::Help => Ok(Outcome::Help),
+            Command::Quit => Ok(Outcome::Quit),
+            Command::Sync => match self.sync.as_mut() {
+                Some(hook) => hook(),
+                None => Err(Error::Usage("sync is only available in with_sync".into())),
+            },
+            Command::Index(filter) => {
+                let files = transfer::list(&mut self.connect()?, filter, false, false)?;
+                self.note("index", &format!("ok {} files", files.len()));
+                Ok(Outcome::Files {
+                    files,
+                    hashes: false,
+                })
+            }
+            Command::HashCheckall => {
+                let files = transfer::list(&mut self.connect()?, Filter::All, true, false)?;
+                self.note("hash checkall", &format!("ok {} files", files.len()));
+                Ok(Outcome::Files {
+                    files,
+                    hashes: true,
+                })
+            }
+            Command::HashVerify(name) => {
+                let entry = transfer::hash(&mut self.connect()?, &name)?;
+                self.note(&format!("hash verify {name:?}"), "ok");
+                Ok(Outcome::Hash(entry))
+            }
+            Command::Download(transport, name) => {
+                let what = format!("download {} {name:?}", transport.as_str());
+                let result = self.download(transport, &name);
+                match &result {
+                    Ok(e) => self.note(&what, &format!("ok {} bytes", e.size)),
+                    Err(e) => self.note(&what, &format!("error: {e}")),
+                }
+                result.map(|entry| Outcome::Downloaded { entry, transport })
+            }
+        }
+    }
+
+    fn download(&self, transport: Transport, name: &str) -> Result<Entry> {
+        let mut conn = self.connect()?;
+        let mut bar =
+            ProgressBar::new(self.mode == Mode::Human && io::stderr().is_terminal(), name);
+        let mut progress = |done: u64, total: u64| bar.update(done, total);
+        let result = match transport {
+            Transport::Tcp => transfer::download_tcp(&mut conn, &self.local, name, &mut progress),
+            Transport::Udp => crate::udp::download(&mut conn, &self.local, name, &mut progress),
+        };
+        bar.finish();
+        result
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        Connection::connect(&self.peer, self.local.name())
+    }
+
+    /// Logs a request this box made, in `.minibox/log`.
+    fn note(&self, what: &str, outcome: &str) {
+        self.local
+            .log
+            .record(&format!("-> {}", self.peer), what, outcome);
+    }
+}
+
+/// One sentence for the user, starting with a capital-free clause as the shell prints it after
+/// `error: `.
+fn sentence(e: &Error) -> String {
+    let text = e.to_string();
+    text.lines().next().unwrap_or("unknown error").to_string()
+}
+
+/// A progress bar that appears only if the download takes more than a moment.
+struct ProgressBar<'n> {
+    /// Whether bars may be drawn at all (terminal, not JSON).
+    enabled: bool,
+    /// When the transfer began.
+    started: Instant,
+    /// The bar, once shown.
+    bar: Option<indicatif::ProgressBar>,
+    /// The file's name, shown beside the bar.
+    name: &'n str,
+}
+
+impl<'n> ProgressBar<'n> {
+    const DELAY: Duration = Duration::from_millis(300);
+
+    fn new(enabled: bool, name: &'n str) -> Self {
+        ProgressBar {
+            enabled,
+            started: Instant::now(),
+            bar: None,
+            name,
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.enabled {
+            return;
+        }
+        if self.bar.is_none() && self.started.elapsed() > Self::DELAY {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar.set_message(self.name.to_string());
+            self.bar = Some(bar);
+        }
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

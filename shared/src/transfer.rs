@@ -1,0 +1,341 @@
+//! The client side of every request, and the atomic install of a downloaded file.
+//!
+//! A download is never written under its real name while bytes are arriving. It goes to a fresh
+//! temporary file inside `.minibox/tmp/` (same file system, so the final step can be a rename), is
+//! hashed *while* it is received (one pass over the bytes), and is checked against the MD5 the
+//! server sends after the data. Only a verified file gets the source's mtime and permission bits
+//! and is renamed into place; an existing file of that name goes to `.minibox/trash/` first. A
+//! rename is atomic: a reader sees the old file or the new one, never a mix, and a process killed
+//! at any point leaves at worst a stray temporary file, removed at the next start.
+
+use std::fs::{self, File, FileTimes, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::conn::Connection;
+use crate::error::{Error, Result};
+use crate::hash::{Hasher, BUF_SIZE};
+use crate::index::MODE_MASK;
+use crate::local::LocalBox;
+use crate::paths::{self, ResolveError};
+use crate::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request};
+use crate::{IDLE_TIMEOUT, META_DIR};
+
+/// The most entries a listing may have. A peer announcing more is refused rather than allowed to
+/// fill our memory.
+pub const MAX_LISTING: u64 = 500_000;
+
+/// Receives a progress report: bytes done so far, bytes in all.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Asks for a listing and collects it. Every name is checked by the path gate: a peer that
+/// announces `../x` is refused outright.
+///
+/// # Errors
+/// A remote error (bad regex), a refused name, or a broken connection.
+pub fn list(
+    conn: &mut Connection,
+    filter: Filter,
+    hashes: bool,
+    folders: bool,
+) -> Result<Vec<Entry>> {
+    conn.send(&Request::List {
+        filter,
+        hashes,
+        folders,
+    })?;
+    let mut entries = Vec::new();
+    loop {
+        match conn.recv::<Reply>()? {
+            Reply::Entries { entries: chunk } => {
+                if entries.len() as u64 + chunk.len() as u64 > MAX_LISTING {
+                    return Err(Error::Protocol(format!(
+                        "the peer's listing has more than {MAX_LISTING} entries"
+                    )));
+                }
+                for e in &chunk {
+                    paths::check_name(&e.path)?;
+                    if !folders && e.kind == Kind::Dir {
+                        return Err(Error::Protocol(format!(
+                            "unexpected folder {} in a file listing",
+                            e.path
+                        )));
+                    }
+                }
+                entries.extend(chunk);
+            }
+            Reply::End { count } if count == entries.len() as u64 => return Ok(entries),
+            Reply::End { count } => {
+                return Err(Error::Protocol(format!(
+                    "the listing announced {count} entries but carried {}",
+                    entries.len()
+                )))
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+}
+
+/// Asks for one file's MD5 and metadata.
+///
+/// # Errors
+/// A remote error (no such file, bad name) or a broken connection.
+pub fn hash(conn: &mut Connection, name: &str) -> Result<Entry> {
+    paths::check_name(name)?;
+    conn.send(&Request::Hash {
+        path: name.to_string(),
+    })?;
+    match conn.recv::<Reply>()? {
+        Reply::Entry { entry } if entry.path == name && entry.md5.is_some() => Ok(entry),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Turns a reply we did not expect into an error (a remote error keeps its code and sentence).
+pub fn unexpected(reply: Reply) -> Error {
+    match reply {
+        Reply::Error { code, message } => Error::Remote { code, message },
+        other => Error::Protocol(format!("unexpected reply {other:?}")),
+    }
+}
+
+/// Downloads `name` over TCP into `local`, verifies it, installs it. Returns the installed entry
+/// with its MD5.
+///
+/// # Errors
+/// A refused name (before anything is sent), a remote error, a failed verification or a broken
+/// connection; in every case nothing is installed.
+pub fn download_tcp(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<Entry> {
+    paths::check_name(name)?;
+    conn.send(&Request::Download {
+        path: name.to_string(),
+    })?;
+    let entry = match conn.recv::<Reply>()? {
+        Reply::File { entry } => check_header(entry, name)?,
+        other => return Err(unexpected(other)),
+    };
+    let mut tmp = TempFile::create(local)?;
+    let received = receive_into(conn.raw_reader(), tmp.file(), entry.size, progress)
+        .map_err(|e| Error::net(format!("receiving {name}"), e))?;
+    let trailer = conn.recv::<Reply>()?;
+    let md5 = verify(&entry, &received, trailer)?;
+    let entry = Entry {
+        md5: Some(md5),
+        ..entry
+    };
+    install(local, tmp, &entry)?;
+    Ok(entry)
+}
+
+/// Checks that a transfer header describes the file we asked for.
+///
+/// # Errors
+/// [`Error::Protocol`] if it does not.
+pub fn check_header(entry: Entry, name: &str) -> Result<Entry> {
+    if entry.path != name || entry.kind != Kind::File {
+        return Err(Error::Protocol(format!(
+            "asked for {name} but the peer offered {} ({:?})",
+            entry.path, entry.kind
+        )));
+    }
+    Ok(entry)
+}
+
+/// Compares what we received with what the server says it sent: the trailer's MD5, and the MD5 in
+/// the header if the server knew it up front. Returns the verified MD5.
+///
+/// # Errors
+/// [`Error::Verify`] on any mismatch, or the server's own "changed during transfer" error.
+pub fn verify(entry: &Entry, received_md5: &str, trailer: Reply) -> Result<String> {
+    let name = &entry.path;
+    let sent = match trailer {
+        Reply::Trailer { md5 } => md5,
+        Reply::Error {
+            code: ErrorCode::Changed,
+            message,
+        } => return Err(Error::Verify(message)),
+        other => return Err(unexpected(other)),
+    };
+    let announced = entry.md5.as_deref().unwrap_or(&sent);
+    if received_md5 != sent || received_md5 != announced {
+        return Err(Error::Verify(format!(
+            "{name} did not verify (received MD5 {received_md5}, the peer sent {sent}); nothing was installed"
+        )));
+    }
+    Ok(sent)
+}
+
+/// Reads exactly `size` bytes from `from` into `to`, hashing them; returns their MD5.
+///
+/// # Errors
+/// If the stream ends early, times out, or the disk fails.
+pub fn receive_into(
+    from: &mut impl Read,
+    to: &mut File,
+    size: u64,
+    progress: Progress<'_>,
+) -> io::Result<String> {
+    let mut hasher = Hasher::new();
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
+    progress(0, size);
+    while done < size {
+        let want = usize::try_from((size - done).min(BUF_SIZE as u64)).unwrap_or(BUF_SIZE);
+        let n = match from.read(&mut buf[..want]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the connection closed after {done} of {size} bytes"),
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+        done += n as u64;
+        progress(done, size);
+    }
+    Ok(hasher.finish())
+}
+
+/// A temporary file in `.minibox/tmp/`, removed on drop unless it was installed.
+pub struct TempFile {
+    /// Where it is.
+    path: PathBuf,
+    /// The open file.
+    file: Option<File>,
+}
+
+impl TempFile {
+    /// Creates a fresh temporary file in `local`'s `.minibox/tmp/`.
+    ///
+    /// # Errors
+    /// If it cannot be created.
+    pub fn create(local: &LocalBox) -> Result<Self> {
+        let path = local.temp_path();
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(TempFile {
+            path,
+            file: Some(file),
+        })
+    }
+
+    /// The open file.
+    pub fn file(&mut self) -> &mut File {
+        self.file
+            .as_mut()
+            .expect("the file is open until the TempFile is installed or dropped")
+    }
+
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The time `ns` after the epoch (before it, for negative values).
+pub fn system_time(ns: i64) -> SystemTime {
+    let abs = Duration::from_nanos(ns.unsigned_abs());
+    if ns >= 0 {
+        UNIX_EPOCH + abs
+    } else {
+        UNIX_EPOCH - abs
+    }
+}
+
+/// Installs a verified temporary file as `entry.path`: sets its mtime and permission bits, takes
+/// the file's write lock, moves any existing file of that name to the trash, renames into place.
+///
+/// # Errors
+/// If the name is refused (a symlink appeared on the way), a folder stands where the file should
+/// go, or the disk fails. The temporary file is removed in every failure case.
+pub fn install(local: &LocalBox, mut tmp: TempFile, entry: &Entry) -> Result<()> {
+    let name = &entry.path;
+    {
+        let file = tmp.file();
+        file.set_permissions(fs::Permissions::from_mode(entry.mode & MODE_MASK))
+            .map_err(|e| Error::io(&tmp.path, e))?;
+        let file = tmp.file();
+        file.set_times(FileTimes::new().set_modified(system_time(entry.mtime_ns)))
+            .map_err(|e| Error::io(&tmp.path, e))?;
+    }
+    let _guard = local
+        .locks
+        .write(name, IDLE_TIMEOUT)
+        .ok_or_else(|| Error::Timeout(format!("{name} stayed busy; nothing was installed")))?;
+    let dest = resolve_for_write(local, name)?;
+    if let Some(parent) = dest.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    match fs::symlink_metadata(&dest) {
+        Ok(meta) if meta.is_dir() => {
+            return Err(Error::Usage(format!(
+                "{name} is a folder here; nothing was installed"
+            )))
+        }
+        Ok(_) => {
+            move_to_trash(local, name)?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(&dest, e)),
+    }
+    fs::rename(&tmp.path, &dest).map_err(|e| Error::io(&dest, e))?;
+    tmp.file = None; // installed: nothing to clean up
+    Ok(())
+}
+
+/// Resolves `name` for writing through the path gate.
+///
+/// # Errors
+/// [`Error::Path`] if refused.
+pub fn resolve_for_write(local: &LocalBox, name: &str) -> Result<PathBuf> {
+    paths::resolve(local.root(), name).map_err(|e| match e {
+        ResolveError::Refused(p) => Error::Path(p),
+        ResolveError::Io(e) => Error::io(local.root().join(name), e),
+    })
+}
+
+/// Moves the file or folder `name` of the box into `.minibox/trash/<time>/<name>`, keeping its
+/// relative path, so that nothing minibox replaces or deletes is lost. Returns where it went.
+///
+/// # Errors
+/// If the name is refused or the move fails.
+pub fn move_to_trash(local: &LocalBox, name: &str) -> Result<PathBuf> {
+    let from = resolve_for_write(local, name)?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
+    let to = local
+        .root()
+        .join(META_DIR)
+        .join("trash")
+        .join(stamp)
+        .join(name);
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+    Ok(to)
+}
