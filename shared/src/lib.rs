@@ -73,3 +73,10 @@ pub fn default_name(dir: &std::path::Path) -> String {
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| "box".to_string())
 }
+
+/// Prints the line every listening binary prints once it is ready, on stderr:
+/// `minibox: serving DIR on ADDR`. Scripts and tests read it to learn the port (useful with
+/// `--listen 127.0.0.1:0`); stderr keeps it out of the shell's output on stdout.
+pub fn announce(root: &std::path::Path, addr: std::net::SocketAddr) {
+    eprintln!("minibox: serving {} on {addr}", root.display());
+}

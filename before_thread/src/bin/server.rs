@@ -48,8 +48,7 @@ fn run(args: &Args) -> minibox::Result<()> {
     let addr = listener
         .local_addr()
         .map_err(|e| minibox::Error::net("reading the bound address", e))?;
-    // Tests and scripts read this line to learn the port (useful with --listen 127.0.0.1:0).
-    println!("serving {} on {addr}", local.root().display());
+    minibox::announce(local.root(), addr);
     let opts = ServeOptions { udp: Some(&udp) };
     // One client at a time: the next accept happens only when this one is done.
     for stream in listener.incoming() {

@@ -1,0 +1,361 @@
+//! Test helpers shared by every crate's integration tests.
+//!
+//! The integration tests start the real binaries (`env!("CARGO_BIN_EXE_…")` in each crate's
+//! tests) on loopback, in temporary folders, and talk to them over real sockets. What they all
+//! need is here, once:
+//!
+//! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
+//!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
+//! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
+//! - [`Boxes`] helpers to write files, read them, and compare trees.
+//!
+//! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// How long a started binary may take to announce its port.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running listening binary; killed (and reaped) on drop.
+pub struct Proc {
+    /// The process.
+    pub child: Child,
+    /// The address it announced.
+    pub addr: SocketAddr,
+    /// Everything it wrote to stderr so far (collected by a thread).
+    pub stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `bin` with `args` (which should include `--listen 127.0.0.1:0`) and waits for its
+    /// `minibox: serving DIR on ADDR` line on stderr. Stdin is a pipe kept open (a shell that reads
+    /// it blocks rather than seeing end of input), stdout is discarded unless `keep_stdout`.
+    ///
+    /// # Panics
+    /// If the binary does not announce itself within [`START_TIMEOUT`].
+    pub fn start(bin: &str, args: &[&str]) -> Proc {
+        Self::start_with(bin, args, &[])
+    }
+
+    /// [`Proc::start`] with extra environment variables.
+    ///
+    /// # Panics
+    /// If the binary does not announce itself within [`START_TIMEOUT`].
+    pub fn start_with(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, rx) = mpsc::channel();
+        let collected = Arc::new(Mutex::new(String::new()));
+        let sink = Arc::clone(&collected);
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = parse_announce(&line) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => Proc {
+                child,
+                addr,
+                stderr: collected,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let text = collected.lock().map(|s| s.clone()).unwrap_or_default();
+                panic!("{bin} {args:?} did not announce a port; stderr:\n{text}");
+            }
+        }
+    }
+
+    /// The announced address as `IP:PORT`.
+    pub fn addr_string(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Sends a signal (e.g. `"TERM"`, `"INT"`, `"KILL"`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// What the process wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads `minibox: serving DIR on ADDR`.
+pub fn parse_announce(line: &str) -> Option<SocketAddr> {
+    let rest = line.strip_prefix("minibox: serving ")?;
+    rest.rsplit(" on ").next()?.trim().parse().ok()
+}
+
+/// What a finished shell run produced.
+#[derive(Debug)]
+pub struct ShellRun {
+    /// Exit status.
+    pub status: ExitStatus,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl ShellRun {
+    /// The exit code (`-1` if killed by a signal).
+    pub fn code(&self) -> i32 {
+        self.status.code().unwrap_or(-1)
+    }
+
+    /// stdout parsed as one JSON value per line.
+    ///
+    /// # Panics
+    /// If a line is not JSON.
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// Runs `bin args…` with `input` on stdin (then end of input) and waits up to `limit`.
+///
+/// # Panics
+/// If the process cannot start or does not finish in time (it is killed first).
+pub fn run_shell(bin: &str, args: &[&str], input: &str, limit: Duration) -> ShellRun {
+    run_shell_env(bin, args, input, limit, &[])
+}
+
+/// [`run_shell`] with extra environment variables.
+///
+/// # Panics
+/// As [`run_shell`].
+pub fn run_shell_env(
+    bin: &str,
+    args: &[&str],
+    input: &str,
+    limit: Duration,
+    env: &[(&str, &str)],
+) -> ShellRun {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let out = drain(child.stdout.take().expect("stdout is piped"));
+    let err = drain(child.stderr.take().expect("stderr is piped"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{bin} {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    ShellRun {
+        status,
+        stdout: out.join().unwrap_or_default(),
+        stderr: err.join().unwrap_or_default(),
+    }
+}
+
+fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = r.read_to_end(&mut s);
+        String::from_utf8_lossy(&s).into_owned()
+    })
+}
+
+/// A fresh temporary folder.
+///
+/// # Panics
+/// If none can be made.
+pub fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("a temporary folder")
+}
+
+/// Writes `bytes` to `root/rel`, creating folders.
+///
+/// # Panics
+/// On I/O failure.
+pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> PathBuf {
+    let path = root.join(rel);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("mkdir -p");
+    }
+    fs::write(&path, bytes).expect("write");
+    path
+}
+
+/// Sets permission bits.
+///
+/// # Panics
+/// On I/O failure.
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// What a tree holds, for comparing two boxes: relative path → (is_dir, contents, mode bits,
+/// mtime in ns). `.minibox/` is left out.
+///
+/// # Panics
+/// On I/O failure.
+pub fn snapshot(root: &Path) -> BTreeMap<String, (bool, Vec<u8>, u32, i128)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in fs::read_dir(&dir).expect("read_dir") {
+            let entry = entry.expect("dirent");
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(root)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
+            if rel == ".minibox" {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).expect("lstat");
+            let mtime = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos() as i128);
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                stack.push(path.clone());
+                out.insert(rel, (true, Vec::new(), mode, 0));
+            } else if meta.is_file() {
+                out.insert(rel, (false, fs::read(&path).expect("read"), mode, mtime));
+            }
+        }
+    }
+    out
+}
+
+/// Polls `check` every 50 ms until it returns true or `limit` passes; returns the last result.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if check() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announce_lines_parse() {
+        assert_eq!(
+            parse_announce("minibox: serving /tmp/a on b/x on 127.0.0.1:5000"),
+            Some("127.0.0.1:5000".parse().unwrap())
+        );
+        assert_eq!(parse_announce("other"), None);
+    }
+
+    #[test]
+    fn pseudo_random_is_repeatable() {
+        assert_eq!(pseudo_random(100, 7), pseudo_random(100, 7));
+        assert_ne!(pseudo_random(100, 7), pseudo_random(100, 8));
+        assert_eq!(pseudo_random(13, 1).len(), 13);
+    }
+}
