@@ -47,6 +47,10 @@ impl Default for ServerConfig {
     }
 }
 
+/// An open connection: a clone of its socket (to shut it down from `stop`) and the thread serving
+/// it (to join it), keyed by connection number.
+type LiveTable = HashMap<u64, (TcpStream, Option<JoinHandle<()>>)>;
+
 /// What the acceptor and the connection threads share.
 struct Shared {
     /// The box served.
@@ -57,7 +61,7 @@ struct Shared {
     stopping: AtomicBool,
     /// Open connections by id: a clone of each socket, so `stop` can shut it down, and the
     /// thread serving it, so `stop` can join it.
-    live: Mutex<HashMap<u64, (TcpStream, Option<JoinHandle<()>>)>>,
+    live: Mutex<LiveTable>,
     /// Connection threads that ended and wait to be joined.
     finished: Mutex<Vec<JoinHandle<()>>>,
     /// Numbers connections (and names their threads).
@@ -67,7 +71,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn live(&self) -> MutexGuard<'_, HashMap<u64, (TcpStream, Option<JoinHandle<()>>)>> {
+    fn live(&self) -> MutexGuard<'_, LiveTable> {
         self.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
