@@ -226,6 +226,8 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
     };
     let file = File::open(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => not_found(),
+        // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
+        _ if fs::symlink_metadata(&path).is_err() => not_found(),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
     })?;
     // Look at what was opened, not at the name again: the file cannot be swapped under us now.
