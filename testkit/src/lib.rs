@@ -7,7 +7,9 @@
 //! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
 //!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
-//! - [`Boxes`] helpers to write files, read them, and compare trees.
+//! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
+//!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
+//! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling).
 //!
 //! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
 
@@ -273,6 +275,81 @@ pub fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
 }
 
+/// Sets a file's last-modified time to `ns` nanoseconds after the Unix epoch (before it, if
+/// negative), to the nanosecond.
+///
+/// # Panics
+/// On I/O failure.
+pub fn set_mtime(path: &Path, ns: i64) {
+    let abs = Duration::from_nanos(ns.unsigned_abs());
+    let time = if ns >= 0 {
+        std::time::UNIX_EPOCH + abs
+    } else {
+        std::time::UNIX_EPOCH - abs
+    };
+    let file = fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open for set_times");
+    file.set_times(fs::FileTimes::new().set_modified(time))
+        .expect("set_times");
+}
+
+/// A file's last-modified time in nanoseconds since the Unix epoch.
+///
+/// # Panics
+/// On I/O failure.
+pub fn mtime_ns(path: &Path) -> i128 {
+    let modified = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// Every regular file below `dir` (recursively), as paths relative to `dir`, sorted. Empty if
+/// `dir` does not exist. Unlike [`snapshot`] this looks inside `.minibox/` too, so a test can see
+/// what is left in `.minibox/tmp/` or moved to `.minibox/trash/`.
+///
+/// # Panics
+/// On I/O failure other than a missing `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = match fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("read_dir {}: {e}", current.display()),
+        };
+        for entry in entries {
+            let path = entry.expect("dirent").path();
+            let meta = fs::symlink_metadata(&path).expect("lstat");
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push(path.strip_prefix(dir).expect("inside").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A loopback address on which nothing listens (a port the OS just handed out and took back),
+/// for testing what a client does when its peer is down.
+///
+/// # Panics
+/// If no port can be bound.
+pub fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("local address");
+    drop(listener);
+    addr
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
@@ -350,6 +427,28 @@ mod tests {
             Some("127.0.0.1:5000".parse().unwrap())
         );
         assert_eq!(parse_announce("other"), None);
+    }
+
+    #[test]
+    fn mtimes_are_set_to_the_nanosecond_and_files_listed() {
+        let dir = tempdir();
+        let file = write(dir.path(), "a/b c.txt", b"x");
+        set_mtime(&file, 1_700_000_000_123_456_789);
+        assert_eq!(mtime_ns(&file), 1_700_000_000_123_456_789);
+        set_mtime(&file, -1_500_000_000);
+        assert_eq!(mtime_ns(&file), -1_500_000_000);
+        write(dir.path(), "z", b"");
+        assert_eq!(
+            files_under(dir.path()),
+            [PathBuf::from("a/b c.txt"), PathBuf::from("z")]
+        );
+        assert!(files_under(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn a_closed_address_refuses() {
+        let addr = closed_addr();
+        assert!(std::net::TcpStream::connect(addr).is_err());
     }
 
     #[test]
