@@ -7,6 +7,7 @@
 //! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
 //!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
+//! - [`Terminal`]: runs a shell on a pseudo-terminal, to test the prompt and line editing;
 //! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
 //!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
 //! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling).
@@ -244,6 +245,132 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
         let _ = r.read_to_end(&mut s);
         String::from_utf8_lossy(&s).into_owned()
     })
+}
+
+/// A program running on a pseudo-terminal, to test what a shell does for a person at a keyboard
+/// (prompt, line editing, history) rather than on a pipe.
+///
+/// It needs no `unsafe` and no extra crate: util-linux's `script(1)` makes the terminal and runs
+/// the program on it; the test types into `script`'s stdin and reads what the terminal shows.
+/// Where that `script` is missing (macOS ships a different one), [`Terminal::start`] returns
+/// `None` and the test says it was skipped.
+pub struct Terminal {
+    /// `script` running the program.
+    child: Child,
+    /// What we "type".
+    stdin: Option<std::process::ChildStdin>,
+    /// Chunks of output from a reader thread.
+    chunks: mpsc::Receiver<Vec<u8>>,
+    /// Everything shown so far (escape sequences included).
+    shown: String,
+}
+
+impl Terminal {
+    /// Starts `bin args…` on a pseudo-terminal with extra environment variables; `None` if
+    /// util-linux `script` is not available.
+    ///
+    /// # Panics
+    /// If `script` is there but cannot be started.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Terminal> {
+        let version = Command::new("script").arg("--version").output().ok()?;
+        if !String::from_utf8_lossy(&version.stdout).contains("util-linux") {
+            return None;
+        }
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let line: Vec<String> = std::iter::once(bin)
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect();
+        let mut cmd = Command::new("script");
+        // -q quiet, -f flush at once, -e exit with the program's status, -c the command.
+        cmd.args(["-qfec", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start script(1)");
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Terminal {
+            stdin: child.stdin.take(),
+            child,
+            chunks,
+            shown: String::new(),
+        })
+    }
+
+    /// Waits until the screen has shown `needle` at least `count` times in all; false if `limit`
+    /// passes first.
+    pub fn wait_for(&mut self, needle: &str, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.shown.matches(needle).count() >= count {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.shown.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Types `keys` (use `\r` for Enter, `\x1b[A` for the up arrow).
+    ///
+    /// # Panics
+    /// If the terminal is gone.
+    pub fn type_keys(&mut self, keys: &str) {
+        let stdin = self.stdin.as_mut().expect("the terminal is open");
+        stdin
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
+        stdin.flush().expect("type into the terminal");
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Closes the keyboard (`script` waits for that before it ends), then waits up to `limit` for
+    /// the program to end and collects the rest of its output.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.stdin = None;
+        let deadline = Instant::now() + limit;
+        loop {
+            while let Ok(chunk) = self.chunks.try_recv() {
+                self.shown.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                while let Ok(chunk) = self.chunks.recv_timeout(Duration::from_millis(200)) {
+                    self.shown.push_str(&String::from_utf8_lossy(&chunk));
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A fresh temporary folder.
