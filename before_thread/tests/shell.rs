@@ -142,7 +142,10 @@ fn every_listing_command_in_json_mode() {
     // The server logged each request it answered, one line each.
     let log = fs::read_to_string(s.server_box.join(".minibox/log")).unwrap();
     assert_eq!(log.lines().count(), 6, "{log}");
-    assert!(log.contains("hash \"docs/read me.md\"\tok"), "{log}");
+    assert!(
+        log.contains(&format!("hash \"docs/read me.md\"\tok md5 {README_MD5}")),
+        "{log}"
+    );
     // And the client logged what it asked.
     let log = fs::read_to_string(s.client_box.join(".minibox/log")).unwrap();
     assert_eq!(log.lines().count(), 6, "{log}");

@@ -142,13 +142,14 @@ fn answer(
                 .hashes
                 .md5(&path, &paths::resolve(local.root(), &path)?)
                 .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
+            let summary = format!("md5 {md5}");
             conn.send(&Reply::Entry {
                 entry: Entry {
                     md5: Some(md5),
                     ..entry
                 },
             })?;
-            Ok(String::new())
+            Ok(summary)
         }
         Request::Download { path } => send_file(conn, local, &path),
         Request::DownloadUdp { path } => match opts.udp {
