@@ -224,17 +224,17 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
             format!("{name}: no such file in the box"),
         )
     };
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => not_found(),
+    // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
+    // whole server) until some process writes to it.
+    let (file, meta) = paths::open_for_reading(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
+        // A link swapped in after `resolve` looked: the kernel refused to follow it.
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Failure::Reply(
+            ErrorCode::BadPath,
+            paths::PathError::Symlink(name.to_string()).to_string(),
+        ),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
     })?;
-    // Look at what was opened, not at the name again: the file cannot be swapped under us now.
-    let meta = file
-        .metadata()
-        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")))?;
-    if !meta.is_file() {
-        return Err(not_found());
-    }
     Ok((file, index::entry_of(name, &meta)))
 }
 
