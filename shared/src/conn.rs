@@ -7,10 +7,17 @@
 //!
 //! Both directions have a timeout ([`crate::IDLE_TIMEOUT`]): a peer that says nothing, or stops
 //! reading, is given up on instead of holding a thread (or, in stage 1, the whole server) forever.
+//!
+//! A socket timeout alone is not enough for file data, though. It fires only when one `read` or
+//! `write` call moves *nothing* for 10 s, and a peer can avoid that by moving almost nothing:
+//! a client that never reads still lets the kernel squeeze a few hundred bytes into its receive
+//! queue every few seconds, and a hostile server can send one byte every 9 s. Each call then
+//! "progresses", and the transfer never ends. [`Pace`] closes that hole: a transfer must move at
+//! least [`MIN_PROGRESS`] bytes in every [`crate::IDLE_TIMEOUT`], or it is given up on.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -204,5 +211,106 @@ impl Connection {
     /// The underlying stream (to clone a handle for shutdown from another thread).
     pub fn stream(&self) -> &TcpStream {
         self.reader.get_ref()
+    }
+}
+
+/// The least a transfer must move in each [`IDLE_TIMEOUT`] to count as progressing: 16 KiB, far
+/// below any working link, far above what a stalled peer's kernel lets trickle through.
+pub const MIN_PROGRESS: u64 = 16 * 1024;
+
+/// Watches the bytes of one transfer for the slow drip (see the module's documentation).
+#[derive(Debug)]
+pub struct Pace {
+    /// When the current window began: the last time [`MIN_PROGRESS`] bytes were reached.
+    window_start: Instant,
+    /// Bytes moved since then.
+    moved: u64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new()
+    }
+}
+
+impl Pace {
+    /// Starts watching now.
+    pub fn new() -> Self {
+        Pace {
+            window_start: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Notes that `n` more bytes moved.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when fewer than [`MIN_PROGRESS`] bytes moved over more than
+    /// [`IDLE_TIMEOUT`].
+    pub fn advance(&mut self, n: u64) -> io::Result<()> {
+        self.moved += n;
+        if self.moved >= MIN_PROGRESS {
+            self.window_start = Instant::now();
+            self.moved = 0;
+        } else if self.window_start.elapsed() > IDLE_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the peer moved fewer than {} KiB in {} s",
+                    MIN_PROGRESS / 1024,
+                    IDLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A writer whose every write is watched by a [`Pace`].
+pub struct PacedWriter<W> {
+    /// Where the bytes go.
+    inner: W,
+    /// The watch.
+    pace: Pace,
+}
+
+impl<W: Write> PacedWriter<W> {
+    /// Wraps `inner`, starting the watch now.
+    pub fn new(inner: W) -> Self {
+        PacedWriter {
+            inner,
+            pace: Pace::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for PacedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.pace.advance(n as u64)?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drip_is_not_progress_but_a_stream_is() {
+        let mut pace = Pace::new();
+        pace.window_start = Instant::now() - IDLE_TIMEOUT - Duration::from_secs(1);
+        // A steady stream resets the window before it ends.
+        assert!(pace.advance(MIN_PROGRESS).is_ok());
+        assert!(pace.advance(10).is_ok(), "a fresh window");
+        // Only a trickle over a whole window: given up on.
+        pace.window_start = Instant::now() - IDLE_TIMEOUT - Duration::from_secs(1);
+        let err = pace.advance(100).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("fewer than 16 KiB"), "{err}");
     }
 }

@@ -163,17 +163,31 @@ impl std::error::Error for ResolveError {}
 /// file (a folder, a FIFO, a device, a socket).
 pub fn open_for_reading(path: &Path) -> io::Result<(fs::File, fs::Metadata)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let file = fs::OpenOptions::new()
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        )
+    };
+    let opened = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
-        .open(path)?;
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        // Some special files cannot be opened at all (a Unix socket: ENXIO). Say what they are
+        // rather than pass on the kernel's puzzling error.
+        Err(e) => {
+            return Err(match fs::symlink_metadata(path) {
+                Ok(m) if !m.is_file() && !m.file_type().is_symlink() => not_regular(),
+                _ => e,
+            })
+        }
+    };
     // Look at what was opened, not at the name again: it cannot be swapped under us now.
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a regular file", path.display()),
-        ));
+        return Err(not_regular());
     }
     Ok((file, meta))
 }
@@ -295,6 +309,9 @@ mod tests {
         let err = open_for_reading(&fifo).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
         assert!(open_for_reading(&root.join("dir")).is_err());
+        drop(std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap());
+        let err = open_for_reading(&root.join("sock")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
         let err = open_for_reading(&root.join("link")).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
     }

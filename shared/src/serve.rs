@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::UdpSocket;
 
-use crate::conn::Connection;
+use crate::conn::{Connection, PacedWriter};
 use crate::error::{Error, Result};
 use crate::hash::{Hasher, Stamp, BUF_SIZE};
 use crate::index::{self, Matcher};
@@ -261,9 +261,11 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
             ..entry
         },
     })?;
-    let socket = conn.raw_writer()?;
+    // Every byte goes through a pace watch: a client that reads a trickle is dropped after 10 s
+    // like one that reads nothing (see `conn::Pace`).
+    let socket = &mut PacedWriter::new(conn.raw_writer()?);
     let (sent_md5, short) = match cached {
-        // The MD5 is known: let the kernel copy file to socket (sendfile), no pass in user space.
+        // The MD5 is known: no need to hash, just copy.
         Some(md5) => {
             let copied = io::copy(&mut (&file).take(size), socket)
                 .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
