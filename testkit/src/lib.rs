@@ -9,7 +9,15 @@
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
 //! - [`Boxes`] helpers to write files, read them, and compare trees.
 //!
+//! - [`arena`]: a box full of traps with a canary folder beside it, and the check that an honest
+//!   client still gets correct answers;
+//! - [`attack`]: every hostile-input attack on a listening binary, run by [`attack::run_all`];
+//! - [`liar`]: a fake server that lies, to attack the downloading side.
+//!
 //! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
+
+pub mod arena;
+pub mod attack;
 
 use std::collections::BTreeMap;
 use std::fs;
