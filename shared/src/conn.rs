@@ -88,7 +88,7 @@ impl Connection {
             name: my_name.to_string(),
         })?;
         match conn.recv::<Reply>()? {
-            Reply::Hello { name } => conn.peer_name = name,
+            Reply::Hello { name } => conn.peer_name = clean_name(&name),
             Reply::Error { code, message } => return Err(Error::Remote { code, message }),
             other => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
         }
@@ -104,7 +104,7 @@ impl Connection {
         match self.recv_opt::<Request>()? {
             None => Ok(false),
             Some(Request::Hello { name }) => {
-                self.peer_name = name;
+                self.peer_name = clean_name(&name);
                 self.send(&Reply::Hello {
                     name: my_name.to_string(),
                 })?;
@@ -116,7 +116,8 @@ impl Connection {
         }
     }
 
-    /// The other end's name (its address until the handshake is done).
+    /// The other end's name (its address until the handshake is done), passed through
+    /// [`clean_name`]: safe in logs and file names whatever the peer sent.
     pub fn peer_name(&self) -> &str {
         &self.peer_name
     }
@@ -214,6 +215,32 @@ impl Connection {
     }
 }
 
+/// The longest peer name kept, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// Makes a name a peer announced safe to use anywhere: in logs, in file names (a stage may name
+/// conflict copies or per-peer state after it), in messages. Keeps letters, digits and `-_.@+`,
+/// turns anything else into `_`, keeps at most [`MAX_NAME`] characters, and never returns an
+/// empty name, `.` or `..`. An honest name (`box2`, `laptop-1`) passes unchanged.
+pub fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.@+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        format!("_{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
 /// The least a transfer must move in each [`IDLE_TIMEOUT`] to count as progressing: 16 KiB, far
 /// below any working link, far above what a stalled peer's kernel lets trickle through.
 pub const MIN_PROGRESS: u64 = 16 * 1024;
@@ -299,6 +326,17 @@ impl<W: Write> Write for PacedWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_names_are_cleaned() {
+        assert_eq!(clean_name("box2"), "box2");
+        assert_eq!(clean_name("laptop-1.home"), "laptop-1.home");
+        assert_eq!(clean_name("../../etc"), ".._.._etc");
+        assert_eq!(clean_name(".."), "_..");
+        assert_eq!(clean_name(""), "_");
+        assert_eq!(clean_name("a\nb\tc/d\\e\0"), "a_b_c_d_e_");
+        assert_eq!(clean_name(&"n".repeat(1000)).len(), MAX_NAME);
+    }
 
     #[test]
     fn a_drip_is_not_progress_but_a_stream_is() {
