@@ -127,6 +127,7 @@ pub const ATTACKS: &[(&str, Attack)] = &[
     ("unknown protocol versions", unknown_versions),
     ("valid frames of the wrong type", wrong_types),
     ("names that leave the box", bad_names),
+    ("hostile peer names and log injection", hostile_peer_names),
     (
         "symlinks out of the box, FIFO, socket, unreadable files",
         traps,
@@ -604,6 +605,57 @@ pub fn bad_names(cx: &Ctx<'_>) -> u64 {
         ),
         Reply::Entry { .. }
     ));
+    tried
+}
+
+/// Peers that call themselves something hostile (a megabyte of name, control characters, a path)
+/// and ask for names built to forge lines in the box's activity log. The log must keep one line
+/// per event, none of them forged, and must not grow by megabytes.
+pub fn hostile_peer_names(cx: &Ctx<'_>) -> u64 {
+    let log = cx.arena.boxdir.join(minibox::META_DIR).join("log");
+    let size_before = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let forged = "\n2000-01-01T00:00:00+00:00\tFORGED\tdownload tcp \"x\"\tok\n";
+    let names = [
+        "x".repeat(1 << 20),
+        format!("liar{forged}"),
+        "../../../etc/passwd".into(),
+        "nul\0name\ttab\rreturn".into(),
+        String::new(),
+    ];
+    let mut tried = 0;
+    for name in &names {
+        let mut s = open(cx, false);
+        s.write_all(&hello_frame(name)).expect("send hello");
+        for path in [format!("/abs{forged}"), format!("missing{forged}")] {
+            s.write_all(&request_frame(&Request::Hash { path }))
+                .expect("send");
+        }
+        s.shutdown(Shutdown::Write).expect("shutdown");
+        let ex = read_to_close(&mut s, LIMIT);
+        assert!(ex.closed, "a hostile name kept the connection open");
+        let replies = ex.replies();
+        // A server that wants authentication refuses at the hello; otherwise two error replies.
+        assert!(
+            replies
+                .iter()
+                .all(|r| matches!(r, Reply::Hello { .. } | Reply::Error { .. })),
+            "{replies:?}"
+        );
+        tried += 3;
+    }
+    let text = std::fs::read(&log).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.contains("\tFORGED\t") || l.starts_with("2000-01-01")),
+        "a peer forged a line of the activity log"
+    );
+    let grown = text.len() as u64 - size_before.min(text.len() as u64);
+    assert!(
+        grown < 64 * 1024,
+        "a peer grew the activity log by {grown} bytes"
+    );
     tried
 }
 
