@@ -18,6 +18,7 @@
 
 pub mod arena;
 pub mod attack;
+pub mod liar;
 
 use std::collections::BTreeMap;
 use std::fs;
