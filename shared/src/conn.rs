@@ -22,9 +22,10 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::auth::{self, Role, Secret, Transcript};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ErrorCode, Reply, Request};
 use crate::IDLE_TIMEOUT;
 
 /// Size of the read and write buffers. Large, because file data flows through them.
@@ -75,6 +76,17 @@ impl Connection {
     /// [`Error::Net`] / [`Error::Timeout`] if the peer cannot be reached; a protocol error if it
     /// does not answer the handshake properly.
     pub fn connect(addr: &str, my_name: &str) -> Result<Self> {
+        Connection::connect_with(addr, my_name, None)
+    }
+
+    /// [`Connection::connect`], proving knowledge of `secret` when given (and demanding that the
+    /// server prove it too; see [`crate::auth`]).
+    ///
+    /// # Errors
+    /// As [`Connection::connect`]; [`Error::Auth`] if the server does not know the secret, or
+    /// asks for one we do not have, or asks for none when we have one; [`Error::Remote`] with
+    /// [`ErrorCode::Unauthorized`] if the server refused our proof.
+    pub fn connect_with(addr: &str, my_name: &str, secret: Option<&Secret>) -> Result<Self> {
         let context = || format!("cannot reach the peer at {addr}");
         let target = addr
             .to_socket_addrs()
@@ -87,11 +99,50 @@ impl Connection {
         conn.send(&Request::Hello {
             name: my_name.to_string(),
         })?;
-        match conn.recv::<Reply>()? {
-            Reply::Hello { name } => conn.peer_name = clean_name(&name),
-            Reply::Error { code, message } => return Err(Error::Remote { code, message }),
-            other => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
-        }
+        let name = match (conn.recv::<Reply>()?, secret) {
+            (Reply::Hello { name }, None) => name,
+            (Reply::Hello { .. }, Some(_)) => {
+                return Err(Error::Auth(format!(
+                    "the box at {addr} asks for no shared secret, so it is not the box this \
+                     secret is shared with; not going on"
+                )))
+            }
+            (Reply::Challenge { .. }, None) => {
+                return Err(Error::Auth(format!(
+                    "the box at {addr} only talks to peers that know its shared secret \
+                     (give the same --secret-file)"
+                )))
+            }
+            (Reply::Challenge { name, nonce }, Some(secret)) => {
+                let client_nonce = auth::nonce()?;
+                let t = Transcript {
+                    server_nonce: &nonce,
+                    client_nonce: &client_nonce,
+                    client_name: my_name,
+                    server_name: &name,
+                };
+                conn.send(&Request::Prove {
+                    nonce: client_nonce.clone(),
+                    proof: secret.proof(Role::Client, &t),
+                })?;
+                match conn.recv::<Reply>()? {
+                    Reply::Welcome { proof } if secret.verify(Role::Server, &t, &proof) => name,
+                    Reply::Welcome { .. } => {
+                        return Err(Error::Auth(format!(
+                            "the box at {addr} could not prove it knows the shared secret; \
+                             not going on"
+                        )))
+                    }
+                    Reply::Error { code, message } => return Err(Error::Remote { code, message }),
+                    other => {
+                        return Err(Error::Protocol(format!("expected welcome, got {other:?}")))
+                    }
+                }
+            }
+            (Reply::Error { code, message }, _) => return Err(Error::Remote { code, message }),
+            (other, _) => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
+        };
+        conn.peer_name = clean_name(&name);
         Ok(conn)
     }
 
@@ -101,19 +152,69 @@ impl Connection {
     /// # Errors
     /// If the first frame is not a hello, or the socket fails.
     pub fn accept_hello(&mut self, my_name: &str) -> Result<bool> {
-        match self.recv_opt::<Request>()? {
-            None => Ok(false),
-            Some(Request::Hello { name }) => {
-                self.peer_name = clean_name(&name);
-                self.send(&Reply::Hello {
-                    name: my_name.to_string(),
-                })?;
-                Ok(true)
+        self.accept_hello_with(my_name, None)
+    }
+
+    /// [`Connection::accept_hello`], demanding proof of `secret` when given (and proving it
+    /// back). A client that cannot prove it gets one `unauthorized` error reply; the caller then
+    /// closes the connection.
+    ///
+    /// # Errors
+    /// As [`Connection::accept_hello`]; [`Error::Auth`] when the client did not prove it knows
+    /// the secret.
+    pub fn accept_hello_with(&mut self, my_name: &str, secret: Option<&Secret>) -> Result<bool> {
+        let name = match self.recv_opt::<Request>()? {
+            None => return Ok(false),
+            Some(Request::Hello { name }) => name,
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "a connection must open with hello, not {}",
+                    crate::serve::describe(&other)
+                )))
             }
-            Some(other) => Err(Error::Protocol(format!(
-                "a connection must open with hello, not {other:?}"
-            ))),
+        };
+        match secret {
+            None => self.send(&Reply::Hello {
+                name: my_name.to_string(),
+            })?,
+            Some(secret) => self.challenge(&name, my_name, secret)?,
         }
+        self.peer_name = clean_name(&name);
+        Ok(true)
+    }
+
+    /// The server's half of the challenge-response (see [`crate::auth`]).
+    fn challenge(&mut self, client_name: &str, my_name: &str, secret: &Secret) -> Result<()> {
+        let server_nonce = auth::nonce()?;
+        self.send(&Reply::Challenge {
+            name: my_name.to_string(),
+            nonce: server_nonce.clone(),
+        })?;
+        let why = match self.recv_opt::<Request>()? {
+            Some(Request::Prove { nonce, proof }) => {
+                let t = Transcript {
+                    server_nonce: &server_nonce,
+                    client_nonce: &nonce,
+                    client_name,
+                    server_name: my_name,
+                };
+                let fresh = nonce.len() == 2 * auth::NONCE_LEN && nonce != server_nonce;
+                if fresh && secret.verify(Role::Client, &t, &proof) {
+                    return self.send(&Reply::Welcome {
+                        proof: secret.proof(Role::Server, &t),
+                    });
+                }
+                "its proof of the shared secret was wrong"
+            }
+            None => "it hung up instead of proving it knows the shared secret",
+            Some(_) => "it did not prove it knows the shared secret",
+        };
+        // One clear refusal, then the caller closes the connection.
+        let _ = self.send(&Reply::error(
+            ErrorCode::Unauthorized,
+            "this box only talks to peers that know its shared secret (--secret-file)",
+        ));
+        Err(Error::Auth(format!("refused {client_name:?}: {why}")))
     }
 
     /// The other end's name (its address until the handshake is done), passed through

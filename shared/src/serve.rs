@@ -51,7 +51,8 @@ pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: &ServeOpti
 }
 
 fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Result<()> {
-    if !conn.accept_hello(local.name())? {
+    // With a shared secret, the peer must prove it knows it before anything else.
+    if !conn.accept_hello_with(local.name(), local.secret())? {
         return Ok(());
     }
     while let Some(request) = conn.recv_opt::<Request>()? {
@@ -113,6 +114,7 @@ pub fn describe(request: &Request) -> String {
                 Filter::Regex { pattern } => format!("{what} regex {pattern:?}"),
             }
         }
+        Request::Prove { .. } => "prove".into(),
         Request::Hash { path } => format!("hash {path:?}"),
         Request::Download { path } => format!("download tcp {path:?}"),
         Request::DownloadUdp { path } => format!("download udp {path:?}"),
@@ -129,6 +131,10 @@ fn answer(
         Request::Hello { .. } => Err(Failure::Reply(
             ErrorCode::BadRequest,
             "hello was already said on this connection".into(),
+        )),
+        Request::Prove { .. } => Err(Failure::Reply(
+            ErrorCode::BadRequest,
+            "prove belongs to the opening handshake of an authenticated box".into(),
         )),
         Request::List {
             filter,
@@ -335,6 +341,17 @@ fn pad(out: &mut impl Write, mut count: u64) -> Result<(), Failure> {
         count -= n as u64;
     }
     Ok(())
+}
+
+/// Warns (in the log) when a box without a shared secret listens where other machines can reach
+/// it: anyone who can connect may then read every file. The default address is loopback.
+pub fn warn_if_exposed(addr: std::net::SocketAddr, secret: Option<&crate::auth::Secret>) {
+    if secret.is_none() && !addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {addr} without --secret-file: anyone who can reach this address can \
+             read the box"
+        );
+    }
 }
 
 /// Binds the TCP listener and the UDP socket of a box on the same address and port, as the

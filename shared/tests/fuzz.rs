@@ -64,6 +64,8 @@ fn any_request() -> impl Strategy<Value = Request> {
         any_name().prop_map(|path| Request::Hash { path }),
         any_name().prop_map(|path| Request::Download { path }),
         any_name().prop_map(|path| Request::DownloadUdp { path }),
+        ("[0-9a-f]{0,64}", any::<String>())
+            .prop_map(|(nonce, proof)| Request::Prove { nonce, proof }),
     ]
 }
 
@@ -91,6 +93,8 @@ fn any_entry() -> impl Strategy<Value = Entry> {
 fn any_reply() -> impl Strategy<Value = Reply> {
     prop_oneof![
         any_name().prop_map(|name| Reply::Hello { name }),
+        (any_name(), "[0-9a-f]{0,64}").prop_map(|(name, nonce)| Reply::Challenge { name, nonce }),
+        any::<String>().prop_map(|proof| Reply::Welcome { proof }),
         proptest::collection::vec(any_entry(), 0..4).prop_map(|entries| Reply::Entries { entries }),
         any::<u64>().prop_map(|count| Reply::End { count }),
         any_entry().prop_map(|entry| Reply::File { entry }),

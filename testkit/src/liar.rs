@@ -242,7 +242,9 @@ fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> mini
     };
     while let Some(request) = conn.recv_opt::<Request>()? {
         match request {
-            Request::Hello { .. } => conn.send(&Reply::error(ErrorCode::BadRequest, "again?"))?,
+            Request::Hello { .. } | Request::Prove { .. } => {
+                conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
+            }
             Request::List { .. } => match lie {
                 Lie::MillionEntries => {
                     let mut sent = 0u64;
