@@ -150,20 +150,21 @@ impl Server {
         // blocked in accept anyway (it failed or ended).
         let _ = TcpStream::connect_timeout(&wake_address(self.addr), Duration::from_secs(1));
         let _ = acceptor.join();
-        // Wake every connection thread blocked on its socket, then join them all.
+        // Wake every connection thread blocked on its socket, then join them all: those still
+        // serving and those that already ended (taken under the same lock, see `admit`).
         let handles: Vec<JoinHandle<()>> = {
             let mut live = self.shared.live();
-            live.values_mut()
+            let mut handles: Vec<JoinHandle<()>> = live
+                .values_mut()
                 .filter_map(|(stream, handle)| {
                     let _ = stream.shutdown(Shutdown::Both);
                     handle.take()
                 })
-                .collect()
+                .collect();
+            handles.append(&mut self.shared.finished());
+            handles
         };
         for handle in handles {
-            let _ = handle.join();
-        }
-        for handle in self.shared.finished().drain(..) {
             let _ = handle.join();
         }
         log::info!("server on {} stopped", self.addr);
@@ -251,9 +252,11 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>) {
                 udp: Some(&for_thread.udp),
             };
             serve::serve_connection(conn, &for_thread.local, &opts);
-            // Hand our own handle to the acceptor (or to `stop`) for joining.
-            let entry = for_thread.live().remove(&id);
-            if let Some((_, Some(handle))) = entry {
+            // Hand our own handle to the acceptor (or to `stop`) for joining. Both steps happen
+            // under the `live` lock, so `stop` (which takes the same lock) finds this thread in
+            // one table or the other, never in neither.
+            let mut live = for_thread.live();
+            if let Some((_, Some(handle))) = live.remove(&id) {
                 for_thread.finished().push(handle);
             }
         });
