@@ -29,6 +29,7 @@ use minibox::interrupt::Interrupt;
 use minibox::local::LocalBox;
 use minibox::serve;
 use minibox::server::{Server, ServerConfig, StopSignals};
+use minibox::shell::terminal::TerminalMode;
 use minibox::shell::{Mode, Shell};
 
 /// How long a stop waits for the shell's running command to give up. A transfer gives up as soon
@@ -87,6 +88,8 @@ fn run(args: &Args) -> minibox::Result<u8> {
     minibox::announce(local.root(), server.addr());
 
     let interrupt = Arc::new(Interrupt::new());
+    // Before the shell's line editor can put the terminal in raw mode.
+    let terminal = TerminalMode::save();
     let mode = if args.json { Mode::Json } else { Mode::Human };
     let (shell, shell_done) = start_shell(&args.peer, &local, mode, &interrupt)?;
 
@@ -108,6 +111,8 @@ fn run(args: &Args) -> minibox::Result<u8> {
             interrupt.stop();
             server.stop();
             let idle = interrupt.wait_idle(SHELL_GRACE);
+            // The shell may be waiting at its prompt, with the terminal in raw mode.
+            terminal.restore();
             if shell.is_finished() {
                 let _ = shell.join();
                 log::info!("stopped by signal {signal}: every thread joined");

@@ -12,9 +12,12 @@
 //!
 //! Layout: [`grammar`] turns a line into a [`Command`]; [`output`] turns an [`Outcome`] into a
 //! table or a JSON line; this module runs commands against the peer.
+//! [`terminal`] puts the terminal back in its normal mode when a signal stops a binary at the
+//! prompt.
 
 pub mod grammar;
 pub mod output;
+pub mod terminal;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
