@@ -113,12 +113,9 @@ fn sigterm_during_a_download_leaves_nothing_half_written() {
         temp_files(r_tmp.path()).is_empty(),
         "a partial file was left"
     );
-    let lines = receiver.stdout_lines();
-    let last = json(
-        lines
-            .last()
-            .expect("the shell said why the download stopped"),
-    );
+    // The shell printed why before the process exited; the collecting thread may lag behind.
+    let lines = receiver.wait_stdout_lines(answered + 1, LIMIT);
+    let last = json(&lines[answered]);
     assert_eq!(last["ok"], false);
     assert!(
         last["error"].as_str().unwrap().contains("interrupted"),
