@@ -13,10 +13,11 @@
 //!
 //! Shutdown is explicit: [`Server::stop`] sets a flag, wakes the acceptor (which is blocked in
 //! `accept`) by connecting to it, shuts down every open connection's socket so that threads
-//! blocked in `read` return at once, and joins every thread. Any download into *this* box that
-//! was under way is abandoned by its thread: its temporary file is removed, nothing is installed
-//! under a real name. The listening socket is closed when the acceptor ends, so the port can be
-//! bound again immediately.
+//! blocked in `read` or `write` return at once, and joins every thread. A file this box was
+//! sending is cut off mid-way; the receiver sees the connection close before the trailer and
+//! installs nothing. (Downloads *into* this box are the shell's business: see
+//! [`crate::interrupt`].) The listening socket is closed when the acceptor ends, so the port can
+//! be bound again immediately.
 
 use std::collections::HashMap;
 use std::io;

@@ -37,7 +37,7 @@ fn quit_ends_the_process_with_every_thread_joined_even_with_clients_connected() 
         started.elapsed() < std::time::Duration::from_secs(9),
         "the stop waited for idle clients to time out"
     );
-    assert!(p.stderr_text().contains("every thread joined"));
+    assert!(stderr_shows(&p, "every thread joined"));
     assert_port_free(p.addr);
 }
 
@@ -47,7 +47,7 @@ fn end_of_input_ends_the_process_with_the_shells_status() {
     let mut ok = shell_box(tmp.path(), NOBODY);
     ok.close_stdin();
     assert_eq!(exit_code(&mut ok), 0);
-    assert!(ok.stderr_text().contains("every thread joined"));
+    assert!(stderr_shows(&ok, "every thread joined"));
     assert_port_free(ok.addr);
     // A failed command (nobody listens at the peer's address) makes the status 1.
     let mut failed = shell_box(tmp.path(), NOBODY);
@@ -69,11 +69,7 @@ fn sigint_and_sigterm_stop_an_idle_box_at_once() {
         assert_eq!(exit_code(&mut p), code, "{}", p.stderr_text());
         assert_port_free(p.addr);
         // The shell was waiting on its (open) input: the log says what happened to it.
-        assert!(
-            p.stderr_text().contains("server joined"),
-            "{}",
-            p.stderr_text()
-        );
+        assert!(stderr_shows(&p, "server joined"), "{}", p.stderr_text());
     }
 }
 
@@ -89,19 +85,9 @@ fn sigterm_during_a_download_leaves_nothing_half_written() {
     testkit::write(r_tmp.path(), "big.bin", &old);
     let mut receiver = shell_box(r_tmp.path(), &server.addr_string());
 
-    let mut answered = 0;
-    let caught = (0..3).any(|_| {
-        receiver.send_line("download TCP big.bin");
-        if freeze_mid_download(&receiver, r_tmp.path(), BIG, answered) {
-            return true;
-        }
-        // Too fast to catch (a very idle machine): put the old file back and try again.
-        answered += 1;
-        receiver.wait_stdout_lines(answered, LIMIT);
+    let answered = download_and_freeze(&mut receiver, r_tmp.path(), "big.bin", BIG, || {
         testkit::write(r_tmp.path(), "big.bin", &old);
-        false
     });
-    assert!(caught, "could not catch the download midway");
 
     // SIGTERM is handled as soon as the process runs again.
     receiver.signal("TERM");
@@ -138,18 +124,9 @@ fn sigterm_on_the_serving_side_stops_it_and_the_receiver_installs_nothing() {
     let mut server = serve_only(s_tmp.path());
     let mut receiver = shell_box(r_tmp.path(), &server.addr_string());
 
-    let mut answered = 0;
-    let caught = (0..3).any(|_| {
-        receiver.send_line("download TCP big.bin");
-        if freeze_mid_download(&receiver, r_tmp.path(), BIG, answered) {
-            return true;
-        }
-        answered += 1;
-        receiver.wait_stdout_lines(answered, LIMIT);
+    let answered = download_and_freeze(&mut receiver, r_tmp.path(), "big.bin", BIG, || {
         std::fs::remove_file(r_tmp.path().join("big.bin")).unwrap();
-        false
     });
-    assert!(caught, "could not catch the download midway");
 
     server.signal("TERM");
     assert_eq!(exit_code(&mut server), 143, "{}", server.stderr_text());

@@ -105,42 +105,36 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     assert_eq!(json(&a_out[4])["files"][0]["md5"], report_md5.as_str());
 
     // The activity logs: one line per request served and made: time, peer, request, outcome.
-    let a_log = std::fs::read_to_string(a_dir.join(".minibox/log")).unwrap();
-    let b_log = std::fs::read_to_string(b_dir.join(".minibox/log")).unwrap();
-    for log in [&a_log, &b_log] {
-        assert!(log.lines().all(|l| l.split('\t').count() == 4), "{log}");
-    }
-    let b_addr = b.addr_string();
-    let a_addr = a.addr_string();
     let has = |log: &str, peer: &str, what: &str, outcome: &str| {
         log.lines().any(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            f[1] == peer && f[2] == what && f[3].starts_with(outcome)
+            f.len() == 4 && f[1] == peer && f[2] == what && f[3].starts_with(outcome)
         })
     };
+    let (a_addr, b_addr) = (a.addr_string(), b.addr_string());
+    let (to_a, to_b) = (format!("-> {a_addr}"), format!("-> {b_addr}"));
     let b_name = minibox::default_name(b_dir);
-    // Served by A, asked by B (named after its folder)…
-    assert!(
-        has(&a_log, &b_name, "download tcp \"docs/report.md\"", "ok"),
-        "{a_log}"
-    );
-    assert!(
-        has(&a_log, &b_name, "download tcp \"missing.txt\"", "error"),
-        "{a_log}"
-    );
-    // …and made by A, towards B.
-    let to_b = format!("-> {b_addr}");
-    assert!(
-        has(&a_log, &to_b, "download tcp \"b.txt\"", "ok"),
-        "{a_log}"
-    );
-    assert!(has(&a_log, &to_b, "index all", "ok 2 files"), "{a_log}");
-    let to_a = format!("-> {a_addr}");
-    assert!(
-        has(&b_log, &to_a, "download tcp \"missing.txt\"", "error"),
-        "{b_log}"
-    );
-    assert!(has(&b_log, &to_a, "hash list all", "ok"), "{b_log}");
+    let a_log = log_until(a_dir, |log| {
+        // Served by A, asked by B (named after its folder)…
+        has(log, &b_name, "download tcp \"docs/report.md\"", "ok")
+            && has(log, &b_name, "download tcp \"missing.txt\"", "error")
+            // …and made by A, towards B.
+            && has(log, &to_b, "download tcp \"b.txt\"", "ok")
+            && has(log, &to_b, "index all", "ok 2 files")
+    });
+    let b_log = log_until(b_dir, |log| {
+        has(log, &to_a, "download tcp \"missing.txt\"", "error")
+            && has(log, &to_a, "hash list all", "ok")
+            && has(
+                log,
+                &minibox::default_name(a_dir),
+                "download tcp \"b.txt\"",
+                "ok",
+            )
+    });
+    for log in [&a_log, &b_log] {
+        assert!(log.lines().all(|l| l.split('\t').count() == 4), "{log}");
+    }
 
     // A ends with `quit`, B with end of input; B had a failed command, so it exits 1.
     a.send_line("quit");
@@ -149,7 +143,7 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     assert_eq!(exit_code(&mut b), 1, "{}", b.stderr_text());
     for p in [&a, &b] {
         assert!(
-            p.stderr_text().contains("every thread joined"),
+            stderr_shows(p, "every thread joined"),
             "{}",
             p.stderr_text()
         );

@@ -121,6 +121,25 @@ pub fn exit_code(p: &mut Proc) -> i32 {
     })
 }
 
+/// Whether the process's stderr shows `needle`, waiting up to [`LIMIT`] for it (the thread that
+/// collects stderr may lag behind the process, even after it exited).
+pub fn stderr_shows(p: &Proc, needle: &str) -> bool {
+    testkit::wait_until(LIMIT, || p.stderr_text().contains(needle))
+}
+
+/// Waits up to [`LIMIT`] until the box's `.minibox/log` satisfies `check`, and returns it. A server
+/// thread logs a request after answering it, so the client may see the answer first.
+///
+/// # Panics
+/// If it never does (the message shows the log).
+pub fn log_until(root: &Path, check: impl Fn(&str) -> bool) -> String {
+    let read = || std::fs::read_to_string(root.join(".minibox/log")).unwrap_or_default();
+    if !testkit::wait_until(LIMIT, || check(&read())) {
+        panic!("the log never showed what was expected:\n{}", read());
+    }
+    read()
+}
+
 /// One JSON line.
 pub fn json(line: &str) -> serde_json::Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
@@ -166,6 +185,31 @@ pub fn freeze_mid_download(receiver: &Proc, root: &Path, size: u64, answered: us
         receiver.signal("CONT");
     }
     caught
+}
+
+/// Types `download TCP NAME` into `receiver`'s shell and freezes the process in the middle of
+/// the transfer ([`freeze_mid_download`]). Should the download finish too fast to be caught (a
+/// very idle machine), `reset` puts the box back as it was and it is tried again, three times at
+/// most. Returns how many answers the shell printed before the frozen download's.
+///
+/// # Panics
+/// If no attempt could be caught midway.
+pub fn download_and_freeze(
+    receiver: &mut Proc,
+    root: &Path,
+    name: &str,
+    size: u64,
+    reset: impl Fn(),
+) -> usize {
+    for answered in 0..3 {
+        receiver.send_line(&format!("download TCP {name}"));
+        if freeze_mid_download(receiver, root, size, answered) {
+            return answered;
+        }
+        receiver.wait_stdout_lines(answered + 1, LIMIT);
+        reset();
+    }
+    panic!("could not catch the download of {name} midway");
 }
 
 /// A free port number on loopback right now (for a box that must be started on a known port).
