@@ -3,7 +3,8 @@
 //! while the box serving it replaces it, again and again, by downloading other versions of it
 //! from its own peer. Every read must be one whole version (MD5 checked every time), every
 //! download must succeed (a send is never cut by an install, an install is never starved by
-//! back-to-back sends), and every replaced version must be in the trash.
+//! back-to-back sends), and every replaced version must be in the trash. A second test takes the
+//! same situation step by step, with a reader that pauses in the middle of a send.
 
 // Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use minibox::conn::Connection;
 use minibox::local::LocalBox;
+use minibox::protocol::{Reply, Request};
+use minibox::transfer::receive_into;
 
 const NAME: &str = "shared/big.bin";
 const SIZE: usize = 16 << 20;
@@ -215,4 +218,84 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
             out.push(path);
         }
     }
+}
+
+/// Step by step, with a reader that pauses early: while it holds the file, the box's own download
+/// of a new version of that file waits to install, another file is served as usual, and the
+/// paused reader, once it goes on, gets the whole old version (without the read lock the install
+/// would replace the file mid-send and the server would abort with "changed"). Then the install
+/// goes through.
+#[test]
+fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
+    // The old version is far bigger than any socket buffers (so the server cannot finish sending
+    // it while the reader pauses); the new one is small (so the box gets it at once).
+    const OLD_SIZE: u64 = 64 << 20;
+    let (s_tmp, p_tmp, r_tmp) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
+    let old_path = s_tmp.path().join(NAME);
+    std::fs::create_dir_all(old_path.parent().unwrap()).unwrap();
+    big_file_seeded(&old_path, OLD_SIZE, 11);
+    let old_md5 = md5(&old_path);
+    let new_version = testkit::pseudo_random(4096, 12);
+    testkit::write(s_tmp.path(), "other.txt", b"never blocked");
+    testkit::write(p_tmp.path(), NAME, &new_version);
+    let peer = serve_only(p_tmp.path());
+    let mut server = shell_box(s_tmp.path(), &peer.addr_string());
+    let addr = server.addr_string();
+
+    // A reader asks for the file and reads 1 MiB of it, then pauses: the server's thread is
+    // stuck sending, holding the file's read lock.
+    let mut slow = Connection::connect(&addr, "slow").unwrap();
+    slow.send(&Request::Download { path: NAME.into() }).unwrap();
+    let header = match slow.recv::<Reply>().unwrap() {
+        Reply::File { entry } => entry,
+        other => panic!("expected a file header, got {other:?}"),
+    };
+    assert_eq!(header.size, OLD_SIZE);
+    let received = r_tmp.path().join("slow.bin");
+    let mut out = std::fs::File::create(&received).unwrap();
+    let mut ignore = |_: u64, _: u64| {};
+    receive_into(slow.raw_reader(), &mut out, 1 << 20, &mut ignore).unwrap();
+
+    // The box downloads the new version of that file from its peer: it receives it into a
+    // temporary file, then must wait for the lock to install it.
+    server.send_line(&format!("download TCP {NAME}"));
+    let settled = testkit::wait_until(LIMIT, || {
+        !server.stdout_lines().is_empty()
+            || temp_files(s_tmp.path())
+                .iter()
+                .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() == new_version.len() as u64))
+    });
+    assert!(settled, "the box did not receive the new version");
+    assert!(
+        server.stdout_lines().is_empty(),
+        "the install did not wait for the send of that file: {:?}",
+        server.stdout_lines()
+    );
+
+    // Meanwhile another file is served as usual, and the file is still the old version.
+    let other = run_json(r_tmp.path(), &addr, "download TCP other.txt\n");
+    assert_eq!(other.code(), 0, "{other:?}");
+    assert_eq!(std::fs::metadata(&old_path).unwrap().len(), OLD_SIZE);
+
+    // The reader goes on: it gets all of the old version, and the server vouches for it.
+    receive_into(
+        slow.raw_reader(),
+        &mut out,
+        OLD_SIZE - (1 << 20),
+        &mut ignore,
+    )
+    .unwrap();
+    match slow.recv::<Reply>().unwrap() {
+        Reply::Trailer { md5: sent } => assert_eq!(sent, old_md5),
+        other => panic!("the send was disturbed: {other:?}"),
+    }
+    assert_eq!(md5(&received), old_md5);
+    drop(slow);
+
+    // And the install goes through.
+    let answer = json(&server.wait_stdout_lines(1, LIMIT)[0]);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(std::fs::read(&old_path).unwrap(), new_version);
+    server.send_line("quit");
+    assert_eq!(exit_code(&mut server), 0);
 }

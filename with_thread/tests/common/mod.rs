@@ -148,7 +148,12 @@ pub fn json(line: &str) -> serde_json::Value {
 /// Makes a file of `size` bytes quickly: pseudo-random first MiB (so it is not all zeros), the
 /// rest a hole (sparse, nothing written).
 pub fn big_file(path: &Path, size: u64) {
-    let head = testkit::pseudo_random(1 << 20, 42);
+    big_file_seeded(path, size, 42);
+}
+
+/// [`big_file`] whose first MiB comes from `seed` (different seeds, different contents).
+pub fn big_file_seeded(path: &Path, size: u64, seed: u64) {
+    let head = testkit::pseudo_random(1 << 20, seed);
     std::fs::write(path, &head).expect("write");
     let f = std::fs::OpenOptions::new()
         .write(true)
