@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::hash::{Hasher, Stamp, BUF_SIZE};
 use crate::index::{self, Matcher};
 use crate::local::LocalBox;
+use crate::locks::ReadGuard;
 use crate::paths::{self, ResolveError};
 use crate::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request, ENTRIES_PER_CHUNK};
 use crate::IDLE_TIMEOUT;
@@ -60,7 +61,9 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
         let outcome = answer(conn, local, opts, request);
         let peer = conn.peer_name().to_string();
         match outcome {
-            Ok(summary) => local.log.record(&peer, &what, &format!("ok {summary}")),
+            Ok(summary) => local
+                .log
+                .record(&peer, &what, format!("ok {summary}").trim_end()),
             Err(Failure::Reply(code, message)) => {
                 local.log.record(&peer, &what, &format!("error: {message}"));
                 conn.send(&Reply::error(code, message))?;
@@ -142,6 +145,9 @@ fn answer(
             folders,
         } => send_listing(conn, local, &filter, hashes, folders),
         Request::Hash { path } => {
+            // The read lock keeps an install of this name from swapping the file between the
+            // metadata and the MD5 we report: both describe the same version.
+            let _guard = read_lock(local, &path)?;
             let (file, entry) = open_file(local, &path)?;
             drop(file);
             let md5 = local
@@ -250,12 +256,7 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
 /// Sends one file: header, raw bytes, trailer. Holds the file's read lock throughout, so that an
 /// install of the same name in this process waits until the bytes are out.
 fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
-    let _guard = local.locks.read(name, IDLE_TIMEOUT).ok_or_else(|| {
-        Failure::Reply(
-            ErrorCode::Io,
-            format!("{name} is busy being written; try again"),
-        )
-    })?;
+    let _guard = read_lock(local, name)?;
     let (file, entry) = open_file(local, name)?;
     let before = Stamp::of(
         &file
@@ -303,6 +304,19 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
     local.hashes.put(name, before, sent_md5.clone());
     conn.send(&Reply::Trailer { md5: sent_md5 })?;
     Ok(format!("{size} bytes"))
+}
+
+/// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish.
+///
+/// # Errors
+/// A "busy" reply for the client if the file stays locked.
+pub fn read_lock<'a>(local: &'a LocalBox, name: &str) -> Result<ReadGuard<'a>, Failure> {
+    local.locks.read(name, IDLE_TIMEOUT).ok_or_else(|| {
+        Failure::Reply(
+            ErrorCode::Busy,
+            format!("{name} is busy being written; try again"),
+        )
+    })
 }
 
 /// Copies up to `limit` bytes from `file` to `out`, hashing them; returns the MD5 and the count.
