@@ -8,11 +8,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::activity::ActivityLog;
 use crate::error::{Error, Result};
 use crate::hash::HashCache;
 use crate::locks::LockTable;
+use crate::serve::Witness;
 use crate::META_DIR;
 
 /// One box and its shared state.
@@ -29,6 +31,8 @@ pub struct LocalBox {
     pub log: ActivityLog,
     /// Numbers temporary files uniquely within this process.
     tmp_counter: AtomicU64,
+    /// Told what syncing peers have seen of this box (stage 3 only; set once, before serving).
+    witness: OnceLock<Arc<dyn Witness>>,
 }
 
 impl LocalBox {
@@ -53,6 +57,7 @@ impl LocalBox {
             root,
             name: name.to_string(),
             tmp_counter: AtomicU64::new(0),
+            witness: OnceLock::new(),
         })
     }
 
@@ -74,6 +79,17 @@ impl LocalBox {
             .join(META_DIR)
             .join("tmp")
             .join(format!("{}-{n}.part", std::process::id()))
+    }
+
+    /// Registers the [`Witness`] the server tells about sync listings. Only the first call counts;
+    /// call it before the server starts. Returns false if one was already set.
+    pub fn set_witness(&self, witness: Arc<dyn Witness>) -> bool {
+        self.witness.set(witness).is_ok()
+    }
+
+    /// The registered [`Witness`], if any.
+    pub fn witness(&self) -> Option<&Arc<dyn Witness>> {
+        self.witness.get()
     }
 
     /// `.minibox/` of this box.
