@@ -325,6 +325,47 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (bool, Vec<u8>, u32, i128)> {
     out
 }
 
+/// The path of another binary of the workspace, built next to the running test executable
+/// (`target/<profile>/NAME`). `cargo test --workspace` builds every binary first; a test of one
+/// crate can use this to start another crate's binary (stage 3's tests start stage 1's `server`).
+///
+/// # Panics
+/// If the binary is not there, with a message saying how to build it.
+pub fn sibling_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    // Test executables live in target/<profile>/deps/; binaries one level up.
+    let dir = exe
+        .parent()
+        .map(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent().unwrap_or(deps)
+            } else {
+                deps
+            }
+        })
+        .expect("the test executable is in a folder");
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it first (cargo build --workspace, or run cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for a listener that is
+/// closed again at once). For tests that must know a port before starting the binary that binds
+/// it, like two peers that each need the other's address.
+///
+/// # Panics
+/// If no port can be bound at all.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
 /// Polls `check` every 50 ms until it returns true or `limit` passes; returns the last result.
 pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + limit;
