@@ -193,6 +193,7 @@ fn serve_and_sync(
     let status = if interactive {
         // The shell owns this thread and the terminal; a signal cannot interrupt its read, so
         // a watcher stops the sync (no half-written file stays under a real name) and exits.
+        // (The line editor does not get to restore the terminal then; `reset` does.)
         let watcher_syncer = Arc::clone(&syncer);
         let stop = signals.receiver.clone();
         thread::Builder::new()
@@ -200,7 +201,7 @@ fn serve_and_sync(
             .spawn(move || {
                 if stop.recv().is_ok() {
                     watcher_syncer.stop();
-                    std::process::exit(130);
+                    std::process::exit(0);
                 }
             })
             .map_err(|e| minibox::Error::io("signal thread", e))?;
