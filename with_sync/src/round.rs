@@ -231,6 +231,8 @@ pub struct Syncer {
     stopping: AtomicBool,
     /// The running round's socket, so that `stop` can cut a transfer short.
     live: Mutex<Option<TcpStream>>,
+    /// Paths the last round left alone: a path held round after round is logged once.
+    held: Mutex<BTreeSet<String>>,
 }
 
 impl Syncer {
@@ -243,6 +245,7 @@ impl Syncer {
             one_at_a_time: Mutex::new(()),
             stopping: AtomicBool::new(false),
             live: Mutex::new(None),
+            held: Mutex::new(BTreeSet::new()),
         }
     }
 
@@ -340,14 +343,17 @@ impl Syncer {
                 ..Summary::default()
             },
         };
-        for (path, why) in &plan.held {
-            if plan.skips(path) && why.starts_with("busy") && !scan.busy.contains(path) {
-                continue; // below a busy folder: one line for the folder is enough
+        {
+            let mut before = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            for (path, why) in &plan.held {
+                run.summary.skipped += 1;
+                if !before.contains(path) {
+                    self.local
+                        .log
+                        .record(&peer, &format!("sync hold {path:?}"), why);
+                }
             }
-            self.local
-                .log
-                .record(&peer, &format!("sync hold {path:?}"), why);
-            run.summary.skipped += 1;
+            *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
         }
         for action in &plan.actions {
             if self.stopped() {

@@ -18,7 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{set_mtime, trash_md5s, Pair, LIMIT};
 use minibox::hash::md5_file;
-use testkit::chmod;
+use testkit::{chmod, Rng};
 
 const STEPS: usize = 25;
 
@@ -35,20 +35,6 @@ const PATHS: [&str; 9] = [
     "d/a.txt",
     "top/mid/low/x",
 ];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// MD5s of every file in a box (conflict copies included).
 fn box_md5s(root: &Path) -> Vec<String> {
@@ -97,7 +83,7 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize, removed: &mut BTreeSet<String
             }
         }
     };
-    let content = |rng: &mut Rng, len: usize| testkit::pseudo_random(len, rng.next());
+    let content = |rng: &mut Rng, len: usize| testkit::pseudo_random(len, rng.next_u64());
     match op {
         // Create or rewrite a file (sometimes with the same size).
         0 | 1 if !is_dir && parents_ok(root, path) => {
@@ -168,7 +154,7 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
             (now.as_nanos() as u64) | 1
         });
     eprintln!("random sync test: seed {seed} (MINIBOX_SEED={seed} replays the operations)");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut pair = Pair::new();
     pair.start();
     let mut history: BTreeSet<String> = BTreeSet::new();

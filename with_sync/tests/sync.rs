@@ -168,7 +168,18 @@ fn once_in_sync_rounds_rewrite_nothing() {
     fs::create_dir_all(b.join("empty")).unwrap();
     pair.start();
     pair.settle();
+    // minibox's own files are quiet too: the sync state and the hash cache are rewritten only
+    // when they change.
+    let own = |root: &std::path::Path| {
+        ["state/box1.json", "state/box2.json", "hashes.json"]
+            .iter()
+            .filter_map(|f| fs::metadata(root.join(".minibox").join(f)).ok())
+            .map(|m| m.modified().unwrap())
+            .collect::<Vec<_>>()
+    };
     let before = [common::identities(&a), common::identities(&b)];
+    let own_before = [own(&a), own(&b)];
+    assert_eq!(own_before[0].len(), 2, "box1 has its state and cache");
     let marks = [pair.rounds(0), pair.rounds(1)];
     assert!(testkit::wait_until(LIMIT, || {
         pair.rounds(0) >= marks[0] + 5 && pair.rounds(1) >= marks[1] + 5
@@ -183,6 +194,7 @@ fn once_in_sync_rounds_rewrite_nothing() {
         before[1],
         "box2: inode, ctime or mtime moved"
     );
+    assert_eq!([own(&a), own(&b)], own_before, "state or cache rewritten");
     pair.stop(0);
     pair.stop(1);
 }
@@ -293,6 +305,60 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
         "{failures} failure lines:\n{log}"
     );
     assert!(log.contains("the peer is back"));
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn permission_and_mtime_only_changes_move_no_data() {
+    use std::os::unix::fs::MetadataExt;
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "tool.sh", b"#!/bin/sh\n");
+    write(&a, "notes.txt", b"notes");
+    pair.start();
+    pair.settle();
+    let inodes = [
+        fs::metadata(b.join("tool.sh")).unwrap().ino(),
+        fs::metadata(b.join("notes.txt")).unwrap().ino(),
+    ];
+    chmod(&a.join("tool.sh"), 0o750);
+    set_mtime(&a.join("notes.txt"), 1_500_000_000_000_000_001);
+    let arrived = testkit::wait_until(LIMIT, || {
+        mode_of(&b.join("tool.sh")) == 0o750
+            && mtime_ns(&b.join("notes.txt")) == 1_500_000_000_000_000_001
+    });
+    assert!(arrived, "{}", pair.diff());
+    assert_eq!(
+        [
+            fs::metadata(b.join("tool.sh")).unwrap().ino(),
+            fs::metadata(b.join("notes.txt")).unwrap().ino(),
+        ],
+        inodes,
+        "the same files, not new copies"
+    );
+    assert!(trash_md5s(&b).is_empty(), "nothing replaced");
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn a_folder_and_a_file_of_the_same_name_keep_both() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "x/inside.txt", b"in the folder");
+    write(&b, "x", b"a file named x");
+    set_mtime(&b.join("x"), 1_800_000_000_000_000_000);
+    pair.start();
+    pair.settle();
+    for d in [&a, &b] {
+        assert_eq!(fs::read(d.join("x/inside.txt")).unwrap(), b"in the folder");
+        assert_eq!(
+            fs::read(d.join("x.conflict-box2-20270115-080000")).unwrap(),
+            b"a file named x",
+            "the file is kept as the conflict copy"
+        );
+    }
     pair.stop(0);
     pair.stop(1);
 }

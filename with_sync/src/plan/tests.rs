@@ -2,6 +2,7 @@
 //! rounds against each other with random edits in between (no sockets, no sleeps).
 
 use super::*;
+use testkit::Rng;
 
 const T0: i64 = 1_795_600_800_000_000_000; // 2026-11-25T10:00:00Z
 
@@ -33,14 +34,32 @@ fn agreement(items: &[(&str, Version)]) -> Agreement {
 
 /// Plans for box1 pulling from box2.
 fn plan_for(local: &Index, remote: &Index, agreed: &Agreement) -> Plan {
+    plan_seen(local, remote, agreed, None)
+}
+
+/// Plans for box1 pulling from box2, knowing what box2 last saw of box1.
+fn plan_seen(local: &Index, remote: &Index, agreed: &Agreement, seen: Option<&Seen>) -> Plan {
+    plan(&Inputs {
+        local,
+        remote,
+        agreed,
+        seen,
+        busy: &BTreeSet::new(),
+        local_name: "box1",
+        remote_name: "box2",
+    })
+}
+
+/// Plans for box2 pulling from box1: the mirror image.
+fn plan_on_box2(local: &Index, remote: &Index, agreed: &Agreement) -> Plan {
     plan(&Inputs {
         local,
         remote,
         agreed,
         seen: None,
         busy: &BTreeSet::new(),
-        local_name: "box1",
-        remote_name: "box2",
+        local_name: "box2",
+        remote_name: "box1",
     })
 }
 
@@ -185,15 +204,11 @@ fn a_conflict_keeps_the_newer_under_the_name_and_the_older_as_one_copy_on_both_s
 
     // On box2 (the loser), deciding alone from the mirror-image facts: rename ours to the same
     // name, then take the winner.
-    let p2 = plan(&Inputs {
-        local: &index(&[("report.txt", theirs.clone())]),
-        remote: &index(&[("report.txt", ours.clone())]),
-        agreed: &agreement(&[("report.txt", base)]),
-        seen: None,
-        busy: &BTreeSet::new(),
-        local_name: "box2",
-        remote_name: "box1",
-    });
+    let p2 = plan_on_box2(
+        &index(&[("report.txt", theirs.clone())]),
+        &index(&[("report.txt", ours.clone())]),
+        &agreement(&[("report.txt", base)]),
+    );
     assert_eq!(
         p2.actions,
         vec![
@@ -218,15 +233,11 @@ fn the_loser_that_pulls_second_does_not_make_a_second_copy() {
     let winner = file("11", T0 + 2_000_000_000);
     let loser = file("22", T0 + 1_000_000_000);
     let copy = conflict_name("a.txt", "box2", loser.mtime_ns, None);
-    let p = plan(&Inputs {
-        local: &index(&[("a.txt", loser.clone())]),
-        remote: &index(&[("a.txt", winner.clone()), (&copy, loser.clone())]),
-        agreed: &agreement(&[("a.txt", base)]),
-        seen: None,
-        busy: &BTreeSet::new(),
-        local_name: "box2",
-        remote_name: "box1",
-    });
+    let p = plan_on_box2(
+        &index(&[("a.txt", loser.clone())]),
+        &index(&[("a.txt", winner.clone()), (&copy, loser.clone())]),
+        &agreement(&[("a.txt", base)]),
+    );
     assert_eq!(
         p.actions,
         vec![
@@ -591,15 +602,12 @@ fn the_fold_learns_what_the_peer_agreed_on() {
         committed: 11,
         entries: index(&[("a", v1.clone())]),
     };
-    let p = plan(&Inputs {
-        local: &index(&[("a", v2)]),
-        remote: &index(&[("a", v1.clone())]),
-        agreed: &Agreement::new(),
-        seen: Some(&seen),
-        busy: &BTreeSet::new(),
-        local_name: "box1",
-        remote_name: "box2",
-    });
+    let p = plan_seen(
+        &index(&[("a", v2)]),
+        &index(&[("a", v1.clone())]),
+        &Agreement::new(),
+        Some(&seen),
+    );
     assert!(p.actions.is_empty() && p.conflicts.is_empty(), "{p:?}");
     assert_eq!(p.base["a"].version, v1);
 }
@@ -622,17 +630,7 @@ fn a_delete_the_peer_could_not_know_about_brings_the_file_back() {
         },
     )]);
     let remote = index(&[("a", v.clone())]);
-    let run = |seen: Option<&Seen>| {
-        plan(&Inputs {
-            local: &Index::new(),
-            remote: &remote,
-            agreed: &agreed,
-            seen,
-            busy: &BTreeSet::new(),
-            local_name: "box1",
-            remote_name: "box2",
-        })
-    };
+    let run = |seen: Option<&Seen>| plan_seen(&Index::new(), &remote, &agreed, seen);
     assert_eq!(run(Some(&seen)).actions, vec![download("a", &v)]);
     // If box2's last look was before the agreement, it may still delete it: wait.
     let older = Seen {
@@ -647,22 +645,9 @@ fn a_delete_the_peer_could_not_know_about_brings_the_file_back() {
 // ---------------------------------------------------------------------------------------------
 // Simulation: two peers, random edits, rounds in every order.
 
-/// xorshift64: deterministic, so a failure can be replayed from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
+/// Picks one of `items`.
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.below(items.len())]
 }
 
 struct Peer {
@@ -707,7 +692,7 @@ impl World {
         World {
             peers: [peer("box1"), peer("box2")],
             clock: 0,
-            rng: Rng(seed | 1),
+            rng: Rng::new(seed),
             removed_by_users: BTreeSet::new(),
         }
     }
@@ -852,13 +837,13 @@ impl World {
     fn edit(&mut self, me: usize) {
         let t = T0 + self.tick() * 1_000_000_000;
         let rng = &mut self.rng;
-        let path = rng.pick(&NAMES).to_string();
+        let path = pick(rng, &NAMES).to_string();
         let op = rng.below(9);
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("edit on {}: op {op} on {path}", self.peers[me].name);
         }
-        let md5 = format!("{:08x}", rng.next() as u32);
-        let mode = *rng.pick(&[0o644, 0o600, 0o755]);
+        let md5 = format!("{:08x}", rng.next_u64() as u32);
+        let mode = *pick(rng, &[0o644, 0o600, 0o755]);
         let files = &mut self.peers[me].files;
         let before: BTreeSet<String> = files.values().filter_map(|v| v.md5.clone()).collect();
         let current = files.get(&path).cloned();
@@ -898,7 +883,7 @@ impl World {
             }
             // Rename a file to another free name.
             (8, Some(v)) if !v.is_dir() => {
-                let to = rng.pick(&NAMES).to_string();
+                let to = pick(rng, &NAMES).to_string();
                 if !files.contains_key(&to) && parents_ok(files, &to) {
                     files.remove(&path);
                     make_parents(files, &to);
