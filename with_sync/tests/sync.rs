@@ -224,16 +224,7 @@ fn an_edit_that_keeps_the_size_and_the_mtime_still_propagates() {
 fn kill_9_of_the_receiver_mid_transfer_leaves_no_torn_file_and_it_converges_after_restart() {
     let mut pair = Pair::new();
     let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
-    // 200 MiB, written fast: a 1 MiB random block, varied per MiB.
-    {
-        use std::io::Write;
-        let block = testkit::pseudo_random(1 << 20, 42);
-        let mut f = fs::File::create(a.join("big.bin")).unwrap();
-        for i in 0..200u32 {
-            f.write_all(&i.to_le_bytes()).unwrap();
-            f.write_all(&block[4..]).unwrap();
-        }
-    }
+    big_file(&a.join("big.bin"), 1);
     let want = md5_file(&a.join("big.bin")).unwrap();
     pair.start();
     let tmp = b.join(".minibox/tmp");
@@ -266,8 +257,39 @@ fn kill_9_of_the_receiver_mid_transfer_leaves_no_torn_file_and_it_converges_afte
     assert_eq!(md5_file(&b.join("big.bin")).unwrap(), want);
     // The killed transfer's temporary file was cleaned up at the restart.
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
-    pair.stop(0);
+
+    // SIGTERM in the middle of a transfer: a clean stop, at once, leaving nothing behind.
+    big_file(&a.join("big2.bin"), 2);
+    assert!(
+        testkit::wait_until(LIMIT, partial),
+        "box2 never started receiving big2.bin:\n{}",
+        pair.diff()
+    );
+    let started = std::time::Instant::now();
     pair.stop(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop waited for the transfer"
+    );
+    assert!(!b.join("big2.bin").exists(), "nothing under the real name");
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+    pair.stop(0);
+}
+
+/// Writes 200 MiB fast: a 1 MiB random block, varied per MiB.
+fn big_file(path: &std::path::Path, seed: u64) {
+    use std::io::Write;
+    let block = testkit::pseudo_random(1 << 20, seed);
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    for i in 0..200u32 {
+        f.write_all(&i.to_le_bytes()).unwrap();
+        f.write_all(&block[4..]).unwrap();
+    }
+    f.flush().unwrap();
 }
 
 #[test]
