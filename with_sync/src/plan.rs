@@ -197,8 +197,8 @@ pub enum Action {
         /// The folder.
         path: String,
     },
-    /// Make the folder `path` (its permission bits are set at the end of the round, so that a
-    /// read-only folder can still be filled first).
+    /// Make the folder `path` with its permission bits (bits that would keep its owner from
+    /// writing into it are set at the end of the round, once it is filled).
     MakeDir {
         /// The folder.
         path: String,

@@ -35,7 +35,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs::{self, File, FileTimes};
 use std::io;
 use std::net::TcpStream;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -403,7 +403,8 @@ struct Run<'a> {
     after: Index,
     /// The stamp of each file in `after`, as last seen or left by the round.
     stamps: HashMap<String, Stamp>,
-    /// Folders made this round, with the bits they get at the end.
+    /// Folders made this round whose own bits would stop us from filling them (no `rwx` for
+    /// their owner), with the bits they get at the end of the round.
     new_folders: Vec<(String, u32)>,
     /// Set when the connection broke: the remaining downloads are put off.
     network_down: Option<String>,
@@ -486,15 +487,22 @@ impl Run<'_> {
                     return Ok(Step::Skipped(why));
                 }
                 let dir = resolve_for_write(self.local, path)?;
-                // Writable for now; the folder gets its own bits once it is filled.
-                fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                // The folder gets its own bits at once (the peer may list us at any moment, and
+                // must not take a default mode for a choice), unless they would stop us from
+                // filling it: those are set at the end of the round.
+                let fillable = mode & 0o700 == 0o700;
+                let now = if fillable { *mode } else { 0o700 };
+                fs::DirBuilder::new()
+                    .mode(now)
+                    .create(&dir)
+                    .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(now)))
+                    .map_err(|e| Error::io(&dir, e))?;
                 let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io(&dir, e))?;
-                self.after.insert(
-                    path.clone(),
-                    Version::dir(meta.permissions().mode() & MODE_MASK),
-                );
+                self.after.insert(path.clone(), Version::dir(now));
                 self.stamps.insert(path.clone(), Stamp::of(&meta));
-                self.new_folders.push((path.clone(), *mode));
+                if !fillable {
+                    self.new_folders.push((path.clone(), *mode));
+                }
                 Ok(Step::Done("ok".into()))
             }
             Action::Download { path, to, version } => self.download(conn, path, to, version),
@@ -661,8 +669,8 @@ impl Run<'_> {
         Ok(Step::Done(format!("ok: {}", done.join(", "))))
     }
 
-    /// Gives the folders made this round their own permission bits, deepest first (a read-only
-    /// folder can only be filled before it becomes read-only).
+    /// Gives the read-only folders made this round their own permission bits, deepest first (a
+    /// read-only folder can only be filled before it becomes read-only).
     fn finish_folders(&mut self) {
         let mut folders = std::mem::take(&mut self.new_folders);
         folders.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
