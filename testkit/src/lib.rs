@@ -7,7 +7,9 @@
 //! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
 //!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
-//! - [`Boxes`] helpers to write files, read them, and compare trees.
+//! - helpers to write files, read them, and compare trees ([`write`], [`snapshot`]);
+//! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
+//!   reorders), for the UDP download tests.
 //!
 //! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
 
@@ -21,6 +23,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod relay;
 
 pub use tempfile::TempDir;
 
