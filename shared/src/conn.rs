@@ -7,6 +7,8 @@
 //!
 //! Both directions have a timeout ([`crate::IDLE_TIMEOUT`]): a peer that says nothing, or stops
 //! reading, is given up on instead of holding a thread (or, in stage 1, the whole server) forever.
+//! The one exception is the client waiting for the server's hello ([`HANDSHAKE_TIMEOUT`]): a
+//! stage-1 server may be busy with a silent client for a full idle timeout before it gets to us.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -22,6 +24,12 @@ use crate::IDLE_TIMEOUT;
 
 /// Size of the read and write buffers. Large, because file data flows through them.
 const BUF: usize = 256 * 1024;
+
+/// How long a client waits for the server's hello. Longer than [`IDLE_TIMEOUT`] on purpose: a
+/// one-client-at-a-time server that is stuck with a silent client drops it after `IDLE_TIMEOUT`
+/// and only then accepts us. Were both waits equal, the client queued behind would give up at the
+/// very moment its turn came.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2 * IDLE_TIMEOUT.as_secs());
 
 /// One open connection to a peer.
 pub struct Connection {
@@ -80,11 +88,14 @@ impl Connection {
         conn.send(&Request::Hello {
             name: my_name.to_string(),
         })?;
+        // The hello may sit in the server's accept queue while it finishes with someone else.
+        conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
         match conn.recv::<Reply>()? {
             Reply::Hello { name } => conn.peer_name = name,
             Reply::Error { code, message } => return Err(Error::Remote { code, message }),
             other => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
         }
+        conn.set_read_timeout(Some(IDLE_TIMEOUT))?;
         Ok(conn)
     }
 

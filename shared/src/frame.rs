@@ -213,6 +213,61 @@ mod tests {
     }
 
     #[test]
+    fn the_limit_is_exactly_max_frame() {
+        // A JSON string of MAX_FRAME - 2 characters plus its quotes: a body of exactly MAX_FRAME.
+        let at_limit = "x".repeat(MAX_FRAME as usize - 2);
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &at_limit).unwrap();
+        assert_eq!(buf.len(), HEADER_LEN + MAX_FRAME as usize);
+        assert_eq!(
+            read_frame::<_, String>(&mut buf.as_slice()).unwrap(),
+            Some(at_limit)
+        );
+        // One byte more is refused on the way out, and nothing is written.
+        let mut buf = Vec::new();
+        let over = "x".repeat(MAX_FRAME as usize - 1);
+        assert!(matches!(
+            write_frame(&mut buf, &over),
+            Err(FrameError::TooLarge(_))
+        ));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_empty_body_is_malformed_not_a_panic() {
+        let buf = [VERSION, 0, 0, 0, 0];
+        assert!(matches!(
+            read_frame::<_, Msg>(&mut &buf[..]),
+            Err(FrameError::Json(_))
+        ));
+    }
+
+    #[test]
+    fn a_stream_that_delivers_one_byte_at_a_time_still_reads_whole_frames() {
+        /// A reader that hands out one byte per `read`, as a slow network may.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                match (self.0.split_first(), buf.first_mut()) {
+                    (Some((b, rest)), Some(slot)) => {
+                        *slot = *b;
+                        self.0 = rest;
+                        Ok(1)
+                    }
+                    _ => Ok(0),
+                }
+            }
+        }
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &sample()).unwrap();
+        write_frame(&mut buf, &sample()).unwrap();
+        let mut r = Trickle(&buf);
+        assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), Some(sample()));
+        assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), Some(sample()));
+        assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), None);
+    }
+
+    #[test]
     fn garbage_is_an_error() {
         // Wrong version byte.
         let got = read_frame::<_, Msg>(&mut &b"GET / HTTP/1.1\r\n"[..]);

@@ -171,12 +171,9 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
         .build()
         .map_err(|e| {
             let detail = e.to_string();
-            let last = detail
-                .lines()
-                .last()
-                .unwrap_or("invalid")
-                .trim()
-                .to_string();
+            // The regex crate ends its message with `error: <what>`; keep only the what.
+            let last = detail.lines().last().unwrap_or("invalid").trim();
+            let last = last.strip_prefix("error: ").unwrap_or(last);
             format!("\"{pattern}\" is not a valid regular expression ({last})")
         })
 }
@@ -255,6 +252,7 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("not a valid regular expression"), "{err}");
+        assert!(err.ends_with("(unclosed group)"), "{err}");
         assert_eq!(mime_of("noext"), "application/octet-stream");
     }
 }

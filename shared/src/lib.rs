@@ -18,6 +18,7 @@
 //! | [`local`] | the box this process owns and the state its threads share |
 //! | [`locks`] | one reader/writer lock per file |
 //! | [`serve`] | the server side of every request, used by every stage's server |
+//! | [`server`] | the threaded server of stages 2 and 3, and the stop signals |
 //! | [`transfer`] | the client side of a TCP download: receive, verify, install atomically |
 //! | [`udp`] | the reliable UDP download: blocks, window, acks and gaps |
 //! | [`activity`] | the one-line-per-event log in `.minibox/log` |
@@ -38,6 +39,7 @@ pub mod locks;
 pub mod paths;
 pub mod protocol;
 pub mod serve;
+pub mod server;
 pub mod shell;
 pub mod timestamp;
 pub mod transfer;

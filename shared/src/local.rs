@@ -34,18 +34,15 @@ pub struct LocalBox {
 impl LocalBox {
     /// Opens (creating if needed) the box at `root`, named `name`. Leftover temporary files from a
     /// process that was killed mid-download are removed: they were never installed, so nothing is
-    /// lost.
+    /// lost. Temporary files of a process that is still running (a `with_sync --once` beside a
+    /// running peer, say) are left alone.
     ///
     /// # Errors
     /// If the folder cannot be created or is not a folder.
     pub fn open(root: &Path, name: &str) -> Result<Self> {
         fs::create_dir_all(root.join(META_DIR).join("tmp")).map_err(|e| Error::io(root, e))?;
         let root = fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
-        if let Ok(stale) = fs::read_dir(root.join(META_DIR).join("tmp")) {
-            for entry in stale.flatten() {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+        remove_stale_temp_files(&root.join(META_DIR).join("tmp"));
         Ok(LocalBox {
             hashes: HashCache::open(&root),
             log: ActivityLog::new(&root),
@@ -79,5 +76,49 @@ impl LocalBox {
     /// `.minibox/` of this box.
     pub fn meta_dir(&self) -> PathBuf {
         self.root.join(META_DIR)
+    }
+}
+
+/// Removes `*.part` files in `dir` whose owning process (the number before the `-` in the name)
+/// no longer runs. Linux shows running processes as `/proc/<pid>`.
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        let running = owner.is_some_and(|pid| {
+            pid != std::process::id() && Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if !running {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_a_box_removes_only_orphaned_temp_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(META_DIR).join("tmp");
+        fs::create_dir_all(&dir).unwrap();
+        // pid 1 always runs; a pid beyond the kernel's limit never does.
+        fs::write(dir.join("1-0.part"), "alive").unwrap();
+        fs::write(dir.join("4294967295-0.part"), "orphan").unwrap();
+        fs::write(dir.join("junk"), "junk").unwrap();
+        let local = LocalBox::open(tmp.path(), "t").unwrap();
+        assert!(dir.join("1-0.part").exists());
+        assert!(!dir.join("4294967295-0.part").exists());
+        assert!(!dir.join("junk").exists());
+        assert!(local
+            .temp_path()
+            .starts_with(local.root().join(META_DIR).join("tmp")));
     }
 }

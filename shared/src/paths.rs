@@ -103,11 +103,18 @@ pub fn check_name(name: &str) -> Result<(), PathError> {
 pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, ResolveError> {
     check_name(name)?;
     let mut path = root.to_path_buf();
-    for part in name.split('/') {
+    let mut parts = name.split('/').peekable();
+    while let Some(part) = parts.next() {
         path.push(part);
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(PathError::Symlink(name.to_string()).into())
+            }
+            // A file where the name needs a folder (`a.txt/b`): nothing further down can exist,
+            // and opening the path will say so.
+            Ok(meta) if !meta.is_dir() && parts.peek().is_some() => {
+                path = root.join(name);
+                break;
             }
             Ok(_) => {}
             // Nothing further down can exist either.
@@ -241,6 +248,12 @@ mod tests {
         assert_eq!(
             resolve(&root, "missing/a/b").unwrap(),
             root.join("missing/a/b")
+        );
+        // A file used as a folder: the name cannot exist, but it is not an error of the gate.
+        fs::write(root.join("real/file"), "f").unwrap();
+        assert_eq!(
+            resolve(&root, "real/file/below").unwrap(),
+            root.join("real/file/below")
         );
     }
 

@@ -152,6 +152,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The server is going away.
     ShuttingDown,
+    /// The server is serving as many connections as it will; try again shortly.
+    Busy,
 }
 
 /// Whether an index entry is a file or a folder.

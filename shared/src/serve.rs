@@ -144,13 +144,14 @@ fn answer(
                 .hashes
                 .md5(&path, &paths::resolve(local.root(), &path)?)
                 .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
+            let summary = format!("md5 {md5}");
             conn.send(&Reply::Entry {
                 entry: Entry {
                     md5: Some(md5),
                     ..entry
                 },
             })?;
-            Ok(String::new())
+            Ok(summary)
         }
         Request::Download { path } => send_file(conn, local, &path),
         Request::DownloadUdp { path } => match opts.udp {
@@ -232,6 +233,8 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
     };
     let file = File::open(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => not_found(),
+        // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
+        _ if fs::symlink_metadata(&path).is_err() => not_found(),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
     })?;
     // Look at what was opened, not at the name again: the file cannot be swapped under us now.

@@ -130,10 +130,15 @@ mod tests {
         assert_eq!(p("2026-11-25T10:00:00"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026-11-25 10:00:00"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026-11-25 10:00"), Ok(NOV25_10H_UTC));
+        assert_eq!(p("2026-11-25T10:00"), Ok(NOV25_10H_UTC));
+        assert_eq!(p("2026-11-25T10:00:00+00:00"), Ok(NOV25_10H_UTC));
+        assert_eq!(p("2026-11-25T05:00:00-05:00"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026-11-25T10:00:00Z"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026-11-25T15:30:00+05:30"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026-11-25T10:00:00.5Z"), Ok(NOV25_10H_UTC + 500_000_000));
         assert_eq!(p("2026/11/25/10/00/00"), Ok(NOV25_10H_UTC));
+        assert_eq!(p("2026/11/25/10/00"), Ok(NOV25_10H_UTC));
+        assert_eq!(p("2026/11/25/10/00/30"), Ok(NOV25_10H_UTC + 30_000_000_000));
         assert_eq!(p("2026/11/25/10"), Ok(NOV25_10H_UTC));
         assert_eq!(p("2026/11/25"), Ok(NOV25_0H_UTC));
         assert_eq!(p("2026/11"), p("2026-11-01"));
@@ -170,6 +175,12 @@ mod tests {
             "2026-11-25T10:00:00+99:00",
             "10:00",
             "2026/1a",
+            "2026-11-25T10:00:00 UTC",
+            "25/11/2026",
+            "2026-11-25 25:00:00",
+            "1764064800",
+            "@ 1764064800",
+            "2026/11/25 10:00",
         ] {
             let err = p(bad).expect_err(bad);
             assert!(err.contains("not a timestamp"), "{bad}: {err}");

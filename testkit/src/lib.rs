@@ -7,7 +7,10 @@
 //! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
 //!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
-//! - helpers to write files, read them, and compare trees ([`write`], [`snapshot`]);
+//! - [`Terminal`]: runs a shell on a pseudo-terminal, to test the prompt and line editing;
+//! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
+//!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
+//! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling);
 //! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
 //!   reorders), for the UDP download tests.
 //!
@@ -248,6 +251,132 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     })
 }
 
+/// A program running on a pseudo-terminal, to test what a shell does for a person at a keyboard
+/// (prompt, line editing, history) rather than on a pipe.
+///
+/// It needs no `unsafe` and no extra crate: util-linux's `script(1)` makes the terminal and runs
+/// the program on it; the test types into `script`'s stdin and reads what the terminal shows.
+/// Where that `script` is missing (macOS ships a different one), [`Terminal::start`] returns
+/// `None` and the test says it was skipped.
+pub struct Terminal {
+    /// `script` running the program.
+    child: Child,
+    /// What we "type".
+    stdin: Option<std::process::ChildStdin>,
+    /// Chunks of output from a reader thread.
+    chunks: mpsc::Receiver<Vec<u8>>,
+    /// Everything shown so far (escape sequences included).
+    shown: String,
+}
+
+impl Terminal {
+    /// Starts `bin args…` on a pseudo-terminal with extra environment variables; `None` if
+    /// util-linux `script` is not available.
+    ///
+    /// # Panics
+    /// If `script` is there but cannot be started.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Terminal> {
+        let version = Command::new("script").arg("--version").output().ok()?;
+        if !String::from_utf8_lossy(&version.stdout).contains("util-linux") {
+            return None;
+        }
+        let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+        let line: Vec<String> = std::iter::once(bin)
+            .chain(args.iter().copied())
+            .map(quote)
+            .collect();
+        let mut cmd = Command::new("script");
+        // -q quiet, -f flush at once, -e exit with the program's status, -c the command.
+        cmd.args(["-qfec", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start script(1)");
+        let mut out = child.stdout.take().expect("stdout is piped");
+        let (tx, chunks) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = out.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Some(Terminal {
+            stdin: child.stdin.take(),
+            child,
+            chunks,
+            shown: String::new(),
+        })
+    }
+
+    /// Waits until the screen has shown `needle` at least `count` times in all; false if `limit`
+    /// passes first.
+    pub fn wait_for(&mut self, needle: &str, count: usize, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.shown.matches(needle).count() >= count {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.chunks.recv_timeout(left) {
+                Ok(chunk) => self.shown.push_str(&String::from_utf8_lossy(&chunk)),
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Types `keys` (use `\r` for Enter, `\x1b[A` for the up arrow).
+    ///
+    /// # Panics
+    /// If the terminal is gone.
+    pub fn type_keys(&mut self, keys: &str) {
+        let stdin = self.stdin.as_mut().expect("the terminal is open");
+        stdin
+            .write_all(keys.as_bytes())
+            .expect("type into the terminal");
+        stdin.flush().expect("type into the terminal");
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Closes the keyboard (`script` waits for that before it ends), then waits up to `limit` for
+    /// the program to end and collects the rest of its output.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        self.stdin = None;
+        let deadline = Instant::now() + limit;
+        loop {
+            while let Ok(chunk) = self.chunks.try_recv() {
+                self.shown.push_str(&String::from_utf8_lossy(&chunk));
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                while let Ok(chunk) = self.chunks.recv_timeout(Duration::from_millis(200)) {
+                    self.shown.push_str(&String::from_utf8_lossy(&chunk));
+                }
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        self.stdin = None;
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A fresh temporary folder.
 ///
 /// # Panics
@@ -275,6 +404,81 @@ pub fn write(root: &Path, rel: &str, bytes: &[u8]) -> PathBuf {
 /// On I/O failure.
 pub fn chmod(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// Sets a file's last-modified time to `ns` nanoseconds after the Unix epoch (before it, if
+/// negative), to the nanosecond.
+///
+/// # Panics
+/// On I/O failure.
+pub fn set_mtime(path: &Path, ns: i64) {
+    let abs = Duration::from_nanos(ns.unsigned_abs());
+    let time = if ns >= 0 {
+        std::time::UNIX_EPOCH + abs
+    } else {
+        std::time::UNIX_EPOCH - abs
+    };
+    let file = fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open for set_times");
+    file.set_times(fs::FileTimes::new().set_modified(time))
+        .expect("set_times");
+}
+
+/// A file's last-modified time in nanoseconds since the Unix epoch.
+///
+/// # Panics
+/// On I/O failure.
+pub fn mtime_ns(path: &Path) -> i128 {
+    let modified = fs::symlink_metadata(path)
+        .and_then(|m| m.modified())
+        .expect("mtime");
+    match modified.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_nanos() as i128,
+        Err(e) => -(e.duration().as_nanos() as i128),
+    }
+}
+
+/// Every regular file below `dir` (recursively), as paths relative to `dir`, sorted. Empty if
+/// `dir` does not exist. Unlike [`snapshot`] this looks inside `.minibox/` too, so a test can see
+/// what is left in `.minibox/tmp/` or moved to `.minibox/trash/`.
+///
+/// # Panics
+/// On I/O failure other than a missing `dir`.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let entries = match fs::read_dir(&current) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("read_dir {}: {e}", current.display()),
+        };
+        for entry in entries {
+            let path = entry.expect("dirent").path();
+            let meta = fs::symlink_metadata(&path).expect("lstat");
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push(path.strip_prefix(dir).expect("inside").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A loopback address on which nothing listens (a port the OS just handed out and took back),
+/// for testing what a client does when its peer is down.
+///
+/// # Panics
+/// If no port can be bound.
+pub fn closed_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("local address");
+    drop(listener);
+    addr
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
@@ -354,6 +558,28 @@ mod tests {
             Some("127.0.0.1:5000".parse().unwrap())
         );
         assert_eq!(parse_announce("other"), None);
+    }
+
+    #[test]
+    fn mtimes_are_set_to_the_nanosecond_and_files_listed() {
+        let dir = tempdir();
+        let file = write(dir.path(), "a/b c.txt", b"x");
+        set_mtime(&file, 1_700_000_000_123_456_789);
+        assert_eq!(mtime_ns(&file), 1_700_000_000_123_456_789);
+        set_mtime(&file, -1_500_000_000);
+        assert_eq!(mtime_ns(&file), -1_500_000_000);
+        write(dir.path(), "z", b"");
+        assert_eq!(
+            files_under(dir.path()),
+            [PathBuf::from("a/b c.txt"), PathBuf::from("z")]
+        );
+        assert!(files_under(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn a_closed_address_refuses() {
+        let addr = closed_addr();
+        assert!(std::net::TcpStream::connect(addr).is_err());
     }
 
     #[test]

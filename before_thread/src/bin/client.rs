@@ -13,7 +13,7 @@ use minibox::shell::{Mode, Shell};
 
 /// Query and download from a minibox server (minibox stage 1).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "client", version, about)]
 struct Args {
     /// This box: where downloads land (created if missing).
     #[arg(long)]

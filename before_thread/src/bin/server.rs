@@ -20,7 +20,7 @@ use minibox::serve::{self, ServeOptions};
 
 /// Serve a box to one client at a time (minibox stage 1).
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(name = "server", version, about)]
 struct Args {
     /// The box: the folder served (created if missing).
     #[arg(long)]

@@ -4,8 +4,9 @@
 //! per command. That is deliberate: stage 1's server serves one client at a time and drops a
 //! client that is silent for 10 s, so a shell must not sit on a connection while its user thinks.
 //!
-//! On a terminal the shell shows a `>> ` prompt with line editing and history (rustyline) and a
-//! progress bar for downloads that take more than a moment (indicatif). On a pipe, or with
+//! On a terminal the shell shows a `>> ` prompt with line editing and the session's history
+//! (rustyline) and a progress bar for downloads that take more than a moment (indicatif). On a
+//! pipe, or with
 //! `--json`, it shows neither: it reads stdin to its end and exits 0 if every command succeeded,
 //! 1 otherwise. A failed command prints one clear error and the shell goes on.
 //!
@@ -75,10 +76,11 @@ impl<'a> Shell<'a> {
         let interactive = io::stdin().is_terminal() && self.mode == Mode::Human;
         let mut failures = 0usize;
         if interactive {
-            let history = self.local.meta_dir().join("history");
+            // History lives in memory for the session. Keeping it in a file would need
+            // rustyline's `with-file-history` feature (and its file-locking dependency); without
+            // it, `load_history` panics ("not implemented"), so it is not called.
             match rustyline::DefaultEditor::new() {
                 Ok(mut editor) => {
-                    let _ = editor.load_history(&history);
                     println!(
                         "connected box: {}  peer: {}  (type help)",
                         self.local.root().display(),
@@ -99,7 +101,6 @@ impl<'a> Shell<'a> {
                             Err(_) => break,
                         }
                     }
-                    let _ = editor.save_history(&history);
                     return i32::from(failures > 0);
                 }
                 Err(e) => log::warn!("no line editing ({e}); reading plain lines"),

@@ -1,0 +1,241 @@
+//! The wire protocol as `docs/PROTOCOL.md` describes it, spoken by hand to the real server.
+//!
+//! This test is the "client in another language": it frames JSON itself (a version byte, a
+//! big-endian length, the body) and never uses the `minibox` crate's codec, so it checks the
+//! document's examples against what the server really sends. If you change one, change both.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// A raw connection: frames written and read by hand.
+struct Raw(TcpStream);
+
+impl Raw {
+    fn connect(s: &Setup) -> Raw {
+        let stream = TcpStream::connect(s.server.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        Raw(stream)
+    }
+
+    /// Sends one frame with this exact body.
+    fn send(&mut self, body: &str) {
+        self.send_bytes(1, body.as_bytes());
+    }
+
+    fn send_bytes(&mut self, version: u8, body: &[u8]) {
+        let mut frame = vec![version];
+        frame.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
+        frame.extend_from_slice(body);
+        self.0.write_all(&frame).unwrap();
+    }
+
+    /// Reads one frame; `None` if the server closed the connection.
+    fn recv(&mut self) -> Option<Value> {
+        let mut header = [0u8; 5];
+        if let Err(e) = self.0.read_exact(&mut header) {
+            assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
+            return None;
+        }
+        assert_eq!(header[0], 1, "protocol version");
+        let len = u32::from_be_bytes(header[1..].try_into().unwrap());
+        assert!(len <= 4 * 1024 * 1024, "frame of {len} bytes");
+        let mut body = vec![0u8; len as usize];
+        self.0.read_exact(&mut body).unwrap();
+        Some(serde_json::from_slice(&body).unwrap())
+    }
+
+    fn expect(&mut self) -> Value {
+        self.recv().expect("a reply, not a closed connection")
+    }
+
+    fn raw_bytes(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        self.0.read_exact(&mut buf).unwrap();
+        buf
+    }
+
+    fn hello(&mut self) {
+        self.send(r#"{"op":"hello","name":"box2"}"#);
+        assert_eq!(self.expect(), json!({"reply":"hello","name":"box1"}));
+    }
+}
+
+fn hello_entry() -> Value {
+    json!({"path":"hello.txt","kind":"file","size":11,"mtime_ns":1_795_161_600_123_456_789_i64,
+           "mode":420,"type":"text/plain"})
+}
+
+#[test]
+fn a_session_as_the_protocol_document_shows_it() {
+    let s = Setup::new(sample_box);
+    let mut c = Raw::connect(&s);
+    c.hello();
+
+    // list, files only, no hashes: one chunk of entries, then the end with the count.
+    c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^(hello|docs/)"}}"#);
+    let chunk = c.expect();
+    assert_eq!(chunk["reply"], "entries");
+    let entries = chunk["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3);
+    assert_eq!(entries[2], hello_entry());
+    assert_eq!(
+        entries[1],
+        json!({"path":"docs/read me.md","kind":"file","size":10,
+               "mtime_ns":1_709_208_000_000_000_000_i64,"mode":384,"type":"text/markdown"})
+    );
+    assert_eq!(c.expect(), json!({"reply":"end","count":3}));
+
+    // list with folders and hashes, by modification time.
+    c.send(
+        r#"{"op":"list","filter":{"kind":"modified","start_ns":1709208000000000000,"end_ns":1709208000000000000},"hashes":true,"folders":true}"#,
+    );
+    let chunk = c.expect();
+    assert_eq!(
+        chunk["entries"],
+        json!([{"path":"docs/read me.md","kind":"file","size":10,
+                "mtime_ns":1_709_208_000_000_000_000_i64,"mode":384,"type":"text/markdown",
+                "md5":README_MD5}, {"path":"empty.dat","kind":"file","size":0,
+                "mtime_ns":1_709_208_000_000_000_000_i64,"mode":292,
+                "type":"application/octet-stream","md5":EMPTY_MD5}])
+    );
+    assert_eq!(c.expect(), json!({"reply":"end","count":2}));
+
+    // Nothing matches: no entries frame at all, just the end.
+    c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^nothing$"}}"#);
+    assert_eq!(c.expect(), json!({"reply":"end","count":0}));
+
+    // Folders come with kind "dir" and type "inode/directory".
+    c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^docs/deep$"},"folders":true}"#);
+    let dir = &c.expect()["entries"][0];
+    assert_eq!(dir["kind"], "dir");
+    assert_eq!(dir["type"], "inode/directory");
+    assert_eq!(dir["size"], 0);
+    c.expect();
+
+    // hash: one entry with its MD5.
+    c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    let mut entry = hello_entry();
+    entry["md5"] = json!(HELLO_MD5);
+    assert_eq!(c.expect(), json!({"reply":"entry","entry":entry}));
+
+    // download: the header, exactly `size` raw bytes, then the trailer with the MD5. The header
+    // carries the MD5 too when the server already knows it (it does: it just hashed the file).
+    c.send(r#"{"op":"download","path":"hello.txt"}"#);
+    assert_eq!(c.expect(), json!({"reply":"file","entry":entry}));
+    assert_eq!(c.raw_bytes(11), b"hello world");
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":HELLO_MD5}));
+
+    // A file the server has not hashed yet: no MD5 in the header, the trailer brings it. An empty
+    // file has no raw bytes at all.
+    c.send(r#"{"op":"download","path":"docs/deep/er/notes.txt"}"#);
+    let header = c.expect();
+    assert_eq!(header["reply"], "file");
+    assert!(header["entry"].get("md5").is_none(), "{header}");
+    assert_eq!(header["entry"]["size"], 5);
+    assert_eq!(c.raw_bytes(5), b"deep\n");
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":NOTES_MD5}));
+    c.send(r#"{"op":"download","path":"empty.dat"}"#);
+    assert_eq!(c.expect()["entry"]["size"], 0);
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":EMPTY_MD5}));
+
+    // Errors: a reply with a code and a sentence; the connection stays usable after each.
+    let errors = [
+        (r#"{"op":"hash","path":"missing.txt"}"#, "not_found"),
+        (r#"{"op":"download","path":"docs"}"#, "not_found"),
+        (r#"{"op":"download","path":"hello.txt/below"}"#, "not_found"),
+        (r#"{"op":"download","path":"../etc/passwd"}"#, "bad_path"),
+        (r#"{"op":"hash","path":"/etc/passwd"}"#, "bad_path"),
+        (r#"{"op":"hash","path":"a\\b"}"#, "bad_path"),
+        (
+            r#"{"op":"download","path":"link-out/secret.txt"}"#,
+            "bad_path",
+        ),
+        (r#"{"op":"download","path":".minibox/log"}"#, "bad_path"),
+        (
+            r#"{"op":"list","filter":{"kind":"regex","pattern":"("}}"#,
+            "bad_request",
+        ),
+        (r#"{"op":"hello","name":"again"}"#, "bad_request"),
+        (r#"{"op":"download_udp","path":"hello.txt"}"#, "unsupported"),
+    ];
+    for (request, code) in errors {
+        c.send(request);
+        let reply = c.expect();
+        assert_eq!(reply["reply"], "error", "{request}: {reply}");
+        assert_eq!(reply["code"], code, "{request}: {reply}");
+        assert!(
+            !reply["message"].as_str().unwrap().is_empty(),
+            "{request}: {reply}"
+        );
+        assert_eq!(reply.as_object().unwrap().len(), 3, "{reply}");
+    }
+    c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    assert_eq!(c.expect()["reply"], "entry");
+
+    // The client hangs up between frames: a clean end for the server.
+    drop(c);
+    let mut c = Raw::connect(&s);
+    c.hello();
+}
+
+/// Sends `frame` (after a handshake if `hello`), expects a `bad_request` error, then the close.
+fn refused_then_closed(s: &Setup, hello: bool, send: impl FnOnce(&mut Raw)) {
+    let mut c = Raw::connect(s);
+    if hello {
+        c.hello();
+    }
+    send(&mut c);
+    let reply = c.expect();
+    assert_eq!(reply["reply"], "error", "{reply}");
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert_eq!(c.recv(), None, "the server closed the connection");
+}
+
+#[test]
+fn malformed_frames_get_an_error_and_a_closed_connection_and_the_server_goes_on() {
+    let s = Setup::new(sample_box);
+    // An unknown request.
+    refused_then_closed(&s, true, |c| c.send(r#"{"op":"format_disk"}"#));
+    // A known request with an unknown field.
+    refused_then_closed(&s, true, |c| {
+        c.send(r#"{"op":"hash","path":"hello.txt","force":true}"#);
+    });
+    // Not JSON.
+    refused_then_closed(&s, true, |c| c.send_bytes(1, b"\xff\xfe not json"));
+    // Another protocol version.
+    refused_then_closed(&s, true, |c| c.send_bytes(2, b"{}"));
+    // A length over the 4 MiB limit: refused from the header alone.
+    refused_then_closed(&s, true, |c| {
+        let mut header = vec![1u8];
+        header.extend_from_slice(&(4 * 1024 * 1024 + 1_u32).to_be_bytes());
+        c.0.write_all(&header).unwrap();
+    });
+    // A request before the handshake.
+    refused_then_closed(&s, false, |c| {
+        c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    });
+    // Something that is not minibox at all.
+    refused_then_closed(&s, false, |c| {
+        c.0.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    });
+    // A client that connects and leaves at once.
+    drop(Raw::connect(&s));
+
+    // And the server still answers properly.
+    let mut c = Raw::connect(&s);
+    c.hello();
+    c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    assert_eq!(c.expect()["entry"]["md5"], HELLO_MD5);
+    let log = std::fs::read_to_string(s.server_box.join(".minibox/log")).unwrap();
+    assert_eq!(log.matches("dropped: ").count(), 7, "{log}");
+}
