@@ -239,11 +239,12 @@ pub fn download(
     // Our UDP socket: on the address our TCP connection leaves from, any free port, and
     // *connected* to the server's address, so the kernel itself drops datagrams from anyone else.
     let server = conn.peer_addr();
-    let here = conn
+    let mut here = conn
         .stream()
         .local_addr()
         .map_err(|e| Error::net("reading our own address", e))?;
-    let socket = UdpSocket::bind((here.ip(), 0))
+    here.set_port(0); // (keeps an IPv6 scope, which binding to the bare IP would lose)
+    let socket = UdpSocket::bind(here)
         .and_then(|s| s.connect(server).map(|()| s))
         .map_err(|e| Error::net("opening a UDP socket", e))?;
     let granted = size_buffers(&socket, "client");
