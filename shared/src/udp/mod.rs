@@ -21,9 +21,10 @@
 //!    has hashed the bytes as they were delivered in order, so it verifies at once and installs
 //!    with [`transfer::install`] (temporary file, mtime and mode, atomic rename).
 //!
-//! Either side stops as soon as the TCP connection closes, and gives up with one clear sentence
-//! after [`crate::IDLE_TIMEOUT`] (10 s) without progress or after [`MAX_RETRIES`] timeouts in a
-//! row.
+//! Either side stops as soon as the TCP connection closes. The client gives up with one clear
+//! sentence after [`crate::IDLE_TIMEOUT`] (10 s) without a new block or after [`MAX_RETRIES`]
+//! unanswered acks in a row; the server a second later (`sender::GIVE_UP`), so that the client
+//! is the one who reports.
 //!
 //! # Layout
 //!
@@ -31,7 +32,7 @@
 //! |---|---|
 //! | [`wire`] | the two datagram kinds (data, ack), byte by byte |
 //! | [`window`] | the bookkeeping: reassembly, flight, round-trip time; no sockets |
-//! | [`demux`] | how concurrent transfers share the server's one UDP socket |
+//! | `demux` | how concurrent transfers share the server's one UDP socket |
 //! | `sender` | the server's loop: send, read acks, resend, time out |
 //! | `receiver` | the client's loop: receive, deliver in order, ack |
 //!

@@ -27,6 +27,12 @@ use crate::protocol::{ErrorCode, Request};
 use crate::serve::Failure;
 use crate::IDLE_TIMEOUT;
 
+/// How long the server waits without progress before it gives up: the contract's 10 s, plus a
+/// second of grace, so that when nothing gets through it is the client (who drives the transfer
+/// and has a user waiting) that reports it first, in its own words; the server's limit is the
+/// backstop for a client that vanished without closing its connection.
+pub const GIVE_UP: Duration = IDLE_TIMEOUT.saturating_add(Duration::from_secs(1));
+
 /// The file being sent, read block by block, hashed in order on the way when its MD5 is not
 /// known yet (one pass over the bytes, as for TCP).
 pub struct Source<'f> {
@@ -145,7 +151,7 @@ pub fn send(
                 return finished(conn, token, &flight, started);
             }
         }
-        if now.duration_since(last_progress) >= IDLE_TIMEOUT || timeouts > MAX_RETRIES {
+        if now.duration_since(last_progress) >= GIVE_UP || timeouts > MAX_RETRIES {
             return Err(Failure::Reply(
                 ErrorCode::Io,
                 format!(
