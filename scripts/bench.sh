@@ -143,6 +143,8 @@ print_table() {
         printf '%-14s %-9s %-7s %9s %9s  %s\n' "$c" "$t" "$b" "$m" "$r" "$all"
     done
     printf '%s\n' "$RATIO_LINE"
+    printf 'machine: %s cores, load average %s (other work on the machine slows every row)\n' \
+        "$(nproc)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 log "building the release binaries..."

@@ -428,7 +428,11 @@ impl Flight {
         let seen_end = ack.seen_end.min(self.next_new);
         let mut from = self.base;
         let mut lost_something = false;
-        let gaps = ack.gaps.iter().map(|g| g.start..g.end.min(seen_end));
+        // Clamped to what we sent: a hostile ack's ranges never make us loop past that.
+        let gaps = ack
+            .gaps
+            .iter()
+            .map(|g| g.start.min(seen_end)..g.end.min(seen_end));
         for gap in gaps.chain(std::iter::once(seen_end..seen_end)) {
             for b in from..gap.start.max(from) {
                 if let Some(s) = self.state(b) {
@@ -685,6 +689,18 @@ mod tests {
         assert!(f.rtt.rto() > before);
         assert_eq!(send_all(&mut f, 2_000), vec![0, 2, 4, 5]);
         assert_eq!(f.timeouts, 1);
+    }
+
+    #[test]
+    fn an_ack_with_huge_ranges_costs_no_more_than_the_blocks_sent() {
+        let mut f = Flight::new(u32::MAX);
+        f.on_ack(&ack(0, 0, 0, vec![]), 1);
+        send_all(&mut f, 10);
+        let started = std::time::Instant::now();
+        let hostile = ack(0, u32::MAX, u64::MAX, vec![4_000_000_000..4_000_000_001]);
+        f.on_ack(&hostile, 20);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(f.acked(), 0);
     }
 
     #[test]
