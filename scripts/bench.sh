@@ -7,6 +7,9 @@
 # download goes into a fresh client box; `sync` runs before each one so that the disk's
 # write-back of the previous run does not slow the next. Everything is removed at the end.
 #
+# Each row shows the median wall time and rate, and the median CPU seconds (user + system) the
+# client and the server spent per download.
+#
 # Cases (one function each; add more as `case_*` functions and call them at the bottom):
 #   case_tcp_vs_udp    download TCP and download UDP of the same file, alternating, median of
 #                      $BENCH_RUNS runs each; fails (exit 1) if UDP < $BENCH_MIN_RATIO x TCP.
@@ -62,20 +65,32 @@ start_server() {
     exit 1
 }
 
-# download TRANSPORT: one timed download of big.bin into a fresh client box; sets SECS.
+# server_cpu: CPU seconds (user + system) the server has used so far.
+server_cpu() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
+}
+
+# download TRANSPORT: one timed download of big.bin into a fresh client box. Sets SECS (wall
+# time), CPU_CLIENT and CPU_SERVER (CPU seconds each side spent on it: unlike wall time, these
+# hardly change when other programs share the machine).
 # (Results go through globals, not stdout: a $(...) subshell would lose RUN and RESULTS.)
 RUN=0
-SECS=""
+SECS="" CPU_CLIENT="" CPU_SERVER=""
 download() {
     local transport=$1
     RUN=$((RUN + 1))
     local box="$WORK/client-$RUN-$transport"
     sync
-    local t0 t1 out
+    local t0 t1 s0 s1 out
+    s0=$(server_cpu)
     t0=$(date +%s.%N)
-    out=$(printf 'download %s big.bin\n' "$transport" |
-        timeout 300 "$BIN/client" --dir "$box" --peer "$ADDR" --json)
+    local TIMEFORMAT='%U %S'
+    { time (printf 'download %s big.bin\n' "$transport" |
+        timeout 300 "$BIN/client" --dir "$box" --peer "$ADDR" --json >"$WORK/out.json"); } \
+        2>"$WORK/cpu.txt" || true
     t1=$(date +%s.%N)
+    s1=$(server_cpu)
+    out=$(cat "$WORK/out.json")
     if ! grep -q '"ok":true' <<<"$out" || ! grep -q "\"md5\":\"$SOURCE_MD5\"" <<<"$out"; then
         log "download $transport failed: $out"
         exit 1
@@ -85,34 +100,47 @@ download() {
         exit 1
     }
     SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+    CPU_CLIENT=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/cpu.txt")
+    CPU_SERVER=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }')
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 rate() { awk -v mib="$SIZE_MIB" -v s="$1" 'BEGIN { printf "%.1f", mib / s }'; }
 
-# record CASE TRANSPORT BLOCK TIMES...: adds a row to the results table; sets MED.
+# Per-row measurements, filled by measure and emptied by record.
+TIMES=() CLIENT_CPUS=() SERVER_CPUS=()
+measure() {
+    download "$1"
+    TIMES+=("$SECS")
+    CLIENT_CPUS+=("$CPU_CLIENT")
+    SERVER_CPUS+=("$CPU_SERVER")
+}
+
+# record CASE TRANSPORT BLOCK: adds a row for the measurements so far (medians); sets MED (the
+# median wall time) and empties the measurements.
 MED=""
 record() {
-    local name=$1 transport=$2 block=$3
-    shift 3
-    MED=$(median "$@")
-    RESULTS+=("$name|$transport|$block|$MED|$(rate "$MED")|$*")
+    MED=$(median "${TIMES[@]}")
+    RESULTS+=("$1|$2|$3|$MED|$(rate "$MED")|$(median "${CLIENT_CPUS[@]}")|$(median "${SERVER_CPUS[@]}")|${TIMES[*]}")
+    TIMES=() CLIENT_CPUS=() SERVER_CPUS=()
 }
 
 case_tcp_vs_udp() {
     start_server
-    local tcp=() udp=()
+    local tcp=() tcp_cc=() tcp_sc=() udp=() udp_cc=() udp_sc=()
     for i in $(seq "$RUNS"); do
         download TCP
-        tcp+=("$SECS")
+        tcp+=("$SECS") tcp_cc+=("$CPU_CLIENT") tcp_sc+=("$CPU_SERVER")
         download UDP
-        udp+=("$SECS")
+        udp+=("$SECS") udp_cc+=("$CPU_CLIENT") udp_sc+=("$CPU_SERVER")
         log "  run $i: TCP ${tcp[-1]} s, UDP ${udp[-1]} s"
     done
     local tcp_med udp_med ratio
-    record tcp-vs-udp TCP stream "${tcp[@]}"
+    TIMES=("${tcp[@]}") CLIENT_CPUS=("${tcp_cc[@]}") SERVER_CPUS=("${tcp_sc[@]}")
+    record tcp-vs-udp TCP stream
     tcp_med=$MED
-    record tcp-vs-udp UDP 32768 "${udp[@]}"
+    TIMES=("${udp[@]}") CLIENT_CPUS=("${udp_cc[@]}") SERVER_CPUS=("${udp_sc[@]}")
+    record tcp-vs-udp UDP 32768
     udp_med=$MED
     # Same bytes, so the rate ratio is the inverse ratio of times.
     ratio=$(awk -v t="$tcp_med" -v u="$udp_med" 'BEGIN { printf "%.2f", t / u }')
@@ -124,23 +152,22 @@ case_tcp_vs_udp() {
 
 case_udp_lan_block() {
     start_server MINIBOX_UDP_BLOCK=1448
-    local udp=()
     for i in $(seq "$RUNS"); do
-        download UDP
-        udp+=("$SECS")
-        log "  run $i: UDP (1448-byte blocks) ${udp[-1]} s"
+        measure UDP
+        log "  run $i: UDP (1448-byte blocks) ${TIMES[-1]} s"
     done
-    record udp-lan-block UDP 1448 "${udp[@]}"
+    record udp-lan-block UDP 1448
     stop_server
 }
 
 print_table() {
     printf '\nminibox bench: %s MiB file on loopback, %s runs per row, median shown\n' "$SIZE_MIB" "$RUNS"
-    printf '%-14s %-9s %-7s %9s %9s  %s\n' case transport block "median s" "MiB/s" "runs (s)"
+    printf '%-14s %-9s %-6s %8s %7s %10s %10s  %s\n' case transport block "median s" "MiB/s" \
+        "client CPU" "server CPU" "runs (s)"
     local row
     for row in "${RESULTS[@]}"; do
-        IFS='|' read -r c t b m r all <<<"$row"
-        printf '%-14s %-9s %-7s %9s %9s  %s\n' "$c" "$t" "$b" "$m" "$r" "$all"
+        IFS='|' read -r c t b m r cc sc all <<<"$row"
+        printf '%-14s %-9s %-6s %8s %7s %10s %10s  %s\n' "$c" "$t" "$b" "$m" "$r" "$cc" "$sc" "$all"
     done
     printf '%s\n' "$RATIO_LINE"
     printf 'machine: %s cores, load average %s (other work on the machine slows every row)\n' \

@@ -262,6 +262,7 @@ pub fn download(
     };
     let blocks = block_count(entry.size, block_size)?;
     let mut tmp = TempFile::create(local)?;
+    let tmp_path = tmp.path().to_path_buf();
     let plan = receiver::Plan {
         name,
         token,
@@ -269,6 +270,7 @@ pub fn download(
         block_size,
         blocks,
         window: receive_window(granted, block_size),
+        tmp: &tmp_path,
     };
     let received = receiver::receive(conn, &socket, &plan, tmp.file(), progress)?;
     conn.send(&Request::UdpReceived { token })?;

@@ -17,6 +17,7 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::net::UdpSocket;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::demux::{is_icmp, is_timeout};
@@ -51,6 +52,8 @@ pub struct Plan<'a> {
     pub blocks: u32,
     /// Our window, in blocks.
     pub window: u32,
+    /// The temporary file the blocks go to (for messages).
+    pub tmp: &'a Path,
 }
 
 impl Plan<'_> {
@@ -186,7 +189,7 @@ pub fn receive(
                 hasher.update(bytes);
                 out.write_all(bytes)
             })
-            .map_err(|e| Error::io("the temporary file", e))?;
+            .map_err(|e| Error::io(plan.tmp, e))?;
         acker.pending += 1;
         let urgent = match arrival {
             Arrival::InOrder => false,
@@ -215,8 +218,7 @@ pub fn receive(
             progress(done, plan.size);
         }
     }
-    out.flush()
-        .map_err(|e| Error::io("the temporary file", e))?;
+    out.flush().map_err(|e| Error::io(plan.tmp, e))?;
     let secs = started.elapsed().as_secs_f64();
     log::info!(
         "udp: received {} ({} bytes, {} blocks of {}) in {:.2} s, {:.1} MiB/s; window {}, {} acks, {} duplicates",
@@ -269,6 +271,7 @@ mod tests {
             block_size: 1000,
             blocks: 3,
             window: 8,
+            tmp: Path::new("f.part"),
         };
         assert_eq!(plan.len_of(0), 1000);
         assert_eq!(plan.len_of(2), 500);
