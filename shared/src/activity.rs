@@ -39,7 +39,14 @@ impl ActivityLog {
     /// Appends `time<TAB>peer<TAB>what<TAB>outcome`.
     pub fn record(&self, peer: &str, what: &str, outcome: &str) {
         let time = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z");
-        let line = format!("{time}\t{peer}\t{what}\t{outcome}\n");
+        // Every field may hold words from the network (a peer's name, a path it asked for):
+        // `field` keeps each on its one line and bounds its length.
+        let line = format!(
+            "{time}\t{}\t{}\t{}\n",
+            field(peer),
+            field(what),
+            field(outcome)
+        );
         let mut slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             let opened =
@@ -66,9 +73,39 @@ impl ActivityLog {
     }
 }
 
+/// The longest field written to the log, in characters; longer ones are cut with `…`.
+pub const MAX_FIELD: usize = 512;
+
+/// Makes `text` safe for one field of one log line: control characters (tab, newline, …) are
+/// escaped, so a hostile name cannot start a forged line or shift the columns, and the length is
+/// capped, so a peer cannot fill the disk by sending 4 MiB names.
+pub fn field(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_FIELD));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_FIELD {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_cannot_forge_lines_or_grow_without_bound() {
+        assert_eq!(field("box2"), "box2");
+        assert_eq!(field("a\tb\nFORGED\r"), "a\\tb\\nFORGED\\r");
+        let long = field(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), MAX_FIELD + 1);
+    }
 
     #[test]
     fn lines_are_appended_whole() {

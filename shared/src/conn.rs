@@ -9,17 +9,25 @@
 //! reading, is given up on instead of holding a thread (or, in stage 1, the whole server) forever.
 //! The one exception is the client waiting for the server's hello ([`HANDSHAKE_TIMEOUT`]): a
 //! stage-1 server may be busy with a silent client for a full idle timeout before it gets to us.
+//!
+//! A socket timeout alone is not enough for file data, though. It fires only when one `read` or
+//! `write` call moves *nothing* for 10 s, and a peer can avoid that by moving almost nothing:
+//! a client that never reads still lets the kernel squeeze a few hundred bytes into its receive
+//! queue every few seconds, and a hostile server can send one byte every 9 s. Each call then
+//! "progresses", and the transfer never ends. [`Pace`] closes that hole: a transfer must move at
+//! least [`MIN_PROGRESS`] bytes in every [`crate::IDLE_TIMEOUT`], or it is given up on.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::auth::{self, Role, Secret, Transcript};
 use crate::error::{Error, Result};
 use crate::frame::{read_frame, write_frame};
-use crate::protocol::{Reply, Request};
+use crate::protocol::{ErrorCode, Reply, Request};
 use crate::IDLE_TIMEOUT;
 
 /// Size of the read and write buffers. Large, because file data flows through them.
@@ -76,6 +84,17 @@ impl Connection {
     /// [`Error::Net`] / [`Error::Timeout`] if the peer cannot be reached; a protocol error if it
     /// does not answer the handshake properly.
     pub fn connect(addr: &str, my_name: &str) -> Result<Self> {
+        Connection::connect_with(addr, my_name, None)
+    }
+
+    /// [`Connection::connect`], proving knowledge of `secret` when given (and demanding that the
+    /// server prove it too; see [`crate::auth`]).
+    ///
+    /// # Errors
+    /// As [`Connection::connect`]; [`Error::Auth`] if the server does not know the secret, or
+    /// asks for one we do not have, or asks for none when we have one; [`Error::Remote`] with
+    /// [`ErrorCode::Unauthorized`] if the server refused our proof.
+    pub fn connect_with(addr: &str, my_name: &str, secret: Option<&Secret>) -> Result<Self> {
         let context = || format!("cannot reach the peer at {addr}");
         let target = addr
             .to_socket_addrs()
@@ -90,12 +109,52 @@ impl Connection {
         })?;
         // The hello may sit in the server's accept queue while it finishes with someone else.
         conn.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-        match conn.recv::<Reply>()? {
-            Reply::Hello { name } => conn.peer_name = name,
-            Reply::Error { code, message } => return Err(Error::Remote { code, message }),
-            other => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
-        }
+        let first = conn.recv::<Reply>()?;
         conn.set_read_timeout(Some(IDLE_TIMEOUT))?;
+        let name = match (first, secret) {
+            (Reply::Hello { name }, None) => name,
+            (Reply::Hello { .. }, Some(_)) => {
+                return Err(Error::Auth(format!(
+                    "the box at {addr} asks for no shared secret, so it is not the box this \
+                     secret is shared with; not going on"
+                )))
+            }
+            (Reply::Challenge { .. }, None) => {
+                return Err(Error::Auth(format!(
+                    "the box at {addr} only talks to peers that know its shared secret \
+                     (give the same --secret-file)"
+                )))
+            }
+            (Reply::Challenge { name, nonce }, Some(secret)) => {
+                let client_nonce = auth::nonce()?;
+                let t = Transcript {
+                    server_nonce: &nonce,
+                    client_nonce: &client_nonce,
+                    client_name: my_name,
+                    server_name: &name,
+                };
+                conn.send(&Request::Prove {
+                    nonce: client_nonce.clone(),
+                    proof: secret.proof(Role::Client, &t),
+                })?;
+                match conn.recv::<Reply>()? {
+                    Reply::Welcome { proof } if secret.verify(Role::Server, &t, &proof) => name,
+                    Reply::Welcome { .. } => {
+                        return Err(Error::Auth(format!(
+                            "the box at {addr} could not prove it knows the shared secret; \
+                             not going on"
+                        )))
+                    }
+                    Reply::Error { code, message } => return Err(Error::Remote { code, message }),
+                    other => {
+                        return Err(Error::Protocol(format!("expected welcome, got {other:?}")))
+                    }
+                }
+            }
+            (Reply::Error { code, message }, _) => return Err(Error::Remote { code, message }),
+            (other, _) => return Err(Error::Protocol(format!("expected hello, got {other:?}"))),
+        };
+        conn.peer_name = clean_name(&name);
         Ok(conn)
     }
 
@@ -105,22 +164,73 @@ impl Connection {
     /// # Errors
     /// If the first frame is not a hello, or the socket fails.
     pub fn accept_hello(&mut self, my_name: &str) -> Result<bool> {
-        match self.recv_opt::<Request>()? {
-            None => Ok(false),
-            Some(Request::Hello { name }) => {
-                self.peer_name = name;
-                self.send(&Reply::Hello {
-                    name: my_name.to_string(),
-                })?;
-                Ok(true)
-            }
-            Some(other) => Err(Error::Protocol(format!(
-                "a connection must open with hello, not {other:?}"
-            ))),
-        }
+        self.accept_hello_with(my_name, None)
     }
 
-    /// The other end's name (its address until the handshake is done).
+    /// [`Connection::accept_hello`], demanding proof of `secret` when given (and proving it
+    /// back). A client that cannot prove it gets one `unauthorized` error reply; the caller then
+    /// closes the connection.
+    ///
+    /// # Errors
+    /// As [`Connection::accept_hello`]; [`Error::Auth`] when the client did not prove it knows
+    /// the secret.
+    pub fn accept_hello_with(&mut self, my_name: &str, secret: Option<&Secret>) -> Result<bool> {
+        let name = match self.recv_opt::<Request>()? {
+            None => return Ok(false),
+            Some(Request::Hello { name }) => name,
+            Some(other) => {
+                return Err(Error::Protocol(format!(
+                    "a connection must open with hello, not {}",
+                    crate::serve::describe(&other)
+                )))
+            }
+        };
+        match secret {
+            None => self.send(&Reply::Hello {
+                name: my_name.to_string(),
+            })?,
+            Some(secret) => self.challenge(&name, my_name, secret)?,
+        }
+        self.peer_name = clean_name(&name);
+        Ok(true)
+    }
+
+    /// The server's half of the challenge-response (see [`crate::auth`]).
+    fn challenge(&mut self, client_name: &str, my_name: &str, secret: &Secret) -> Result<()> {
+        let server_nonce = auth::nonce()?;
+        self.send(&Reply::Challenge {
+            name: my_name.to_string(),
+            nonce: server_nonce.clone(),
+        })?;
+        let why = match self.recv_opt::<Request>()? {
+            Some(Request::Prove { nonce, proof }) => {
+                let t = Transcript {
+                    server_nonce: &server_nonce,
+                    client_nonce: &nonce,
+                    client_name,
+                    server_name: my_name,
+                };
+                let fresh = nonce.len() == 2 * auth::NONCE_LEN && nonce != server_nonce;
+                if fresh && secret.verify(Role::Client, &t, &proof) {
+                    return self.send(&Reply::Welcome {
+                        proof: secret.proof(Role::Server, &t),
+                    });
+                }
+                "its proof of the shared secret was wrong"
+            }
+            None => "it hung up instead of proving it knows the shared secret",
+            Some(_) => "it did not prove it knows the shared secret",
+        };
+        // One clear refusal, then the caller closes the connection.
+        let _ = self.send(&Reply::error(
+            ErrorCode::Unauthorized,
+            "this box only talks to peers that know its shared secret (--secret-file)",
+        ));
+        Err(Error::Auth(format!("refused {client_name:?}: {why}")))
+    }
+
+    /// The other end's name (its address until the handshake is done), passed through
+    /// [`clean_name`]: safe in logs and file names whatever the peer sent.
     pub fn peer_name(&self) -> &str {
         &self.peer_name
     }
@@ -244,5 +354,143 @@ impl Connection {
     /// The underlying stream (to clone a handle for shutdown from another thread).
     pub fn stream(&self) -> &TcpStream {
         self.reader.get_ref()
+    }
+}
+
+/// The longest peer name kept, in characters.
+pub const MAX_NAME: usize = 64;
+
+/// Makes a name a peer announced safe to use anywhere: in logs, in file names (a stage may name
+/// conflict copies or per-peer state after it), in messages. Keeps letters, digits and `-_.@+`,
+/// turns anything else into `_`, keeps at most [`MAX_NAME`] characters, and never returns an
+/// empty name, `.` or `..`. An honest name (`box2`, `laptop-1`) passes unchanged.
+pub fn clean_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .take(MAX_NAME)
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.@+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        format!("_{cleaned}")
+    } else {
+        cleaned
+    }
+}
+
+/// The least a transfer must move in each [`IDLE_TIMEOUT`] to count as progressing: 16 KiB, far
+/// below any working link, far above what a stalled peer's kernel lets trickle through.
+pub const MIN_PROGRESS: u64 = 16 * 1024;
+
+/// Watches the bytes of one transfer for the slow drip (see the module's documentation).
+#[derive(Debug)]
+pub struct Pace {
+    /// When the current window began: the last time [`MIN_PROGRESS`] bytes were reached.
+    window_start: Instant,
+    /// Bytes moved since then.
+    moved: u64,
+}
+
+impl Default for Pace {
+    fn default() -> Self {
+        Pace::new()
+    }
+}
+
+impl Pace {
+    /// Starts watching now.
+    pub fn new() -> Self {
+        Pace {
+            window_start: Instant::now(),
+            moved: 0,
+        }
+    }
+
+    /// Notes that `n` more bytes moved.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::TimedOut`] when fewer than [`MIN_PROGRESS`] bytes moved over more than
+    /// [`IDLE_TIMEOUT`].
+    pub fn advance(&mut self, n: u64) -> io::Result<()> {
+        self.moved += n;
+        if self.moved >= MIN_PROGRESS {
+            self.window_start = Instant::now();
+            self.moved = 0;
+        } else if self.window_start.elapsed() > IDLE_TIMEOUT {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "the peer moved fewer than {} KiB in {} s",
+                    MIN_PROGRESS / 1024,
+                    IDLE_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A writer whose every write is watched by a [`Pace`].
+pub struct PacedWriter<W> {
+    /// Where the bytes go.
+    inner: W,
+    /// The watch.
+    pace: Pace,
+}
+
+impl<W: Write> PacedWriter<W> {
+    /// Wraps `inner`, starting the watch now.
+    pub fn new(inner: W) -> Self {
+        PacedWriter {
+            inner,
+            pace: Pace::new(),
+        }
+    }
+}
+
+impl<W: Write> Write for PacedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.pace.advance(n as u64)?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_names_are_cleaned() {
+        assert_eq!(clean_name("box2"), "box2");
+        assert_eq!(clean_name("laptop-1.home"), "laptop-1.home");
+        assert_eq!(clean_name("../../etc"), ".._.._etc");
+        assert_eq!(clean_name(".."), "_..");
+        assert_eq!(clean_name(""), "_");
+        assert_eq!(clean_name("a\nb\tc/d\\e\0"), "a_b_c_d_e_");
+        assert_eq!(clean_name(&"n".repeat(1000)).len(), MAX_NAME);
+    }
+
+    #[test]
+    fn a_drip_is_not_progress_but_a_stream_is() {
+        let mut pace = Pace::new();
+        pace.window_start = Instant::now() - IDLE_TIMEOUT - Duration::from_secs(1);
+        // A steady stream resets the window before it ends.
+        assert!(pace.advance(MIN_PROGRESS).is_ok());
+        assert!(pace.advance(10).is_ok(), "a fresh window");
+        // Only a trickle over a whole window: given up on.
+        pace.window_start = Instant::now() - IDLE_TIMEOUT - Duration::from_secs(1);
+        let err = pace.advance(100).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("fewer than 16 KiB"), "{err}");
     }
 }

@@ -48,6 +48,9 @@ pub enum Error {
     Verify(String),
     /// The peer stopped making progress.
     Timeout(String),
+    /// Authentication failed: the other side does not know the shared secret, or asks for none
+    /// when we expected it to.
+    Auth(String),
 }
 
 /// Shorthand for results in this crate.
@@ -89,7 +92,9 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::Remote { message, .. } => f.write_str(message),
             Error::Path(e) => e.fmt(f),
-            Error::Usage(m) | Error::Verify(m) | Error::Timeout(m) => f.write_str(m),
+            Error::Usage(m) | Error::Verify(m) | Error::Timeout(m) | Error::Auth(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

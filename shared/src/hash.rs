@@ -74,12 +74,14 @@ pub fn md5_reader<R: Read>(mut reader: R) -> io::Result<String> {
     }
 }
 
-/// MD5 of a file's contents.
+/// MD5 of a regular file's contents. The file is opened with
+/// [`crate::paths::open_for_reading`], so a FIFO or a final symbolic link is refused at once
+/// instead of blocking or being followed.
 ///
 /// # Errors
-/// If the file cannot be opened or read.
+/// If the file cannot be opened or read, or is not a regular file.
 pub fn md5_file(path: &Path) -> io::Result<String> {
-    md5_reader(File::open(path)?)
+    md5_reader(crate::paths::open_for_reading(path)?.0)
 }
 
 /// What identifies one version of a file without reading it.

@@ -11,6 +11,7 @@
 //! | [`frame`] | how a message travels on a byte stream: a small header, then JSON |
 //! | [`protocol`] | every request and reply as one Rust enum each, and the index entry |
 //! | [`conn`] | a TCP connection that reads and writes frames, and the opening handshake |
+//! | [`auth`] | optional shared-secret authentication of that handshake (HMAC-SHA-256) |
 //! | [`paths`] | the one gate that turns a name from the network into a path inside the box |
 //! | [`index`] | scanning a box, MIME types, and the `shortlist` / `regex` filters |
 //! | [`timestamp`] | every timestamp form the shell accepts |
@@ -29,6 +30,7 @@
 //! into this crate.
 
 pub mod activity;
+pub mod auth;
 pub mod conn;
 pub mod error;
 pub mod frame;

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::activity::ActivityLog;
+use crate::auth::Secret;
+use crate::conn::Connection;
 use crate::error::{Error, Result};
 use crate::hash::HashCache;
 use crate::locks::LockTable;
@@ -29,6 +31,10 @@ pub struct LocalBox {
     pub log: ActivityLog,
     /// Numbers temporary files uniquely within this process.
     tmp_counter: AtomicU64,
+    /// The shared secret (`--secret-file`), if any: the server demands it of every peer and
+    /// every connection this box opens proves it. Set once at start with
+    /// [`LocalBox::with_secret`].
+    secret: Option<Secret>,
 }
 
 impl LocalBox {
@@ -50,7 +56,30 @@ impl LocalBox {
             root,
             name: name.to_string(),
             tmp_counter: AtomicU64::new(0),
+            secret: None,
         })
+    }
+
+    /// Gives the box a shared secret (or none). Every stage passes its `--secret-file` here, once,
+    /// right after [`LocalBox::open`]; the server side ([`crate::serve`]) and
+    /// [`LocalBox::connect`] then use it.
+    pub fn with_secret(mut self, secret: Option<Secret>) -> Self {
+        self.secret = secret;
+        self
+    }
+
+    /// The shared secret, if any.
+    pub fn secret(&self) -> Option<&Secret> {
+        self.secret.as_ref()
+    }
+
+    /// Opens a connection to the peer at `addr` as this box: with this box's name, proving the
+    /// shared secret when there is one. Every connection a stage opens should go through here.
+    ///
+    /// # Errors
+    /// See [`Connection::connect_with`].
+    pub fn connect(&self, addr: &str) -> Result<Connection> {
+        Connection::connect_with(addr, &self.name, self.secret.as_ref())
     }
 
     /// The box folder.

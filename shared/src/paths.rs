@@ -154,6 +154,51 @@ impl fmt::Display for ResolveError {
 
 impl std::error::Error for ResolveError {}
 
+/// Opens a file of the box for reading, refusing anything but a regular file, without ever
+/// blocking and without following a symbolic link in the last part of the path.
+///
+/// Two flags do the work. `O_NONBLOCK`: opening a FIFO (named pipe) for reading normally waits
+/// until some process opens it for writing, which may be never; a box holding a FIFO must not
+/// let a peer freeze the server that way. On a regular file the flag changes nothing. `O_NOFOLLOW`:
+/// [`resolve`] checked with `lstat` that no part of the path is a link, but a link could be
+/// swapped in between that check and this open; for the last part of the path the kernel now
+/// refuses it (with `ELOOP`). A swap of a *folder* higher up stays possible: see
+/// `docs/SECURITY.md` ("known limits").
+///
+/// # Errors
+/// The open's own error, or [`io::ErrorKind::InvalidInput`] if what was opened is not a regular
+/// file (a folder, a FIFO, a device, a socket).
+pub fn open_for_reading(path: &Path) -> io::Result<(fs::File, fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let not_regular = || {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        )
+    };
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW | libc::O_NOCTTY)
+        .open(path);
+    let file = match opened {
+        Ok(file) => file,
+        // Some special files cannot be opened at all (a Unix socket: ENXIO). Say what they are
+        // rather than pass on the kernel's puzzling error.
+        Err(e) => {
+            return Err(match fs::symlink_metadata(path) {
+                Ok(m) if !m.is_file() && !m.file_type().is_symlink() => not_regular(),
+                _ => e,
+            })
+        }
+    };
+    // Look at what was opened, not at the name again: it cannot be swapped under us now.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    Ok((file, meta))
+}
+
 /// Turns a path found while scanning the box back into its `/`-separated name. Returns `None` for
 /// names that are not valid UTF-8 or would not pass [`check_name`] (such files are skipped, with a
 /// log line, rather than offered to a peer that could not ask for them).
@@ -255,6 +300,33 @@ mod tests {
             resolve(&root, "real/file/below").unwrap(),
             root.join("real/file/below")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reading_opens_refuse_fifos_links_and_folders_without_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::write(root.join("file"), "x").unwrap();
+        fs::create_dir(root.join("dir")).unwrap();
+        std::os::unix::fs::symlink(root.join("file"), root.join("link")).unwrap();
+        let fifo = root.join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (_, meta) = open_for_reading(&root.join("file")).unwrap();
+        assert_eq!(meta.len(), 1);
+        // No writer ever opens the FIFO: a plain open would block this test forever.
+        let err = open_for_reading(&fifo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(open_for_reading(&root.join("dir")).is_err());
+        drop(std::os::unix::net::UnixListener::bind(root.join("sock")).unwrap());
+        let err = open_for_reading(&root.join("sock")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        let err = open_for_reading(&root.join("link")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
     }
 
     #[test]

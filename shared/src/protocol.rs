@@ -48,6 +48,14 @@ pub enum Request {
         /// The file's path relative to the box.
         path: String,
     },
+    /// The client's answer to a [`Reply::Challenge`]: its own nonce and its proof that it knows
+    /// the shared secret (see [`crate::auth`]).
+    Prove {
+        /// The client's fresh nonce, hex.
+        nonce: String,
+        /// HMAC-SHA-256 over the handshake, hex.
+        proof: String,
+    },
     /// Sent during a UDP download, after the [`Reply::UdpOffer`]: the client holds every block
     /// and waits for the [`Reply::Trailer`]. (It travels on TCP so that the end of a transfer
     /// never depends on a datagram getting through.)
@@ -85,6 +93,19 @@ pub enum Reply {
     Hello {
         /// The server's name.
         name: String,
+    },
+    /// Answer to [`Request::Hello`] from a box that wants the shared secret: prove you know it
+    /// (with [`Request::Prove`]) before anything else.
+    Challenge {
+        /// The server's name.
+        name: String,
+        /// The server's fresh nonce, hex.
+        nonce: String,
+    },
+    /// The end of an authenticated handshake: the server's own proof that it knows the secret.
+    Welcome {
+        /// HMAC-SHA-256 over the handshake, hex.
+        proof: String,
     },
     /// A chunk of a listing.
     Entries {
@@ -154,6 +175,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The server is serving as many connections as it will; try again shortly.
     Busy,
+    /// The peer did not prove it knows the box's shared secret.
+    Unauthorized,
 }
 
 /// Whether an index entry is a file or a folder.

@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::UdpSocket;
 
-use crate::conn::Connection;
+use crate::conn::{Connection, PacedWriter};
 use crate::error::{Error, Result};
 use crate::hash::{Hasher, Stamp, BUF_SIZE};
 use crate::index::{self, Matcher};
@@ -52,7 +52,8 @@ pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: &ServeOpti
 }
 
 fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Result<()> {
-    if !conn.accept_hello(local.name())? {
+    // With a shared secret, the peer must prove it knows it before anything else.
+    if !conn.accept_hello_with(local.name(), local.secret())? {
         return Ok(());
     }
     while let Some(request) = conn.recv_opt::<Request>()? {
@@ -114,6 +115,7 @@ pub fn describe(request: &Request) -> String {
                 Filter::Regex { pattern } => format!("{what} regex {pattern:?}"),
             }
         }
+        Request::Prove { .. } => "prove".into(),
         Request::Hash { path } => format!("hash {path:?}"),
         Request::Download { path } => format!("download tcp {path:?}"),
         Request::DownloadUdp { path } => format!("download udp {path:?}"),
@@ -131,6 +133,10 @@ fn answer(
         Request::Hello { .. } => Err(Failure::Reply(
             ErrorCode::BadRequest,
             "hello was already said on this connection".into(),
+        )),
+        Request::Prove { .. } => Err(Failure::Reply(
+            ErrorCode::BadRequest,
+            "prove belongs to the opening handshake of an authenticated box".into(),
         )),
         Request::List {
             filter,
@@ -231,19 +237,19 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
             format!("{name}: no such file in the box"),
         )
     };
-    let file = File::open(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => not_found(),
+    // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
+    // whole server) until some process writes to it.
+    let (file, meta) = paths::open_for_reading(&path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
         // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
         _ if fs::symlink_metadata(&path).is_err() => not_found(),
+        // A link swapped in after `resolve` looked: the kernel refused to follow it.
+        _ if e.raw_os_error() == Some(libc::ELOOP) => Failure::Reply(
+            ErrorCode::BadPath,
+            paths::PathError::Symlink(name.to_string()).to_string(),
+        ),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
     })?;
-    // Look at what was opened, not at the name again: the file cannot be swapped under us now.
-    let meta = file
-        .metadata()
-        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")))?;
-    if !meta.is_file() {
-        return Err(not_found());
-    }
     Ok((file, index::entry_of(name, &meta)))
 }
 
@@ -324,10 +330,12 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
     conn.send(&Reply::File {
         entry: out.entry.clone(),
     })?;
+    // Every byte goes through a pace watch: a client that reads a trickle is dropped after 10 s
+    // like one that reads nothing (see `conn::Pace`).
     let file = &out.file;
-    let socket = conn.raw_writer()?;
+    let socket = &mut PacedWriter::new(conn.raw_writer()?);
     let (sent_md5, short) = match out.entry.md5.clone() {
-        // The MD5 is known: let the kernel copy file to socket (sendfile), no pass in user space.
+        // The MD5 is known: no need to hash, just copy.
         Some(md5) => {
             let copied = io::copy(&mut file.take(size), socket)
                 .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
@@ -385,6 +393,17 @@ fn pad(out: &mut impl Write, mut count: u64) -> Result<(), Failure> {
         count -= n as u64;
     }
     Ok(())
+}
+
+/// Warns (in the log) when a box without a shared secret listens where other machines can reach
+/// it: anyone who can connect may then read every file. The default address is loopback.
+pub fn warn_if_exposed(addr: std::net::SocketAddr, secret: Option<&crate::auth::Secret>) {
+    if secret.is_none() && !addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {addr} without --secret-file: anyone who can reach this address can \
+             read the box"
+        );
+    }
 }
 
 /// Binds the TCP listener and the UDP socket of a box on the same address and port, as the

@@ -175,7 +175,8 @@ pub fn verify(entry: &Entry, received_md5: &str, trailer: Reply) -> Result<Strin
 /// Reads exactly `size` bytes from `from` into `to`, hashing them; returns their MD5.
 ///
 /// # Errors
-/// If the stream ends early, times out, or the disk fails.
+/// If the stream ends early, times out (no byte for 10 s, or fewer than
+/// [`crate::conn::MIN_PROGRESS`] bytes in 10 s), or the disk fails.
 pub fn receive_into(
     from: &mut impl Read,
     to: &mut File,
@@ -185,6 +186,8 @@ pub fn receive_into(
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut done = 0u64;
+    // A server that sends a trickle is given up on like one that sends nothing.
+    let mut pace = crate::conn::Pace::new();
     progress(0, size);
     while done < size {
         let want = usize::try_from((size - done).min(BUF_SIZE as u64)).unwrap_or(BUF_SIZE);
@@ -202,6 +205,9 @@ pub fn receive_into(
         hasher.update(&buf[..n]);
         to.write_all(&buf[..n])?;
         done += n as u64;
+        if done < size {
+            pace.advance(n as u64)?;
+        }
         progress(done, size);
     }
     Ok(hasher.finish())

@@ -14,7 +14,16 @@
 //! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
 //!   reorders), for the UDP download tests.
 //!
+//! - [`arena`]: a box full of traps with a canary folder beside it, and the check that an honest
+//!   client still gets correct answers;
+//! - [`attack`]: every hostile-input attack on a listening binary, run by [`attack::run_all`];
+//! - [`liar`]: a fake server that lies, to attack the downloading side.
+//!
 //! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
+
+pub mod arena;
+pub mod attack;
+pub mod liar;
 
 use std::collections::BTreeMap;
 use std::fs;

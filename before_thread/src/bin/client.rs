@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use minibox::auth::Secret;
 use minibox::local::LocalBox;
 use minibox::shell::{Mode, Shell};
 
@@ -24,12 +25,24 @@ struct Args {
     /// Print one line of JSON per command instead of tables.
     #[arg(long)]
     json: bool,
+    /// Prove knowledge of the secret in FILE to the server, and demand the same of it.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     minibox::init_logging();
     let args = Args::parse();
-    let local = match LocalBox::open(&args.dir, &minibox::default_name(&args.dir)) {
+    let opened = args
+        .secret_file
+        .as_deref()
+        .map(Secret::from_file)
+        .transpose()
+        .and_then(|secret| {
+            LocalBox::open(&args.dir, &minibox::default_name(&args.dir))
+                .map(|local| local.with_secret(secret))
+        });
+    let local = match opened {
         Ok(local) => Arc::new(local),
         Err(e) => {
             eprintln!("client: {e}");

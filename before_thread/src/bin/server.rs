@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use minibox::auth::Secret;
 use minibox::conn::Connection;
 use minibox::local::LocalBox;
 use minibox::serve::{self, ServeOptions};
@@ -28,6 +29,9 @@ struct Args {
     /// Where to listen, TCP and UDP on the same port.
     #[arg(long, default_value = "127.0.0.1:60000")]
     listen: String,
+    /// Only serve peers that prove they know the secret in FILE (the same file on both sides).
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -43,11 +47,17 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> minibox::Result<()> {
-    let local = LocalBox::open(&args.dir, &minibox::default_name(&args.dir))?;
+    let secret = args
+        .secret_file
+        .as_deref()
+        .map(Secret::from_file)
+        .transpose()?;
+    let local = LocalBox::open(&args.dir, &minibox::default_name(&args.dir))?.with_secret(secret);
     let (listener, udp) = serve::bind(&args.listen)?;
     let addr = listener
         .local_addr()
         .map_err(|e| minibox::Error::net("reading the bound address", e))?;
+    serve::warn_if_exposed(addr, local.secret());
     minibox::announce(local.root(), addr);
     let opts = ServeOptions { udp: Some(&udp) };
     // One client at a time: the next accept happens only when this one is done.

@@ -213,7 +213,7 @@ impl<'a> Shell<'a> {
     }
 
     fn connect(&self) -> Result<Connection> {
-        Connection::connect(&self.peer, self.local.name())
+        self.local.connect(&self.peer)
     }
 
     /// Logs a request this box made, in `.minibox/log`.

@@ -208,7 +208,7 @@ mod tests {
         };
         assert_eq!(
             to_json(&files).unwrap().to_string(),
-            r#"{"files":[{"mtime":"2026-11-25T10:00:00Z","path":"a b.txt","size":3,"type":"text/plain"}],"ok":true}"#
+            r#"{"ok":true,"files":[{"path":"a b.txt","size":3,"mtime":"2026-11-25T10:00:00Z","type":"text/plain"}]}"#
         );
         let d = Outcome::Downloaded {
             entry: entry("x", 0),
@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(v["verified"], true);
         assert_eq!(v["transport"], "udp");
         assert_eq!(v["file"]["md5"], "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(error_json("no").to_string(), r#"{"error":"no","ok":false}"#);
+        assert_eq!(error_json("no").to_string(), r#"{"ok":false,"error":"no"}"#);
         assert!(to_json(&Outcome::Quit).is_none());
     }
 

@@ -1,0 +1,457 @@
+//! A lying server, to attack the side that downloads.
+//!
+//! [`Liar`] speaks the real protocol (it is built on [`minibox::conn::Connection`] and the real
+//! frames), answers the handshake politely, and then lies in one way, chosen by a [`Lie`]: names
+//! that leave the box, a size that does not match the bytes sent, a wrong MD5, a listing of a
+//! million entries, a transfer that stalls or trickles. [`check`] runs the downloading side (the
+//! stage-1 `client`, later `with_sync --once`) against it and demands a refusal with a clear
+//! sentence, a failure exit status, and nothing installed: the file the box already had is
+//! untouched, no other file appeared, `.minibox/tmp/` is empty, and nothing was written next to
+//! the box.
+//!
+//! Each stage adds its downloading binary with [`liar_tests!`](crate::liar_tests), which writes
+//! one `#[test]` per lie (so the slow ones, which wait for a timeout, run in parallel).
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use minibox::conn::Connection;
+use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request, ENTRIES_PER_CHUNK};
+
+use crate::arena::{difference, md5_of, tree};
+use crate::{pseudo_random, ShellRun};
+
+/// The name of the one honest-looking file the liar offers.
+pub const FILE: &str = "a.txt";
+
+/// What the receiving box holds under [`FILE`] before the attack; it must still hold it after.
+pub const OLD_CONTENT: &[u8] = b"the version this box already had\n";
+
+/// How many entries the [`Lie::MillionEntries`] listing announces.
+pub const MILLION: u64 = 1_000_000;
+
+/// The longest a liar holds a stalled connection (the victim must give up long before).
+const HOLD: Duration = Duration::from_secs(60);
+
+/// The ways the liar lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lie {
+    /// Lists (and offers for download) a file named `../escape.txt`.
+    ParentName,
+    /// Lists (and offers) a file with an absolute name next to the box.
+    AbsoluteName,
+    /// Lists (and offers) a file inside the victim's own `.minibox/`.
+    ReservedName,
+    /// Asked for `a.txt`, offers `b.txt`.
+    OtherFile,
+    /// Announces N bytes, sends half of them, hangs up.
+    FewerBytes,
+    /// Announces N bytes, sends N + 1000 and a trailer for all of them.
+    MoreBytes,
+    /// The right bytes, a trailer with another MD5.
+    WrongMd5,
+    /// An MD5 in the header that the bytes and the trailer do not match.
+    HeaderMd5,
+    /// A listing of a million entries, streamed in chunks.
+    MillionEntries,
+    /// A listing whose closing count does not match its entries.
+    CountMismatch,
+    /// Sends half the file, then nothing, holding the connection open.
+    StallMidTransfer,
+    /// Sends half the file, then one byte a second.
+    TrickleMidTransfer,
+    /// Accepts the connection and never answers the hello.
+    StallHandshake,
+}
+
+impl Lie {
+    /// Every lie.
+    pub const ALL: [Lie; 13] = [
+        Lie::ParentName,
+        Lie::AbsoluteName,
+        Lie::ReservedName,
+        Lie::OtherFile,
+        Lie::FewerBytes,
+        Lie::MoreBytes,
+        Lie::WrongMd5,
+        Lie::HeaderMd5,
+        Lie::MillionEntries,
+        Lie::CountMismatch,
+        Lie::StallMidTransfer,
+        Lie::TrickleMidTransfer,
+        Lie::StallHandshake,
+    ];
+
+    /// What the shell of a client should type to walk into this lie.
+    pub fn shell_input(self) -> &'static str {
+        match self {
+            Lie::ParentName | Lie::AbsoluteName | Lie::ReservedName => {
+                "index longlist\ndownload TCP a.txt\n"
+            }
+            Lie::MillionEntries | Lie::CountMismatch => "index longlist\n",
+            _ => "download TCP a.txt\n",
+        }
+    }
+
+    /// Phrases of which the victim's output (stdout and stderr) must contain at least one: the
+    /// clear sentence saying what was refused.
+    pub fn symptoms(self) -> &'static [&'static str] {
+        match self {
+            Lie::ParentName => &["must stay inside the box"],
+            Lie::AbsoluteName => &["is an absolute path"],
+            Lie::ReservedName => &["inside minibox's own"],
+            Lie::OtherFile => &["but the peer offered"],
+            Lie::FewerBytes => &["closed after"],
+            Lie::MoreBytes => &["bad message from the peer", "did not verify"],
+            Lie::WrongMd5 | Lie::HeaderMd5 => &["did not verify"],
+            Lie::MillionEntries => &["more than 500000 entries"],
+            Lie::CountMismatch => &["announced"],
+            Lie::StallMidTransfer | Lie::StallHandshake => &["no answer for too long"],
+            Lie::TrickleMidTransfer => &["fewer than 16 KiB in 10 s", "no answer for too long"],
+        }
+    }
+
+    /// Whether the victim must wait for a timeout.
+    pub fn is_slow(self) -> bool {
+        matches!(
+            self,
+            Lie::StallMidTransfer | Lie::TrickleMidTransfer | Lie::StallHandshake
+        )
+    }
+}
+
+/// Size of the offered file: larger than a pace window, so a stall comes after real progress.
+pub const HONEST_LEN: usize = 200_000;
+
+/// The file's honest contents.
+pub fn honest_bytes() -> Vec<u8> {
+    pseudo_random(HONEST_LEN, 0x11A2)
+}
+
+/// A running lying server on `127.0.0.1`; stopped on drop.
+pub struct Liar {
+    /// Where it listens.
+    addr: SocketAddr,
+    /// Tells every thread to stop.
+    stop: Arc<AtomicBool>,
+    /// The acceptor.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Liar {
+    /// Starts a liar telling `lie`; `outside` is a folder next to the victim's box, used by
+    /// [`Lie::AbsoluteName`].
+    ///
+    /// # Panics
+    /// If it cannot bind.
+    pub fn start(lie: Lie, outside: &Path) -> Liar {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the liar");
+        let addr = listener.local_addr().expect("liar address");
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let absolute = outside.join("escape.txt").to_string_lossy().into_owned();
+        let thread = thread::Builder::new()
+            .name("liar".into())
+            .spawn(move || {
+                let mut workers = Vec::new();
+                // Bounded: no victim needs more than a few connections.
+                for stream in listener.incoming().take(16) {
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let flag = Arc::clone(&flag);
+                    let absolute = absolute.clone();
+                    workers.push(thread::spawn(move || {
+                        let _ = serve(stream, lie, &absolute, &flag);
+                    }));
+                }
+                for w in workers {
+                    let _ = w.join();
+                }
+            })
+            .expect("liar thread");
+        Liar {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// `IP:PORT` to give the victim.
+    pub fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for Liar {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the acceptor.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The entry the liar announces for `name` (honest size and MD5 unless told otherwise).
+fn entry(name: &str, md5: Option<String>) -> Entry {
+    Entry {
+        path: name.to_string(),
+        kind: Kind::File,
+        size: HONEST_LEN as u64,
+        mtime_ns: 1_700_000_000_000_000_000,
+        mode: 0o644,
+        mime: "text/plain".into(),
+        md5,
+    }
+}
+
+/// Waits, doing nothing, until told to stop or [`HOLD`] passes.
+fn hold(stop: &AtomicBool) {
+    let until = Instant::now() + HOLD;
+    while !stop.load(Ordering::SeqCst) && Instant::now() < until {
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One connection of the liar.
+fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> minibox::Result<()> {
+    let mut conn = Connection::new(stream)?;
+    if lie == Lie::StallHandshake {
+        hold(stop);
+        return Ok(());
+    }
+    if !conn.accept_hello("liar")? {
+        return Ok(());
+    }
+    let bytes = honest_bytes();
+    let md5 = md5_of(&bytes);
+    let evil = match lie {
+        Lie::ParentName => Some("../escape.txt".to_string()),
+        Lie::AbsoluteName => Some(absolute.to_string()),
+        Lie::ReservedName => Some(".minibox/tmp/planted.part".to_string()),
+        _ => None,
+    };
+    while let Some(request) = conn.recv_opt::<Request>()? {
+        match request {
+            Request::Hello { .. } | Request::Prove { .. } => {
+                conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
+            }
+            Request::List { .. } => match lie {
+                Lie::MillionEntries => {
+                    let mut sent = 0u64;
+                    while sent < MILLION {
+                        let n = (MILLION - sent).min(ENTRIES_PER_CHUNK as u64);
+                        let entries = (sent..sent + n)
+                            .map(|i| Entry {
+                                size: 1,
+                                md5: None,
+                                ..entry(&format!("f{i:07}"), None)
+                            })
+                            .collect();
+                        // The victim hangs up once it has seen enough: that ends the lie.
+                        conn.queue(&Reply::Entries { entries })?;
+                        sent += n;
+                    }
+                    conn.send(&Reply::End { count: MILLION })?;
+                }
+                Lie::CountMismatch => {
+                    conn.send(&Reply::Entries {
+                        entries: vec![entry(FILE, Some(md5.clone()))],
+                    })?;
+                    conn.send(&Reply::End { count: 5 })?;
+                }
+                _ => {
+                    let mut entries = vec![entry(FILE, Some(md5.clone()))];
+                    if let Some(name) = &evil {
+                        entries.push(entry(name, Some(md5.clone())));
+                    }
+                    conn.send(&Reply::Entries { entries })?;
+                    conn.send(&Reply::End {
+                        count: 1 + u64::from(evil.is_some()),
+                    })?;
+                }
+            },
+            Request::Hash { path } => conn.send(&Reply::Entry {
+                entry: entry(&path, Some(md5.clone())),
+            })?,
+            Request::DownloadUdp { .. } | Request::UdpReceived { .. } => conn.send(
+                &Reply::error(ErrorCode::Unsupported, "the liar offers no UDP"),
+            )?,
+            Request::Download { path } => {
+                send_lie(&mut conn, lie, &path, evil.as_deref(), &bytes, &md5, stop)?;
+                if matches!(
+                    lie,
+                    Lie::FewerBytes | Lie::StallMidTransfer | Lie::TrickleMidTransfer
+                ) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Answers a download with the lie.
+fn send_lie(
+    conn: &mut Connection,
+    lie: Lie,
+    asked: &str,
+    evil: Option<&str>,
+    bytes: &[u8],
+    md5: &str,
+    stop: &AtomicBool,
+) -> minibox::Result<()> {
+    let net = |e| minibox::Error::net("lying", e);
+    let offered = match lie {
+        Lie::OtherFile => "b.txt",
+        _ => evil.unwrap_or(asked),
+    };
+    let header_md5 = match lie {
+        Lie::HeaderMd5 => Some(md5_of(b"something else")),
+        _ => None,
+    };
+    conn.send(&Reply::File {
+        entry: entry(offered, header_md5),
+    })?;
+    let half = bytes.len() / 2;
+    match lie {
+        Lie::FewerBytes => {
+            conn.raw_writer()?.write_all(&bytes[..half]).map_err(net)?;
+            conn.shutdown();
+        }
+        Lie::StallMidTransfer => {
+            conn.raw_writer()?.write_all(&bytes[..half]).map_err(net)?;
+            hold(stop);
+        }
+        Lie::TrickleMidTransfer => {
+            conn.raw_writer()?.write_all(&bytes[..half]).map_err(net)?;
+            let until = Instant::now() + HOLD;
+            for &b in &bytes[half..] {
+                if stop.load(Ordering::SeqCst) || Instant::now() > until {
+                    break;
+                }
+                conn.raw_writer()?.write_all(&[b]).map_err(net)?;
+                thread::sleep(Duration::from_secs(1));
+            }
+        }
+        Lie::MoreBytes => {
+            let mut more = bytes.to_vec();
+            more.extend_from_slice(&pseudo_random(1000, 5));
+            more[bytes.len()] = 0xEE; // not a frame's version byte
+            conn.raw_writer()?.write_all(&more).map_err(net)?;
+            conn.send(&Reply::Trailer { md5: md5_of(&more) })?;
+        }
+        Lie::WrongMd5 => {
+            conn.raw_writer()?.write_all(bytes).map_err(net)?;
+            conn.send(&Reply::Trailer {
+                md5: md5_of(b"not these bytes"),
+            })?;
+        }
+        _ => {
+            conn.raw_writer()?.write_all(bytes).map_err(net)?;
+            conn.send(&Reply::Trailer {
+                md5: md5.to_string(),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the downloading side against a liar: given the lie, the liar's address and the victim's
+/// box folder, returns how the run ended.
+pub type Pull<'a> = &'a dyn Fn(Lie, &str, &Path) -> ShellRun;
+
+/// Puts a victim against a liar telling `lie` and checks that it refused with a clear sentence,
+/// failed, and installed nothing. `failure_code` is the exit status required (`None`: any
+/// non-zero status).
+///
+/// # Panics
+/// On the first thing the victim got wrong.
+pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) {
+    let tmp = crate::tempdir();
+    let root = fs::canonicalize(tmp.path()).expect("canonical");
+    let boxdir = root.join("box");
+    crate::write(&boxdir, FILE, OLD_CONTENT);
+    crate::write(&root, "beside-the-box.txt", b"must stay as it is");
+    let outside_before = tree(&root, &["box"]);
+    let box_before = tree(&boxdir, &[minibox::META_DIR]);
+
+    let liar = Liar::start(lie, &root);
+    let started = Instant::now();
+    let run = pull(lie, &liar.addr(), &boxdir);
+    let took = started.elapsed();
+    drop(liar);
+
+    let output = format!("{}{}", run.stdout, run.stderr);
+    match failure_code {
+        Some(code) => assert_eq!(run.code(), code, "{lie:?}: exit status; output:\n{output}"),
+        None => assert_ne!(
+            run.code(),
+            0,
+            "{lie:?}: a lie was accepted; output:\n{output}"
+        ),
+    }
+    assert!(
+        lie.symptoms().iter().any(|s| output.contains(s)),
+        "{lie:?}: no clear sentence (wanted one of {:?}); output:\n{output}",
+        lie.symptoms()
+    );
+    if lie.is_slow() {
+        // The contract: 10 s without progress. A generous bound for a loaded machine; the point
+        // is that it ends, not how fast.
+        assert!(
+            took < Duration::from_secs(45),
+            "{lie:?}: gave up only after {took:?}"
+        );
+    }
+    let (bytes, names) = difference(&outside_before, &tree(&root, &["box"]));
+    assert_eq!(bytes, 0, "{lie:?}: written outside the box: {names:?}");
+    let (bytes, names) = difference(&box_before, &tree(&boxdir, &[minibox::META_DIR]));
+    assert_eq!(bytes, 0, "{lie:?}: the box changed: {names:?}");
+    let meta = boxdir.join(minibox::META_DIR);
+    for sub in ["tmp", "trash"] {
+        let left = fs::read_dir(meta.join(sub)).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "{lie:?}: .minibox/{sub} is not empty");
+    }
+}
+
+/// Writes one `#[test]` per [`Lie`], each calling [`check`] with the given puller and failure
+/// status. In a stage's `tests/liar.rs`:
+///
+/// ```ignore
+/// fn pull(lie: Lie, peer: &str, dir: &Path) -> ShellRun { /* run the binary */ }
+/// testkit::liar_tests!(pull, Some(1));
+/// ```
+#[macro_export]
+macro_rules! liar_tests {
+    ($pull:expr, $code:expr) => {
+        $crate::liar_tests!(@one $pull, $code, parent_name, ParentName);
+        $crate::liar_tests!(@one $pull, $code, absolute_name, AbsoluteName);
+        $crate::liar_tests!(@one $pull, $code, reserved_name, ReservedName);
+        $crate::liar_tests!(@one $pull, $code, other_file, OtherFile);
+        $crate::liar_tests!(@one $pull, $code, fewer_bytes, FewerBytes);
+        $crate::liar_tests!(@one $pull, $code, more_bytes, MoreBytes);
+        $crate::liar_tests!(@one $pull, $code, wrong_md5, WrongMd5);
+        $crate::liar_tests!(@one $pull, $code, header_md5, HeaderMd5);
+        $crate::liar_tests!(@one $pull, $code, million_entries, MillionEntries);
+        $crate::liar_tests!(@one $pull, $code, count_mismatch, CountMismatch);
+        $crate::liar_tests!(@one $pull, $code, stall_mid_transfer, StallMidTransfer);
+        $crate::liar_tests!(@one $pull, $code, trickle_mid_transfer, TrickleMidTransfer);
+        $crate::liar_tests!(@one $pull, $code, stall_handshake, StallHandshake);
+    };
+    (@one $pull:expr, $code:expr, $test:ident, $lie:ident) => {
+        #[test]
+        fn $test() {
+            $crate::liar::check(&$pull, $crate::liar::Lie::$lie, $code);
+        }
+    };
+}
