@@ -135,6 +135,30 @@ fn udp_download_at_30_percent_loss_is_identical() {
 }
 
 #[test]
+fn forged_datagrams_toward_the_client_are_ignored() {
+    // Before one datagram in four, the relay sends the client a forged copy from the server's
+    // address: noise, another token (with the bytes inverted), a payload one byte short, a block
+    // past the end, an ack.
+    let s = setup(2 << 20, 55);
+    let relay = Relay::start(s.server.addr, Damage::lossy(0.05, 55).with_junk(0.25));
+    let run = json_client(
+        &s.client_box,
+        &relay.addr().to_string(),
+        "download UDP big.bin\n",
+    );
+    assert_eq!(run.json_lines()[0]["ok"], true, "{}", run.stdout);
+    assert_same_file(&s.server_box, &s.client_box, "big.bin");
+    assert!(
+        relay
+            .stats()
+            .to_client
+            .injected
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 5
+    );
+}
+
+#[test]
 fn udp_download_fails_clearly_when_every_datagram_is_dropped() {
     let s = setup(1 << 20, 99);
     let relay = Relay::start(s.server.addr, Damage::everything_dropped());

@@ -35,6 +35,10 @@ pub struct Damage {
     pub duplicate: f64,
     /// Chance that a datagram is held back and sent after the next one.
     pub reorder: f64,
+    /// Server to client only: chance that, before a datagram, the relay sends the client a
+    /// forged copy of it from the server's address (noise, a wrong token, a wrong length, a block past
+    /// the end, an ack), which the client must ignore.
+    pub junk: f64,
     /// Seed of the pseudo-random generator.
     pub seed: u64,
 }
@@ -46,6 +50,7 @@ impl Damage {
             drop: 0.0,
             duplicate: 0.0,
             reorder: 0.0,
+            junk: 0.0,
             seed: 1,
         }
     }
@@ -56,8 +61,14 @@ impl Damage {
             drop: loss,
             duplicate: 0.05,
             reorder: 0.05,
+            junk: 0.0,
             seed,
         }
+    }
+
+    /// The same damage, plus forged datagrams toward the client at rate `junk`.
+    pub fn with_junk(self, junk: f64) -> Self {
+        Damage { junk, ..self }
     }
 
     /// Drops every datagram (TCP still passes).
@@ -80,6 +91,8 @@ pub struct Counters {
     pub duplicated: AtomicU64,
     /// Held back and sent after a later one.
     pub reordered: AtomicU64,
+    /// Forged datagrams sent (see [`Damage::junk`]).
+    pub injected: AtomicU64,
 }
 
 /// What the relay did, by direction.
@@ -387,12 +400,48 @@ fn udp_back(
     let _ = up.set_read_timeout(Some(TICK));
     let mut pipe = Pipe::new(damage, 1000 + salt, &stats.to_client);
     let mut buf = vec![0u8; 65_536];
+    let mut forged = 0u64;
     while !stop.load(Ordering::SeqCst) {
         match up.recv(&mut buf) {
-            Ok(n) => pipe.push(&buf[..n], &mut |b| drop(front.send_to(b, client))),
+            Ok(n) => {
+                // The forgery goes first, so that a client that took it would take it instead
+                // of the real datagram, not as a harmless duplicate.
+                if damage.junk > 0.0 && pipe.chance() < damage.junk {
+                    let fake = forge(&buf[..n], forged);
+                    let _ = front.send_to(&fake, client);
+                    forged += 1;
+                    stats.to_client.injected.fetch_add(1, Ordering::Relaxed);
+                }
+                pipe.push(&buf[..n], &mut |b| drop(front.send_to(b, client)));
+            }
             Err(_) => pipe.tick(&mut |b| drop(front.send_to(b, client))),
         }
     }
+}
+
+/// A forged datagram made from a real one, of the `n % 5`th kind: noise, another token (with
+/// the payload inverted), the right token with a payload one byte short, the right token with a block far past the end,
+/// or an ack (which a client never accepts). The layout is minibox's (docs/PROTOCOL.md): token at
+/// bytes 4..12, block number at 12..16, payload from 24.
+fn forge(real: &[u8], n: u64) -> Vec<u8> {
+    let mut fake = real.to_vec();
+    match (n % 5, fake.len() >= 24) {
+        (1, true) => {
+            // Another token, and bytes that would corrupt the file if taken.
+            fake[4] ^= 0x55;
+            fake[24..].iter_mut().for_each(|b| *b = !*b);
+        }
+        (2, true) if fake.len() > 24 => {
+            fake.pop();
+        }
+        (3, true) => fake[12..16].copy_from_slice(&0xFFFF_FFF0_u32.to_be_bytes()),
+        (4, true) => {
+            fake[3] = b'A';
+            fake.truncate(34);
+        }
+        _ => fake = crate::pseudo_random(1 + (n as usize * 37) % 1400, n),
+    }
+    fake
 }
 
 /// Room for bursts, so that the relay itself loses nothing it was not told to.

@@ -160,23 +160,24 @@ pub fn receive_window(recv_buffer: usize, block_size: u32) -> u32 {
     u32::try_from(w).unwrap_or(window::MAX_WINDOW)
 }
 
-/// A fresh token: 53 random bits (an exact number in any JSON library). Random so that a datagram
-/// from an earlier transfer, or from someone guessing, does not match; it is not a secret from
-/// someone who can watch the traffic.
+/// A fresh token: 53 random bits (an exact number in any JSON library), from the operating
+/// system's random source ([`crate::auth::random_u64`]), so that a datagram from an earlier
+/// transfer, or from someone guessing, does not match. It is not a secret from someone who can
+/// watch the traffic (see `docs/SECURITY.md`).
 pub fn new_token() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    // std's RandomState is seeded from the operating system's random source.
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    h.write_u32(std::process::id());
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    (h.finish() & ((1 << 53) - 1)).max(1)
+    let random = crate::auth::random_u64().unwrap_or_else(|e| {
+        // Without /dev/urandom, std's hasher keys (also seeded by the OS) stand in.
+        log::warn!("no OS randomness for a UDP token ({e}); using std's hasher keys");
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    });
+    (random & ((1 << 53) - 1)).max(1)
 }
 
 /// Serves a `download_udp` request on the server's shared UDP `socket`: offers the file, sends
