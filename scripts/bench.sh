@@ -16,6 +16,8 @@
 #                      $BENCH_RUNS runs each; fails (exit 1) if UDP < $BENCH_MIN_RATIO x TCP.
 #   case_udp_lan_block download UDP with LAN-sized blocks (1448 bytes) forced on the server, to
 #                      show what the block size costs on loopback (informative, never fails).
+#   case_memory        the three downloads again into client boxes in memory (/dev/shm), each
+#                      deleted after its run: the disk out of the picture (informative).
 #
 # Environment: BENCH_SIZE_MIB (1024), BENCH_RUNS (3), BENCH_MIN_RATIO (0.5).
 set -euo pipefail
@@ -40,7 +42,7 @@ stop_server() {
 }
 cleanup() {
     stop_server
-    rm -rf "$WORK"
+    rm -rf "$WORK" "/dev/shm/$(basename "$WORK")"-client-*
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -71,16 +73,17 @@ server_cpu() {
     awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat"
 }
 
-# download TRANSPORT: one timed download of big.bin into a fresh client box. Sets SECS (wall
+# download TRANSPORT [ROOT]: one timed download of big.bin into a fresh client box under ROOT
+# (default: the work folder; a box under another ROOT is deleted after the run). Sets SECS (wall
 # time), CPU_CLIENT and CPU_SERVER (CPU seconds each side spent on it: unlike wall time, these
 # hardly change when other programs share the machine).
 # (Results go through globals, not stdout: a $(...) subshell would lose RUN and RESULTS.)
 RUN=0
 SECS="" CPU_CLIENT="" CPU_SERVER=""
 download() {
-    local transport=$1
+    local transport=$1 root=${2:-$WORK}
     RUN=$((RUN + 1))
-    local box="$WORK/client-$RUN-$transport"
+    local box="$root/$(basename "$WORK")-client-$RUN-$transport"
     sync
     local t0 t1 s0 s1 out
     s0=$(server_cpu)
@@ -100,6 +103,7 @@ download() {
         log "download $transport: the copy differs from the source"
         exit 1
     }
+    [[ "$root" == "$WORK" ]] || rm -rf "$box"
     SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
     CPU_CLIENT=$(awk '{ printf "%.2f", $1 + $2 }' "$WORK/cpu.txt")
     CPU_SERVER=$(awk -v a="$s0" -v b="$s1" 'BEGIN { printf "%.2f", b - a }')
@@ -111,7 +115,7 @@ rate() { awk -v mib="$SIZE_MIB" -v s="$1" 'BEGIN { printf "%.1f", mib / s }'; }
 # Per-row measurements, filled by measure and emptied by record.
 TIMES=() CLIENT_CPUS=() SERVER_CPUS=()
 measure() {
-    download "$1"
+    download "$@"
     TIMES+=("$SECS")
     CLIENT_CPUS+=("$CPU_CLIENT")
     SERVER_CPUS+=("$CPU_SERVER")
@@ -170,6 +174,40 @@ case_udp_lan_block() {
     stop_server
 }
 
+# case_memory: the same downloads into boxes in memory (/dev/shm, a tmpfs), so that the disk's
+# write path, which makes most of the difference between runs above, is out of the picture and
+# what is left is the transfer itself. Each box is deleted after its run (outside the timing), so
+# that at most one copy sits in memory. Informative, never fails; skipped without /dev/shm.
+case_memory() {
+    local shm=/dev/shm
+    if [[ ! -d $shm ]] || (($(df -Pk "$shm" | awk 'NR == 2 { print $4 }') < 3 * SIZE_MIB * 1024)); then
+        log "  skipped: no room in $shm"
+        return 0
+    fi
+    start_server
+    warm_up
+    local tcp=() tcp_cc=() tcp_sc=() udp=() udp_cc=() udp_sc=()
+    for i in $(seq "$RUNS"); do
+        download TCP "$shm"
+        tcp+=("$SECS") tcp_cc+=("$CPU_CLIENT") tcp_sc+=("$CPU_SERVER")
+        download UDP "$shm"
+        udp+=("$SECS") udp_cc+=("$CPU_CLIENT") udp_sc+=("$CPU_SERVER")
+        log "  run $i: TCP ${tcp[-1]} s, UDP ${udp[-1]} s (boxes in memory)"
+    done
+    TIMES=("${tcp[@]}") CLIENT_CPUS=("${tcp_cc[@]}") SERVER_CPUS=("${tcp_sc[@]}")
+    record memory TCP stream
+    TIMES=("${udp[@]}") CLIENT_CPUS=("${udp_cc[@]}") SERVER_CPUS=("${udp_sc[@]}")
+    record memory UDP 32768
+    start_server MINIBOX_UDP_BLOCK=1448
+    warm_up
+    for i in $(seq "$RUNS"); do
+        measure UDP "$shm"
+        log "  run $i: UDP (1448-byte blocks) ${TIMES[-1]} s (boxes in memory)"
+    done
+    record memory UDP 1448
+    stop_server
+}
+
 print_table() {
     printf '\nminibox bench: %s MiB file on loopback, %s runs per row, median shown\n' "$SIZE_MIB" "$RUNS"
     printf '%-14s %-9s %-6s %8s %7s %10s %10s  %s\n' case transport block "median s" "MiB/s" \
@@ -196,6 +234,8 @@ log "case tcp-vs-udp"
 case_tcp_vs_udp
 log "case udp-lan-block"
 case_udp_lan_block
+log "case memory"
+case_memory
 
 print_table
 if [[ $FAILED -ne 0 ]]; then
