@@ -51,6 +51,9 @@ pub enum Error {
     /// Authentication failed: the other side does not know the shared secret, or asks for none
     /// when we expected it to.
     Auth(String),
+    /// This process is stopping (SIGINT, SIGTERM) and abandoned the operation; nothing was
+    /// installed.
+    Interrupted(String),
 }
 
 /// Shorthand for results in this crate.
@@ -92,9 +95,11 @@ impl fmt::Display for Error {
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::Remote { message, .. } => f.write_str(message),
             Error::Path(e) => e.fmt(f),
-            Error::Usage(m) | Error::Verify(m) | Error::Timeout(m) | Error::Auth(m) => {
-                f.write_str(m)
-            }
+            Error::Usage(m)
+            | Error::Verify(m)
+            | Error::Timeout(m)
+            | Error::Auth(m)
+            | Error::Interrupted(m) => f.write_str(m),
         }
     }
 }

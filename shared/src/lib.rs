@@ -20,6 +20,7 @@
 //! | [`locks`] | one reader/writer lock per file |
 //! | [`serve`] | the server side of every request, used by every stage's server |
 //! | [`server`] | the threaded server of stages 2 and 3, and the stop signals |
+//! | [`interrupt`] | stopping the shell's commands from another thread, cleanly |
 //! | [`transfer`] | the client side of a TCP download: receive, verify, install atomically |
 //! | [`udp`] | the reliable UDP download: blocks, window, acks and gaps |
 //! | [`activity`] | the one-line-per-event log in `.minibox/log` |
@@ -36,6 +37,7 @@ pub mod error;
 pub mod frame;
 pub mod hash;
 pub mod index;
+pub mod interrupt;
 pub mod local;
 pub mod locks;
 pub mod paths;

@@ -7,6 +7,10 @@
 //! condition variable that wakes the waiters when a lock is released. Entries disappear as soon as
 //! nobody holds them, so the table stays as small as the number of busy files.
 //!
+//! Writers go first: once a writer waits for a file, new readers of that file wait behind it.
+//! Installs are short (a rename), reads can be long (sending a big file), and many clients may
+//! read one file back to back; without this rule an install could wait forever.
+//!
 //! Every wait is bounded: a caller that cannot get its lock in time gets `None` and reports the
 //! file as busy, rather than hanging forever behind a stuck transfer.
 
@@ -14,10 +18,21 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Held {
-    Readers(usize),
-    Writer,
+/// Who holds one file's lock, and who waits to write it. Absent from the table means all zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    /// Readers holding the lock.
+    readers: usize,
+    /// Whether a writer holds it.
+    writer: bool,
+    /// Writers waiting for it. While one waits, new readers wait too (see [`LockTable::read`]).
+    writers_waiting: usize,
+}
+
+impl Held {
+    fn is_free(self) -> bool {
+        self == Held::default()
+    }
 }
 
 /// The per-file lock table of one box. Share it with `Arc`.
@@ -25,7 +40,7 @@ enum Held {
 pub struct LockTable {
     /// name → who holds it. Absent means free.
     held: Mutex<HashMap<String, Held>>,
-    /// Signalled whenever a lock is released.
+    /// Signalled whenever a lock is released or a writer gives up waiting.
     released: Condvar,
 }
 
@@ -52,19 +67,27 @@ impl LockTable {
     }
 
     fn table(&self) -> MutexGuard<'_, HashMap<String, Held>> {
-        // The map stays consistent even if a holder panicked: every change is a single insert or
-        // remove.
+        // The map stays consistent even if a holder panicked: every change is made under the
+        // mutex in a few plain assignments that cannot panic.
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits up to `timeout` for a shared lock on `name`.
+    ///
+    /// A reader waits not only while a writer holds the file but also while one *waits* for it.
+    /// Without that, clients downloading a popular file one after another, each overlapping the
+    /// previous one, would keep the reader count above zero forever and an install of that file
+    /// would never get its turn (writer starvation).
     pub fn read(&self, name: &str, timeout: Duration) -> Option<ReadGuard<'_>> {
-        self.acquire(name, timeout, |held| match held {
-            None => Some(Held::Readers(1)),
-            Some(Held::Readers(n)) => Some(Held::Readers(n + 1)),
-            Some(Held::Writer) => None,
-        })
-        .then(|| ReadGuard {
+        let (mut table, got) = self.wait_for(self.table(), name, timeout, |h| {
+            !h.writer && h.writers_waiting == 0
+        });
+        if got {
+            table.entry(name.to_string()).or_default().readers += 1;
+        } else {
+            tidy(&mut table, name);
+        }
+        got.then(|| ReadGuard {
             table: self,
             name: name.to_string(),
         })
@@ -72,37 +95,47 @@ impl LockTable {
 
     /// Waits up to `timeout` for the exclusive lock on `name`.
     pub fn write(&self, name: &str, timeout: Duration) -> Option<WriteGuard<'_>> {
-        self.acquire(name, timeout, |held| match held {
-            None => Some(Held::Writer),
-            Some(_) => None,
-        })
-        .then(|| WriteGuard {
+        let mut table = self.table();
+        table.entry(name.to_string()).or_default().writers_waiting += 1;
+        let (mut table, got) = self.wait_for(table, name, timeout, |h| !h.writer && h.readers == 0);
+        let held = table.entry(name.to_string()).or_default();
+        held.writers_waiting -= 1;
+        if got {
+            held.writer = true;
+        } else {
+            tidy(&mut table, name);
+            drop(table);
+            // Readers held back by our waiting may go now.
+            self.released.notify_all();
+        }
+        got.then(|| WriteGuard {
             table: self,
             name: name.to_string(),
         })
     }
 
-    /// How many files are locked right now (for tests and diagnostics).
+    /// How many files are locked or waited for right now (for tests and diagnostics).
     pub fn busy(&self) -> usize {
         self.table().len()
     }
 
-    fn acquire(
-        &self,
+    /// Waits on the condition variable until `ready` holds for `name`'s state, or `timeout`
+    /// passes. Takes the table's guard and hands it back, as `Condvar::wait_timeout` does.
+    fn wait_for<'t>(
+        &'t self,
+        mut table: MutexGuard<'t, HashMap<String, Held>>,
         name: &str,
         timeout: Duration,
-        next: impl Fn(Option<Held>) -> Option<Held>,
-    ) -> bool {
+        ready: impl Fn(Held) -> bool,
+    ) -> (MutexGuard<'t, HashMap<String, Held>>, bool) {
         let deadline = Instant::now() + timeout;
-        let mut table = self.table();
         loop {
-            if let Some(new) = next(table.get(name).copied()) {
-                table.insert(name.to_string(), new);
-                return true;
+            if ready(table.get(name).copied().unwrap_or_default()) {
+                return (table, true);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return (table, false);
             }
             table = self
                 .released
@@ -114,21 +147,29 @@ impl LockTable {
 
     fn release_read(&self, name: &str) {
         let mut table = self.table();
-        match table.get(name).copied() {
-            Some(Held::Readers(n)) if n > 1 => {
-                table.insert(name.to_string(), Held::Readers(n - 1));
-            }
-            _ => {
-                table.remove(name);
-            }
+        if let Some(held) = table.get_mut(name) {
+            held.readers = held.readers.saturating_sub(1);
         }
+        tidy(&mut table, name);
         drop(table);
         self.released.notify_all();
     }
 
     fn release_write(&self, name: &str) {
-        self.table().remove(name);
+        let mut table = self.table();
+        if let Some(held) = table.get_mut(name) {
+            held.writer = false;
+        }
+        tidy(&mut table, name);
+        drop(table);
         self.released.notify_all();
+    }
+}
+
+/// Forgets `name`'s entry once nobody holds or waits for it, so the table stays small.
+fn tidy(table: &mut HashMap<String, Held>, name: &str) {
+    if table.get(name).is_some_and(|h| h.is_free()) {
+        table.remove(name);
     }
 }
 
@@ -169,6 +210,50 @@ mod tests {
         );
         drop(w);
         assert_eq!(t.busy(), 0, "released locks leave no trace");
+    }
+
+    #[test]
+    fn a_waiting_writer_holds_back_new_readers_so_it_is_not_starved() {
+        let t = Arc::new(LockTable::new());
+        let first = t.read("f", SHORT).unwrap();
+        let t2 = Arc::clone(&t);
+        let writer = std::thread::spawn(move || t2.write("f", Duration::from_secs(10)).is_some());
+        // Once the writer waits, a new reader must wait too, even though only readers hold "f".
+        assert!(
+            wait(|| t.read("f", SHORT).is_none()),
+            "a new reader got in ahead of the waiting writer"
+        );
+        assert!(
+            t.read("g", SHORT).is_some(),
+            "other files are not held back"
+        );
+        drop(first);
+        assert!(writer.join().unwrap(), "the writer got its turn");
+        assert!(
+            t.read("f", SHORT).is_some(),
+            "and readers are let in after it"
+        );
+        assert_eq!(t.busy(), 0);
+    }
+
+    #[test]
+    fn a_writer_that_gives_up_lets_readers_in_again() {
+        let t = LockTable::new();
+        let r = t.read("f", SHORT).unwrap();
+        assert!(t.write("f", SHORT).is_none());
+        assert!(t.read("f", SHORT).is_some(), "no writer waits any more");
+        drop(r);
+        assert_eq!(t.busy(), 0, "the gave-up writer left no trace");
+    }
+
+    /// Polls `check` for up to 5 s (the writer thread needs a moment to start waiting).
+    fn wait(mut check: impl FnMut() -> bool) -> bool {
+        (0..100).any(|_| {
+            check() || {
+                std::thread::sleep(SHORT);
+                false
+            }
+        })
     }
 
     #[test]

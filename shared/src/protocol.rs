@@ -173,7 +173,8 @@ pub enum ErrorCode {
     Unsupported,
     /// The server is going away.
     ShuttingDown,
-    /// The server is serving as many connections as it will; try again shortly.
+    /// The server is serving as many connections as it will, or the file asked for is being
+    /// replaced; try again shortly.
     Busy,
     /// The peer did not prove it knows the box's shared secret.
     Unauthorized,

@@ -61,7 +61,9 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
         let outcome = answer(conn, local, opts, request);
         let peer = conn.peer_name().to_string();
         match outcome {
-            Ok(summary) => local.log.record(&peer, &what, &format!("ok {summary}")),
+            Ok(summary) => local
+                .log
+                .record(&peer, &what, format!("ok {summary}").trim_end()),
             Err(Failure::Reply(code, message)) => {
                 local.log.record(&peer, &what, &format!("error: {message}"));
                 conn.send(&Reply::error(code, message))?;
@@ -144,6 +146,9 @@ fn answer(
             folders,
         } => send_listing(conn, local, &filter, hashes, folders),
         Request::Hash { path } => {
+            // The read lock keeps an install of this name from swapping the file between the
+            // metadata and the MD5 we report: both describe the same version.
+            let _guard = read_lock(local, &path)?;
             let (file, entry) = open_file(local, &path)?;
             drop(file);
             let md5 = local
@@ -273,12 +278,7 @@ pub struct Outgoing<'a> {
 /// # Errors
 /// A reply for the client when the file is busy, refused or missing.
 pub fn open_outgoing<'a>(local: &'a LocalBox, name: &str) -> Result<Outgoing<'a>, Failure> {
-    let guard = local.locks.read(name, IDLE_TIMEOUT).ok_or_else(|| {
-        Failure::Reply(
-            ErrorCode::Io,
-            format!("{name} is busy being written; try again"),
-        )
-    })?;
+    let guard = read_lock(local, name)?;
     let (file, entry) = open_file(local, name)?;
     let before = Stamp::of(
         &file
@@ -352,6 +352,19 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
         pad(socket, short)?;
     }
     finish_outgoing(conn, local, &out, sent_md5, short == 0)
+}
+
+/// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish.
+///
+/// # Errors
+/// A "busy" reply for the client if the file stays locked.
+pub fn read_lock<'a>(local: &'a LocalBox, name: &str) -> Result<ReadGuard<'a>, Failure> {
+    local.locks.read(name, IDLE_TIMEOUT).ok_or_else(|| {
+        Failure::Reply(
+            ErrorCode::Busy,
+            format!("{name} is busy being written; try again"),
+        )
+    })
 }
 
 /// Copies up to `limit` bytes from `file` to `out`, hashing them; returns the MD5 and the count.

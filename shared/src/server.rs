@@ -13,10 +13,11 @@
 //!
 //! Shutdown is explicit: [`Server::stop`] sets a flag, wakes the acceptor (which is blocked in
 //! `accept`) by connecting to it, shuts down every open connection's socket so that threads
-//! blocked in `read` return at once, and joins every thread. Any download into *this* box that
-//! was under way is abandoned by its thread: its temporary file is removed, nothing is installed
-//! under a real name. The listening socket is closed when the acceptor ends, so the port can be
-//! bound again immediately.
+//! blocked in `read` or `write` return at once, and joins every thread. A file this box was
+//! sending is cut off mid-way; the receiver sees the connection close before the trailer and
+//! installs nothing. (Downloads *into* this box are the shell's business: see
+//! [`crate::interrupt`].) The listening socket is closed when the acceptor ends, so the port can
+//! be bound again immediately.
 
 use std::collections::HashMap;
 use std::io;
@@ -150,20 +151,21 @@ impl Server {
         // blocked in accept anyway (it failed or ended).
         let _ = TcpStream::connect_timeout(&wake_address(self.addr), Duration::from_secs(1));
         let _ = acceptor.join();
-        // Wake every connection thread blocked on its socket, then join them all.
+        // Wake every connection thread blocked on its socket, then join them all: those still
+        // serving and those that already ended (taken under the same lock, see `admit`).
         let handles: Vec<JoinHandle<()>> = {
             let mut live = self.shared.live();
-            live.values_mut()
+            let mut handles: Vec<JoinHandle<()>> = live
+                .values_mut()
                 .filter_map(|(stream, handle)| {
                     let _ = stream.shutdown(Shutdown::Both);
                     handle.take()
                 })
-                .collect()
+                .collect();
+            handles.append(&mut self.shared.finished());
+            handles
         };
         for handle in handles {
-            let _ = handle.join();
-        }
-        for handle in self.shared.finished().drain(..) {
             let _ = handle.join();
         }
         log::info!("server on {} stopped", self.addr);
@@ -251,9 +253,11 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>) {
                 udp: Some(&for_thread.udp),
             };
             serve::serve_connection(conn, &for_thread.local, &opts);
-            // Hand our own handle to the acceptor (or to `stop`) for joining.
-            let entry = for_thread.live().remove(&id);
-            if let Some((_, Some(handle))) = entry {
+            // Hand our own handle to the acceptor (or to `stop`) for joining. Both steps happen
+            // under the `live` lock, so `stop` (which takes the same lock) finds this thread in
+            // one table or the other, never in neither.
+            let mut live = for_thread.live();
+            if let Some((_, Some(handle))) = live.remove(&id) {
                 for_thread.finished().push(handle);
             }
         });

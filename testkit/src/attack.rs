@@ -624,12 +624,13 @@ pub fn hostile_peer_names(cx: &Ctx<'_>) -> u64 {
     let mut tried = 0;
     for name in &names {
         let mut s = open(cx, false);
+        // A box that wants a secret may refuse and close right after the hello, so the later
+        // writes (and the shutdown) can find the connection gone: that is a refusal, not a bug.
         s.write_all(&hello_frame(name)).expect("send hello");
         for path in [format!("/abs{forged}"), format!("missing{forged}")] {
-            s.write_all(&request_frame(&Request::Hash { path }))
-                .expect("send");
+            let _ = s.write_all(&request_frame(&Request::Hash { path }));
         }
-        s.shutdown(Shutdown::Write).expect("shutdown");
+        let _ = s.shutdown(Shutdown::Write);
         let ex = read_to_close(&mut s, LIMIT);
         assert!(ex.closed, "a hostile name kept the connection open");
         let replies = ex.replies();

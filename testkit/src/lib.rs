@@ -51,6 +51,9 @@ pub struct Proc {
     pub addr: SocketAddr,
     /// Everything it wrote to stderr so far (collected by a thread).
     pub stderr: Arc<Mutex<String>>,
+    /// Everything it wrote to stdout so far, when started with [`Proc::start_shell`] (empty
+    /// otherwise: stdout is discarded).
+    pub stdout: Arc<Mutex<String>>,
 }
 
 impl Proc {
@@ -69,10 +72,28 @@ impl Proc {
     /// # Panics
     /// If the binary does not announce itself within [`START_TIMEOUT`].
     pub fn start_with(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Self::launch(bin, args, env, false)
+    }
+
+    /// Starts a binary that listens *and* runs a shell (stage 2 and 3), like [`Proc::start`],
+    /// but keeps what it prints on stdout (see [`Proc::stdout_lines`]) so that a test can type
+    /// commands with [`Proc::send_line`] and read the answers.
+    ///
+    /// # Panics
+    /// If the binary does not announce itself within [`START_TIMEOUT`].
+    pub fn start_shell(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
+        Self::launch(bin, args, env, true)
+    }
+
+    fn launch(bin: &str, args: &[&str], env: &[(&str, &str)], keep_stdout: bool) -> Proc {
         let mut cmd = Command::new(bin);
         cmd.args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(if keep_stdout {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
@@ -80,6 +101,18 @@ impl Proc {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let out_text = Arc::new(Mutex::new(String::new()));
+        if let Some(stdout) = child.stdout.take() {
+            let sink = Arc::clone(&out_text);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+                    s.push_str(&line);
+                    s.push('\n');
+                }
+            });
+        }
         let stderr = child.stderr.take().expect("stderr is piped");
         let (tx, rx) = mpsc::channel();
         let collected = Arc::new(Mutex::new(String::new()));
@@ -103,6 +136,7 @@ impl Proc {
                 child,
                 addr,
                 stderr: collected,
+                stdout: out_text,
             },
             Err(_) => {
                 let _ = child.kill();
@@ -151,6 +185,96 @@ impl Proc {
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
     }
+
+    /// The lines the process wrote to stdout so far (only with [`Proc::start_shell`]).
+    pub fn stdout_lines(&self) -> Vec<String> {
+        let text = self.stdout.lock().map(|s| s.clone()).unwrap_or_default();
+        text.lines().map(str::to_string).collect()
+    }
+
+    /// Waits up to `limit` until stdout has at least `n` lines; returns them all.
+    ///
+    /// # Panics
+    /// If they do not come in time (the message shows what did, and stderr).
+    pub fn wait_stdout_lines(&self, n: usize, limit: Duration) -> Vec<String> {
+        if !wait_until(limit, || self.stdout_lines().len() >= n) {
+            panic!(
+                "expected {n} lines on stdout within {limit:?}, got {:?}; stderr:\n{}",
+                self.stdout_lines(),
+                self.stderr_text()
+            );
+        }
+        self.stdout_lines()
+    }
+
+    /// Types one line into the process's shell.
+    ///
+    /// # Panics
+    /// If stdin was closed or the process is gone.
+    pub fn send_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().expect("stdin is still open");
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .expect("the process reads its stdin");
+    }
+
+    /// Closes the process's stdin: its shell sees end of input.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+}
+
+/// A binary of another workspace member, for tests that mix stages (a stage-1 `client` against a
+/// stage-2 peer). `env!("CARGO_BIN_EXE_…")` only names the binaries of the crate under test, and
+/// `cargo test` builds another package's binaries only if that package has integration tests of
+/// its own; so this runs `cargo build -p PACKAGE --bins` (once per test process; a no-op when
+/// nothing changed, and cargo does not hold its build lock while tests run) and returns the
+/// binary next to the test executable (`target/<profile>/deps/…` → `target/<profile>/NAME`).
+///
+/// # Panics
+/// If the build fails or the binary is not where it should be.
+pub fn sibling_bin(package: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("the test knows its own path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps")
+        .to_path_buf();
+    let profile = match dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if !built.iter().any(|p| p == package) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+        let out = Command::new(&cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--profile",
+                &profile,
+                "-p",
+                package,
+                "--bins",
+            ])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {cargo}: {e}"));
+        assert!(
+            out.status.success(),
+            "cargo build -p {package} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        built.push(package.to_string());
+    }
+    let bin = dir.join(name);
+    assert!(
+        bin.is_file(),
+        "{} is missing after building {package}",
+        bin.display()
+    );
+    bin
 }
 
 impl Drop for Proc {

@@ -12,9 +12,12 @@
 //!
 //! Layout: [`grammar`] turns a line into a [`Command`]; [`output`] turns an [`Outcome`] into a
 //! table or a JSON line; this module runs commands against the peer.
+//! [`terminal`] puts the terminal back in its normal mode when a signal stops a binary at the
+//! prompt.
 
 pub mod grammar;
 pub mod output;
+pub mod terminal;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -25,8 +28,10 @@ pub use output::Outcome;
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::local::LocalBox;
-use crate::protocol::{Entry, Filter};
+use crate::protocol::{Filter, Request};
+use crate::serve::describe;
 use crate::{timestamp, transfer};
 
 /// Runs one sync round for the shell's `sync` command (stage 3 provides it).
@@ -51,6 +56,8 @@ pub struct Shell<'a> {
     mode: Mode,
     /// The `sync` command, when the stage has one.
     sync: Option<SyncHook<'a>>,
+    /// Lets another thread stop the shell's commands (stage 2 and 3, on SIGINT/SIGTERM).
+    interrupt: Option<Arc<Interrupt>>,
 }
 
 impl<'a> Shell<'a> {
@@ -61,7 +68,15 @@ impl<'a> Shell<'a> {
             local,
             mode,
             sync: None,
+            interrupt: None,
         }
+    }
+
+    /// Lets `interrupt` stop this shell from another thread: once stopped, the command running
+    /// is abandoned (its connection is shut down) and no further command runs.
+    pub fn with_interrupt(mut self, interrupt: Arc<Interrupt>) -> Self {
+        self.interrupt = Some(interrupt);
+        self
     }
 
     /// Gives the shell a `sync` command.
@@ -118,6 +133,13 @@ impl<'a> Shell<'a> {
 
     /// Runs one line and prints its result. Returns true when the shell should end.
     pub fn run_line(&mut self, line: &str, failures: &mut usize) -> bool {
+        let interrupt = self.interrupt.clone();
+        let _job = match interrupt.as_deref().map(Interrupt::begin) {
+            // The process is stopping: run nothing more.
+            Some(None) => return true,
+            Some(Some(job)) => Some(job),
+            None => None,
+        };
         let result = grammar::parse(line, timestamp::now_ns())
             .map_err(Error::Usage)
             .and_then(|cmd| match cmd {
@@ -154,52 +176,85 @@ impl<'a> Shell<'a> {
         }
     }
 
-    /// Runs one command against the peer.
+    /// Runs one command against the peer. Every request made is logged in `.minibox/log`, with
+    /// its outcome, in the words the serving side uses for it.
     ///
     /// # Errors
     /// Whatever went wrong, as one [`Error`].
     pub fn execute(&mut self, cmd: Command) -> Result<Outcome> {
-        match cmd {
-            Command::Help => Ok(Outcome::Help),
-            Command::Quit => Ok(Outcome::Quit),
-            Command::Sync => match self.sync.as_mut() {
-                Some(hook) => hook(),
-                None => Err(Error::Usage("sync is only available in with_sync".into())),
-            },
-            Command::Index(filter) => {
-                let files = transfer::list(&mut self.connect()?, filter, false, false)?;
-                self.note("index", &format!("ok {} files", files.len()));
-                Ok(Outcome::Files {
-                    files,
-                    hashes: false,
-                })
-            }
-            Command::HashCheckall => {
-                let files = transfer::list(&mut self.connect()?, Filter::All, true, false)?;
-                self.note("hash checkall", &format!("ok {} files", files.len()));
-                Ok(Outcome::Files {
-                    files,
-                    hashes: true,
-                })
-            }
-            Command::HashVerify(name) => {
-                let entry = transfer::hash(&mut self.connect()?, &name)?;
-                self.note(&format!("hash verify {name:?}"), "ok");
-                Ok(Outcome::Hash(entry))
-            }
-            Command::Download(transport, name) => {
-                let what = format!("download {} {name:?}", transport.as_str());
-                let result = self.download(transport, &name);
-                match &result {
-                    Ok(e) => self.note(&what, &format!("ok {} bytes", e.size)),
-                    Err(e) => self.note(&what, &format!("error: {e}")),
+        let request = match cmd {
+            Command::Help => return Ok(Outcome::Help),
+            Command::Quit => return Ok(Outcome::Quit),
+            Command::Sync => {
+                return match self.sync.as_mut() {
+                    Some(hook) => hook(),
+                    None => Err(Error::Usage("sync is only available in with_sync".into())),
                 }
-                result.map(|entry| Outcome::Downloaded { entry, transport })
             }
+            Command::Index(filter) => Request::List {
+                filter,
+                hashes: false,
+                folders: false,
+            },
+            Command::HashCheckall => Request::List {
+                filter: Filter::All,
+                hashes: true,
+                folders: false,
+            },
+            Command::HashVerify(path) => Request::Hash { path },
+            Command::Download(Transport::Tcp, path) => Request::Download { path },
+            Command::Download(Transport::Udp, path) => Request::DownloadUdp { path },
+        };
+        let what = describe(&request);
+        let result = self.ask(request).map_err(|e| self.interrupted(e, &what));
+        let outcome = match &result {
+            Ok(Outcome::Files { files, .. }) => format!("ok {} files", files.len()),
+            Ok(Outcome::Hash(entry)) => format!("ok md5 {}", entry.md5.as_deref().unwrap_or("?")),
+            Ok(Outcome::Downloaded { entry, .. }) => format!(
+                "ok {} bytes md5 {}",
+                entry.size,
+                entry.md5.as_deref().unwrap_or("?")
+            ),
+            Ok(_) => "ok".to_string(),
+            Err(e) => format!("error: {e}"),
+        };
+        self.note(&what, &outcome);
+        result
+    }
+
+    /// Sends one request to the peer on a fresh connection and collects the answer.
+    fn ask(&self, request: Request) -> Result<Outcome> {
+        match request {
+            Request::List { filter, hashes, .. } => {
+                let files = transfer::list(&mut self.connect()?, filter, hashes, false)?;
+                Ok(Outcome::Files { files, hashes })
+            }
+            Request::Hash { path } => {
+                Ok(Outcome::Hash(transfer::hash(&mut self.connect()?, &path)?))
+            }
+            Request::Download { path } => self.download(Transport::Tcp, &path),
+            Request::DownloadUdp { path } => self.download(Transport::Udp, &path),
+            Request::Hello { .. } | Request::Prove { .. } => {
+                Err(Error::Usage("the handshake is not a shell command".into()))
+            }
+            Request::UdpReceived { .. } => Err(Error::Usage(
+                "udp_received is part of a UDP download, not a shell command".into(),
+            )),
         }
     }
 
-    fn download(&self, transport: Transport, name: &str) -> Result<Entry> {
+    /// When the process is stopping, the error a command got (a closed connection, most likely)
+    /// is only a consequence: say what really happened.
+    fn interrupted(&self, e: Error, what: &str) -> Error {
+        match &self.interrupt {
+            Some(i) if i.is_stopped() => Error::Interrupted(format!(
+                "interrupted, this box is stopping: {what} was abandoned and nothing was installed"
+            )),
+            _ => e,
+        }
+    }
+
+    fn download(&self, transport: Transport, name: &str) -> Result<Outcome> {
         let mut conn = self.connect()?;
         let mut bar =
             ProgressBar::new(self.mode == Mode::Human && io::stderr().is_terminal(), name);
@@ -209,11 +264,18 @@ impl<'a> Shell<'a> {
             Transport::Udp => crate::udp::download(&mut conn, &self.local, name, &mut progress),
         };
         bar.finish();
-        result
+        result.map(|entry| Outcome::Downloaded { entry, transport })
     }
 
+    /// Opens a connection to the peer for one command (and lets the interrupt see it).
     fn connect(&self) -> Result<Connection> {
-        self.local.connect(&self.peer)
+        let conn = self.local.connect(&self.peer)?;
+        if let Some(interrupt) = &self.interrupt {
+            if !interrupt.watch(conn.stream()) {
+                return Err(Error::Interrupted("this box is stopping".into()));
+            }
+        }
+        Ok(conn)
     }
 
     /// Logs a request this box made, in `.minibox/log`.

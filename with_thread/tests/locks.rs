@@ -1,0 +1,301 @@
+//! Per-file locks, end to end: a big file is downloaded over and over by several clients (a
+//! stage-1 `client`, a `with_thread` shell, raw library connections) and read straight from disk,
+//! while the box serving it replaces it, again and again, by downloading other versions of it
+//! from its own peer. Every read must be one whole version (MD5 checked every time), every
+//! download must succeed (a send is never cut by an install, an install is never starved by
+//! back-to-back sends), and every replaced version must be in the trash. A second test takes the
+//! same situation step by step, with a reader that pauses in the middle of a send.
+
+// Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use minibox::conn::Connection;
+use minibox::local::LocalBox;
+use minibox::protocol::{Reply, Request};
+use minibox::transfer::receive_into;
+
+const NAME: &str = "shared/big.bin";
+const SIZE: usize = 16 << 20;
+const REPLACEMENTS: usize = 5; // odd: the box ends with version B
+const MAX_READS: usize = 400;
+
+/// Where the readers are: warming up, reading while the file is replaced, or finishing.
+const WARMUP: usize = 0;
+const REPLACING: usize = 1;
+const DONE: usize = 2;
+
+#[derive(Clone, Copy, Debug)]
+enum Reader {
+    Stage1Client,
+    WithThreadShell,
+    Library,
+    Disk,
+}
+
+#[derive(Default)]
+struct Observed {
+    /// MD5 of every read, per reader.
+    reads: Vec<Vec<String>>,
+    /// What went wrong, if anything.
+    failures: Vec<String>,
+}
+
+#[test]
+fn a_file_being_replaced_is_never_seen_half_written() {
+    let version_a = testkit::pseudo_random(SIZE, 1);
+    let version_b = testkit::pseudo_random(SIZE, 2);
+    let (md5_a, md5_b) = (md5_of(&version_a), md5_of(&version_b));
+    let (s_tmp, p_tmp, stage) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
+    testkit::write(s_tmp.path(), NAME, &version_a);
+    testkit::write(p_tmp.path(), NAME, &version_b);
+    let peer = serve_only(p_tmp.path());
+    let mut server = shell_box(s_tmp.path(), &peer.addr_string());
+    let addr = server.addr_string();
+
+    let kinds = [
+        Reader::Stage1Client,
+        Reader::WithThreadShell,
+        Reader::Library,
+        Reader::Library,
+        Reader::Disk,
+    ];
+    let phase = Arc::new(AtomicUsize::new(WARMUP));
+    let observed = Arc::new(Mutex::new(Observed {
+        reads: vec![Vec::new(); kinds.len()],
+        failures: Vec::new(),
+    }));
+    let client_bin = testkit::sibling_bin("before_thread", "client");
+    let readers: Vec<_> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, &kind)| {
+            let (phase, observed, addr) = (Arc::clone(&phase), Arc::clone(&observed), addr.clone());
+            let (s_root, client_bin) = (s_tmp.path().to_path_buf(), client_bin.clone());
+            let valid = [md5_a.clone(), md5_b.clone()];
+            std::thread::Builder::new()
+                .name(format!("reader-{i}"))
+                .spawn(move || {
+                    let dir = testkit::tempdir();
+                    let deadline = Instant::now() + Duration::from_secs(300);
+                    for _ in 0..MAX_READS {
+                        let last = phase.load(Ordering::SeqCst) == DONE;
+                        let result = read_once(kind, &addr, &s_root, dir.path(), &client_bin);
+                        let mut o = observed.lock().unwrap();
+                        match result {
+                            Ok(md5) if valid.contains(&md5) => o.reads[i].push(md5),
+                            Ok(md5) => o.failures.push(format!("{kind:?} read a mix: {md5}")),
+                            Err(e) => o.failures.push(format!("{kind:?}: {e}")),
+                        }
+                        drop(o);
+                        if last || Instant::now() > deadline {
+                            return;
+                        }
+                        if matches!(kind, Reader::Disk) {
+                            // Leave the CPU to the transfers now and then (2-core machines).
+                            std::thread::sleep(Duration::from_millis(50));
+                        }
+                    }
+                })
+                .expect("a thread")
+        })
+        .collect();
+
+    // Every reader has read version A once; now replace the file under their feet.
+    let warmed = testkit::wait_until(Duration::from_secs(120), || {
+        observed.lock().unwrap().reads.iter().all(|r| !r.is_empty())
+    });
+    phase.store(REPLACING, Ordering::SeqCst);
+    for round in 0..REPLACEMENTS {
+        if !warmed {
+            break;
+        }
+        let (bytes, md5) = if round % 2 == 0 {
+            (&version_b, &md5_b)
+        } else {
+            (&version_a, &md5_a)
+        };
+        // The peer's copy changes between downloads only (atomically, by a rename).
+        let staged = testkit::write(stage.path(), "next", bytes);
+        std::fs::rename(staged, p_tmp.path().join(NAME)).unwrap();
+        server.send_line(&format!("download TCP {NAME}"));
+        let lines = server.wait_stdout_lines(round + 1, Duration::from_secs(120));
+        let answer = json(&lines[round]);
+        assert_eq!(answer["ok"], true, "replacement {round}: {answer}");
+        assert_eq!(answer["file"]["md5"], md5.as_str());
+    }
+    phase.store(DONE, Ordering::SeqCst);
+    for r in readers {
+        r.join().expect("reader thread");
+    }
+
+    let o = observed.lock().unwrap();
+    assert!(
+        warmed,
+        "the readers did not all manage a first read: {:?}",
+        o.failures
+    );
+    assert!(o.failures.is_empty(), "{:?}", o.failures);
+    let all: Vec<&String> = o.reads.iter().flatten().collect();
+    assert!(all.iter().any(|m| **m == md5_a) && all.iter().any(|m| **m == md5_b));
+    // Nothing lost: every replaced version went to the trash whole.
+    let mut trashed = Vec::new();
+    collect_files(&s_tmp.path().join(".minibox/trash"), &mut trashed);
+    assert_eq!(trashed.len(), REPLACEMENTS);
+    for t in &trashed {
+        let m = md5(t);
+        assert!(
+            m == md5_a || m == md5_b,
+            "{} is not a whole version",
+            t.display()
+        );
+    }
+    assert_eq!(md5(&s_tmp.path().join(NAME)), md5_b);
+    assert!(temp_files(s_tmp.path()).is_empty());
+    server.send_line("quit");
+    assert_eq!(exit_code(&mut server), 0);
+}
+
+/// One read of the file, returning the MD5 of what was read.
+fn read_once(
+    kind: Reader,
+    addr: &str,
+    s_root: &Path,
+    dir: &Path,
+    client_bin: &Path,
+) -> Result<String, String> {
+    let into = dir.join(NAME);
+    match kind {
+        Reader::Disk => minibox::hash::md5_file(&s_root.join(NAME)).map_err(|e| e.to_string()),
+        Reader::Library => {
+            let local = LocalBox::open(dir, "library").map_err(|e| e.to_string())?;
+            let mut conn = Connection::connect(addr, "library").map_err(|e| e.to_string())?;
+            let entry = minibox::transfer::download_tcp(&mut conn, &local, NAME, &mut |_, _| {})
+                .map_err(|e| e.to_string())?;
+            let on_disk = md5(&into);
+            if entry.md5.as_deref() != Some(on_disk.as_str()) {
+                return Err(format!("verified {:?} but installed {on_disk}", entry.md5));
+            }
+            Ok(on_disk)
+        }
+        Reader::Stage1Client | Reader::WithThreadShell => {
+            let dir_s = path_str(dir);
+            let run = match kind {
+                Reader::Stage1Client => testkit::run_shell(
+                    path_str(client_bin),
+                    &["--dir", dir_s, "--peer", addr, "--json"],
+                    &format!("download TCP {NAME}\n"),
+                    Duration::from_secs(120),
+                ),
+                _ => run_json(dir, addr, &format!("download TCP {NAME}\n")),
+            };
+            let answer = run.json_lines().pop().ok_or("no answer")?;
+            if answer["ok"] != true {
+                return Err(answer.to_string());
+            }
+            let on_disk = md5(&into);
+            if answer["file"]["md5"] != on_disk.as_str() {
+                return Err(format!("verified {answer} but installed {on_disk}"));
+            }
+            Ok(on_disk)
+        }
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Step by step, with a reader that pauses early: while it holds the file, the box's own download
+/// of a new version of that file waits to install, another file is served as usual, and the
+/// paused reader, once it goes on, gets the whole old version (without the read lock the install
+/// would replace the file mid-send and the server would abort with "changed"). Then the install
+/// goes through.
+#[test]
+fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
+    // The old version is far bigger than any socket buffers (so the server cannot finish sending
+    // it while the reader pauses); the new one is small (so the box gets it at once).
+    const OLD_SIZE: u64 = 64 << 20;
+    let (s_tmp, p_tmp, r_tmp) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
+    let old_path = s_tmp.path().join(NAME);
+    std::fs::create_dir_all(old_path.parent().unwrap()).unwrap();
+    big_file_seeded(&old_path, OLD_SIZE, 11);
+    let old_md5 = md5(&old_path);
+    let new_version = testkit::pseudo_random(4096, 12);
+    testkit::write(s_tmp.path(), "other.txt", b"never blocked");
+    testkit::write(p_tmp.path(), NAME, &new_version);
+    let peer = serve_only(p_tmp.path());
+    let mut server = shell_box(s_tmp.path(), &peer.addr_string());
+    let addr = server.addr_string();
+
+    // A reader asks for the file and reads 1 MiB of it, then pauses: the server's thread is
+    // stuck sending, holding the file's read lock.
+    let mut slow = Connection::connect(&addr, "slow").unwrap();
+    slow.send(&Request::Download { path: NAME.into() }).unwrap();
+    let header = match slow.recv::<Reply>().unwrap() {
+        Reply::File { entry } => entry,
+        other => panic!("expected a file header, got {other:?}"),
+    };
+    assert_eq!(header.size, OLD_SIZE);
+    let received = r_tmp.path().join("slow.bin");
+    let mut out = std::fs::File::create(&received).unwrap();
+    let mut ignore = |_: u64, _: u64| {};
+    receive_into(slow.raw_reader(), &mut out, 1 << 20, &mut ignore).unwrap();
+
+    // The box downloads the new version of that file from its peer: it receives it into a
+    // temporary file, then must wait for the lock to install it.
+    server.send_line(&format!("download TCP {NAME}"));
+    let settled = testkit::wait_until(LIMIT, || {
+        !server.stdout_lines().is_empty()
+            || temp_files(s_tmp.path())
+                .iter()
+                .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() == new_version.len() as u64))
+    });
+    assert!(settled, "the box did not receive the new version");
+    assert!(
+        server.stdout_lines().is_empty(),
+        "the install did not wait for the send of that file: {:?}",
+        server.stdout_lines()
+    );
+
+    // Meanwhile another file is served as usual, and the file is still the old version.
+    let other = run_json(r_tmp.path(), &addr, "download TCP other.txt\n");
+    assert_eq!(other.code(), 0, "{other:?}");
+    assert_eq!(std::fs::metadata(&old_path).unwrap().len(), OLD_SIZE);
+
+    // The reader goes on: it gets all of the old version, and the server vouches for it.
+    receive_into(
+        slow.raw_reader(),
+        &mut out,
+        OLD_SIZE - (1 << 20),
+        &mut ignore,
+    )
+    .unwrap();
+    match slow.recv::<Reply>().unwrap() {
+        Reply::Trailer { md5: sent } => assert_eq!(sent, old_md5),
+        other => panic!("the send was disturbed: {other:?}"),
+    }
+    assert_eq!(md5(&received), old_md5);
+    drop(slow);
+
+    // And the install goes through.
+    let answer = json(&server.wait_stdout_lines(1, LIMIT)[0]);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(std::fs::read(&old_path).unwrap(), new_version);
+    server.send_line("quit");
+    assert_eq!(exit_code(&mut server), 0);
+}
