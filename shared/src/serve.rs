@@ -335,9 +335,10 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
     let file = &out.file;
     let socket = &mut PacedWriter::new(conn.raw_writer()?);
     let (sent_md5, short) = match out.entry.md5.clone() {
-        // The MD5 is known: no need to hash, just copy.
+        // The MD5 is known: no need to hash, so let the kernel move the bytes (sendfile).
         Some(md5) => {
-            let copied = io::copy(&mut file.take(size), socket)
+            let copied = socket
+                .send_file(file, size)
                 .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
             (md5, size - copied)
         }

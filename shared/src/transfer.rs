@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
-use crate::hash::{Hasher, BUF_SIZE};
+use crate::hash::{BackgroundHasher, Hasher, BACKGROUND_MIN, BUF_SIZE};
 use crate::index::MODE_MASK;
 use crate::local::LocalBox;
 use crate::paths::{self, ResolveError};
@@ -183,13 +183,22 @@ pub fn receive_into(
     size: u64,
     progress: Progress<'_>,
 ) -> io::Result<String> {
+    // Large files: hash on a second core while this thread reads and writes.
+    let background = if size >= BACKGROUND_MIN {
+        Some(BackgroundHasher::start(4)?)
+    } else {
+        None
+    };
     let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; if background.is_some() { 0 } else { BUF_SIZE }];
     let mut done = 0u64;
     // A server that sends a trickle is given up on like one that sends nothing.
     let mut pace = crate::conn::Pace::new();
     progress(0, size);
     while done < size {
+        if let Some(bg) = &background {
+            buf = bg.buffer();
+        }
         let want = usize::try_from((size - done).min(BUF_SIZE as u64)).unwrap_or(BUF_SIZE);
         let n = match from.read(&mut buf[..want]) {
             Ok(0) => {
@@ -202,15 +211,24 @@ pub fn receive_into(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        hasher.update(&buf[..n]);
         to.write_all(&buf[..n])?;
+        match &background {
+            Some(bg) => {
+                buf.truncate(n);
+                bg.submit(std::mem::take(&mut buf));
+            }
+            None => hasher.update(&buf[..n]),
+        }
         done += n as u64;
         if done < size {
             pace.advance(n as u64)?;
         }
         progress(done, size);
     }
-    Ok(hasher.finish())
+    Ok(match background {
+        Some(bg) => bg.finish(),
+        None => hasher.finish(),
+    })
 }
 
 /// A temporary file in `.minibox/tmp/`, removed on drop unless it was installed.
