@@ -166,7 +166,8 @@ fn a_session_as_the_protocol_document_shows_it() {
             "bad_request",
         ),
         (r#"{"op":"hello","name":"again"}"#, "bad_request"),
-        (r#"{"op":"download_udp","path":"hello.txt"}"#, "unsupported"),
+        (r#"{"op":"download_udp","path":"missing.txt"}"#, "not_found"),
+        (r#"{"op":"udp_received","token":1}"#, "bad_request"),
     ];
     for (request, code) in errors {
         c.send(request);
@@ -186,6 +187,66 @@ fn a_session_as_the_protocol_document_shows_it() {
     drop(c);
     let mut c = Raw::connect(&s);
     c.hello();
+}
+
+/// An ack datagram exactly as `docs/PROTOCOL.md` draws it (no gaps).
+fn ack_datagram(token: u64, cumulative: u32, window: u32, echo: u64) -> Vec<u8> {
+    let mut d = b"MB\x01A".to_vec();
+    d.extend_from_slice(&token.to_be_bytes());
+    d.extend_from_slice(&cumulative.to_be_bytes());
+    d.extend_from_slice(&window.to_be_bytes());
+    d.extend_from_slice(&cumulative.to_be_bytes()); // seen_end: nothing known past the ack
+    d.extend_from_slice(&echo.to_be_bytes());
+    d.extend_from_slice(&0u16.to_be_bytes()); // no gaps
+    assert_eq!(d.len(), 34);
+    d
+}
+
+#[test]
+fn a_udp_download_by_hand() {
+    let s = Setup::new(sample_box);
+    let mut c = Raw::connect(&s);
+    c.hello();
+    // The offer: the entry (with the MD5 once the server knows it), a token, the block size.
+    c.send(r#"{"op":"download_udp","path":"hello.txt"}"#);
+    let offer = c.expect();
+    assert_eq!(offer["reply"], "udp_offer", "{offer}");
+    assert_eq!(offer["entry"], hello_entry());
+    assert_eq!(offer["block_size"], 32_768, "loopback blocks");
+    let token = offer["token"].as_u64().unwrap();
+    assert!(token > 0 && token < 1 << 53);
+    // Our first ack, from a UDP socket of our own, to the server's UDP port (= its TCP port):
+    // "nothing yet, window 8". The server answers to this datagram's source address.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    udp.send_to(&ack_datagram(token, 0, 8, 0), s.server.addr)
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, from) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(from, s.server.addr, "data comes from the server's port");
+    let d = &buf[..n];
+    assert_eq!(&d[..3], b"MB\x01");
+    assert_eq!(
+        d[3], b'F',
+        "the only block is also the last before the server waits"
+    );
+    assert_eq!(u64::from_be_bytes(d[4..12].try_into().unwrap()), token);
+    assert_eq!(
+        u32::from_be_bytes(d[12..16].try_into().unwrap()),
+        0,
+        "block 0"
+    );
+    let sent_at = u64::from_be_bytes(d[16..24].try_into().unwrap());
+    assert!(sent_at > 0);
+    assert_eq!(&d[24..], b"hello world");
+    // Ack it (echoing its time), say so on TCP, get the trailer.
+    udp.send_to(&ack_datagram(token, 1, 8, sent_at), s.server.addr)
+        .unwrap();
+    c.send(&format!(r#"{{"op":"udp_received","token":{token}}}"#));
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":HELLO_MD5}));
+    // The connection goes on as usual.
+    c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    assert_eq!(c.expect()["reply"], "entry");
 }
 
 /// Sends `frame` (after a handshake if `hello`), expects a `bad_request` error, then the close.

@@ -306,6 +306,35 @@ impl Connection {
         Ok(self.writer.get_mut())
     }
 
+    /// Whether the peer has sent something (or closed the connection) that [`Connection::recv`]
+    /// would now read without waiting. A UDP transfer asks this between datagrams: its TCP
+    /// connection carries the end of the transfer, or the news that the other side gave up.
+    ///
+    /// # Errors
+    /// If the socket fails.
+    pub fn poll_input(&mut self) -> Result<bool> {
+        if !self.reader.buffer().is_empty() {
+            return Ok(true);
+        }
+        let stream = self.reader.get_ref();
+        let context = "checking the connection";
+        // A non-blocking peek: data or end of stream means "readable", WouldBlock means quiet.
+        stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::net(context, e))?;
+        let peeked = stream.peek(&mut [0u8; 1]);
+        stream
+            .set_nonblocking(false)
+            .map_err(|e| Error::net(context, e))?;
+        match peeked {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            // A reset connection: let the next read report it.
+            Err(_) => Ok(true),
+        }
+    }
+
     /// Changes the read timeout (a UDP transfer waits on TCP longer than a request does).
     ///
     /// # Errors

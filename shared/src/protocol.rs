@@ -56,6 +56,13 @@ pub enum Request {
         /// HMAC-SHA-256 over the handshake, hex.
         proof: String,
     },
+    /// Sent during a UDP download, after the [`Reply::UdpOffer`]: the client holds every block
+    /// and waits for the [`Reply::Trailer`]. (It travels on TCP so that the end of a transfer
+    /// never depends on a datagram getting through.)
+    UdpReceived {
+        /// The transfer's token.
+        token: u64,
+    },
 }
 
 /// Which files a [`Request::List`] asks for.
@@ -121,13 +128,17 @@ pub enum Reply {
         /// it; otherwise the trailer brings it.
         entry: Entry,
     },
-    /// Header of a UDP download: the data comes over UDP, then a [`Reply::Trailer`] on TCP.
+    /// Header of a UDP download: the blocks come over UDP (see `docs/PROTOCOL.md`), the client
+    /// answers [`Request::UdpReceived`] once it has them all, then a [`Reply::Trailer`] follows
+    /// on TCP.
     UdpOffer {
-        /// The file as it was when the transfer began.
+        /// The file as it was when the transfer began. `md5` is set when the server already knew
+        /// it; otherwise the trailer brings it.
         entry: Entry,
-        /// The per-transfer token every datagram of this transfer carries.
+        /// The per-transfer token every datagram of this transfer carries (below 2^53, so that
+        /// it is an exact JSON number in any language).
         token: u64,
-        /// Payload bytes per datagram.
+        /// Payload bytes per datagram: every block has this size but the last.
         block_size: u32,
     },
     /// End of a transfer: the MD5 of the bytes the server read.

@@ -148,6 +148,7 @@ pub fn describe(request: &Request) -> String {
         Request::Hash { path } => format!("hash {path:?}"),
         Request::Download { path } => format!("download tcp {path:?}"),
         Request::DownloadUdp { path } => format!("download udp {path:?}"),
+        Request::UdpReceived { token } => format!("udp received {token}"),
     }
 }
 
@@ -208,6 +209,10 @@ fn answer(
                 "this box does not offer UDP downloads".into(),
             )),
         },
+        Request::UdpReceived { .. } => Err(Failure::Reply(
+            ErrorCode::BadRequest,
+            "no UDP download is running on this connection".into(),
+        )),
     }
 }
 
@@ -294,38 +299,93 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
     Ok((file, index::entry_of(name, &meta)))
 }
 
-/// Sends one file: header, raw bytes, trailer. Holds the file's read lock throughout, so that an
-/// install of the same name in this process waits until the bytes are out.
-fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
-    let _guard = read_lock(local, name)?;
+/// A file opened for sending (over TCP or UDP), with what is needed to tell at the end whether
+/// it changed meanwhile.
+pub struct Outgoing<'a> {
+    /// The file's read lock, held until the transfer ends: an install of the same name in this
+    /// process waits until the bytes are out.
+    _guard: ReadGuard<'a>,
+    /// The open file.
+    pub file: File,
+    /// Its entry; `md5` is set when the hash cache knew it.
+    pub entry: Entry,
+    /// Its stamp when opened.
+    pub before: Stamp,
+}
+
+/// Opens the file `name` of the box for sending: takes its read lock, opens it through the path
+/// gate, notes its stamp and looks up its MD5 in the cache.
+///
+/// # Errors
+/// A reply for the client when the file is busy, refused or missing.
+pub fn open_outgoing<'a>(local: &'a LocalBox, name: &str) -> Result<Outgoing<'a>, Failure> {
+    let guard = read_lock(local, name)?;
     let (file, entry) = open_file(local, name)?;
     let before = Stamp::of(
         &file
             .metadata()
             .map_err(|e| Failure::Reply(ErrorCode::Io, e.to_string()))?,
     );
-    let cached = local.hashes.get(name, &before);
-    let size = entry.size;
+    let md5 = local.hashes.get(name, &before);
+    Ok(Outgoing {
+        _guard: guard,
+        file,
+        entry: Entry { md5, ..entry },
+        before,
+    })
+}
+
+/// Ends a transfer: the [`Reply::Trailer`] with `md5` if every byte was read and the file still
+/// has the stamp it had when opened (and the MD5 goes to the cache), otherwise a
+/// [`ErrorCode::Changed`] error, so that the client installs nothing. Returns the log summary.
+///
+/// # Errors
+/// If the connection breaks.
+pub fn finish_outgoing(
+    conn: &mut Connection,
+    local: &LocalBox,
+    out: &Outgoing<'_>,
+    md5: String,
+    complete: bool,
+) -> Result<String, Failure> {
+    let name = &out.entry.path;
+    let after = fs::symlink_metadata(local.root().join(name))
+        .map(|m| Stamp::of(&m))
+        .ok();
+    if !complete || after != Some(out.before) {
+        conn.send(&Reply::error(
+            ErrorCode::Changed,
+            format!("{name} changed while it was being sent; nothing was installed"),
+        ))?;
+        return Ok("but the file changed during the transfer".into());
+    }
+    local.hashes.put(name, out.before, md5.clone());
+    conn.send(&Reply::Trailer { md5 })?;
+    Ok(format!("{} bytes", out.entry.size))
+}
+
+/// Sends one file over this TCP connection: header, raw bytes, trailer.
+fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
+    let out = open_outgoing(local, name)?;
+    let size = out.entry.size;
     conn.send(&Reply::File {
-        entry: Entry {
-            md5: cached.clone(),
-            ..entry
-        },
+        entry: out.entry.clone(),
     })?;
     // Every byte goes through a pace watch: a client that reads a trickle is dropped after 10 s
     // like one that reads nothing (see `conn::Pace`).
+    let file = &out.file;
     let socket = &mut PacedWriter::new(conn.raw_writer()?);
-    let (sent_md5, short) = match cached {
+    let (sent_md5, short) = match out.entry.md5.clone() {
         // The MD5 is known: no need to hash, so let the kernel move the bytes (sendfile).
         Some(md5) => {
             let copied = socket
-                .send_file(&file, size)
+                .send_file(file, size)
                 .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
             (md5, size - copied)
         }
         // Otherwise hash while sending: one pass over the bytes, the MD5 follows in the trailer.
         None => {
-            let (md5, copied) = copy_hashing(&file, socket, size)?;
+            let (md5, copied) = copy_hashing(file, socket, size)?;
             (md5, size - copied)
         }
     };
@@ -333,19 +393,7 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
         // The file shrank under us: the client expects `size` bytes, so pad, then say so.
         pad(socket, short)?;
     }
-    let after = fs::symlink_metadata(local.root().join(name))
-        .map(|m| Stamp::of(&m))
-        .ok();
-    if short > 0 || after != Some(before) {
-        conn.send(&Reply::error(
-            ErrorCode::Changed,
-            format!("{name} changed while it was being sent; nothing was installed"),
-        ))?;
-        return Ok("but the file changed during the transfer".into());
-    }
-    local.hashes.put(name, before, sent_md5.clone());
-    conn.send(&Reply::Trailer { md5: sent_md5 })?;
-    Ok(format!("{size} bytes"))
+    finish_outgoing(conn, local, &out, sent_md5, short == 0)
 }
 
 /// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish.
@@ -415,7 +463,8 @@ pub fn warn_if_exposed(addr: std::net::SocketAddr, secret: Option<&crate::auth::
 
 /// Binds the TCP listener and the UDP socket of a box on the same address and port, as the
 /// contract wants. With port 0 the OS picks a TCP port and UDP takes the same number; should that
-/// number be taken for UDP, another is tried.
+/// number be taken for UDP, another is tried. The UDP socket gets large buffers (see
+/// [`crate::udp::size_buffers`]).
 ///
 /// # Errors
 /// If the address cannot be bound.
@@ -431,7 +480,10 @@ pub fn bind(addr: &str) -> Result<(std::net::TcpListener, UdpSocket)> {
         let tcp = std::net::TcpListener::bind(wanted).map_err(|e| Error::net(context(), e))?;
         let bound = tcp.local_addr().map_err(|e| Error::net(context(), e))?;
         match UdpSocket::bind(bound) {
-            Ok(udp) => return Ok((tcp, udp)),
+            Ok(udp) => {
+                crate::udp::size_buffers(&udp, "server");
+                return Ok((tcp, udp));
+            }
             Err(e) => last = Some(e),
         }
     }

@@ -283,10 +283,9 @@ fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> mini
             Request::Hash { path } => conn.send(&Reply::Entry {
                 entry: entry(&path, Some(md5.clone())),
             })?,
-            Request::DownloadUdp { .. } => conn.send(&Reply::error(
-                ErrorCode::Unsupported,
-                "the liar offers no UDP",
-            ))?,
+            Request::DownloadUdp { .. } | Request::UdpReceived { .. } => conn.send(
+                &Reply::error(ErrorCode::Unsupported, "the liar offers no UDP"),
+            )?,
             Request::Download { path } => {
                 send_lie(&mut conn, lie, &path, evil.as_deref(), &bytes, &md5, stop)?;
                 if matches!(

@@ -10,7 +10,9 @@
 //! - [`Terminal`]: runs a shell on a pseudo-terminal, to test the prompt and line editing;
 //! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
 //!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
-//! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling).
+//! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling);
+//! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
+//!   reorders), for the UDP download tests.
 //!
 //! - [`arena`]: a box full of traps with a canary folder beside it, and the check that an honest
 //!   client still gets correct answers;
@@ -33,6 +35,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+pub mod relay;
 
 pub use tempfile::TempDir;
 
