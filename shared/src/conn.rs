@@ -453,32 +453,54 @@ impl<W: Write> PacedWriter<W> {
     }
 }
 
-/// How much one `sendfile` call may move before the pace is checked again: large enough that
-/// system calls cost nothing, small enough that a trickling reader is caught within the window.
-const SENDFILE_CHUNK: u64 = 128 * 1024;
+/// The most one `sendfile` call is asked to move: large enough that system calls cost nothing.
+const SENDFILE_CHUNK: usize = 1024 * 1024;
 
 impl PacedWriter<&mut TcpStream> {
-    /// Sends `len` bytes of `file` from its current position, the kernel copying them straight
-    /// from the page cache to the socket (`io::copy` from a `File` to a `TcpStream` is
-    /// `sendfile(2)` on Linux): the bytes never pass through this process. Returns how many were
-    /// sent (fewer only if the file ended early).
+    /// Sends `len` bytes of `file` from its start, the kernel copying them straight from the page
+    /// cache to the socket (`sendfile(2)`): the bytes never pass through this process. Returns how
+    /// many were sent (fewer only if the file ended early).
+    ///
+    /// A single `sendfile` call can stay blocked far longer than the socket's send timeout while
+    /// a stalled reader lets a few bytes through now and then, so during the copy the timeout is
+    /// cut to [`SENDFILE_WAIT`]: every call returns soon, having moved something or nothing, and
+    /// the pace is checked after each, exactly as for `write`. A peer that reads a trickle is
+    /// caught within the pace's window.
     ///
     /// # Errors
     /// If the socket fails or the peer reads too slowly (see [`Pace`]).
     pub fn send_file(&mut self, file: &std::fs::File, len: u64) -> io::Result<u64> {
-        let mut sent = 0;
+        self.inner.set_write_timeout(Some(SENDFILE_WAIT))?;
+        let result = self.sendfile_loop(file, len);
+        // Back to the ordinary timeout for the frames that follow.
+        self.inner.set_write_timeout(Some(IDLE_TIMEOUT))?;
+        result
+    }
+
+    fn sendfile_loop(&mut self, file: &std::fs::File, len: u64) -> io::Result<u64> {
+        let mut offset: nix::libc::off_t = 0;
+        let mut sent = 0u64;
         while sent < len {
-            let chunk = (len - sent).min(SENDFILE_CHUNK);
-            let n = io::copy(&mut Read::take(file, chunk), self.inner)?;
-            if n == 0 {
-                break;
+            let want =
+                usize::try_from(len - sent).map_or(SENDFILE_CHUNK, |n| n.min(SENDFILE_CHUNK));
+            match nix::sys::sendfile::sendfile(&*self.inner, file, Some(&mut offset), want) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.pace.advance(n as u64)?;
+                    sent += n as u64;
+                }
+                // Nothing moved within SENDFILE_WAIT: no error yet, unless the window is over.
+                Err(nix::errno::Errno::EAGAIN) => self.pace.advance(0)?,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(io::Error::from(e)),
             }
-            self.pace.advance(n)?;
-            sent += n;
         }
         Ok(sent)
     }
 }
+
+/// How long one `sendfile` call may wait for room in the socket before it returns.
+const SENDFILE_WAIT: Duration = Duration::from_secs(1);
 
 impl<W: Write> Write for PacedWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {

@@ -8,6 +8,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::activity::ActivityLog;
 use crate::auth::Secret;
@@ -15,6 +16,7 @@ use crate::conn::Connection;
 use crate::error::{Error, Result};
 use crate::hash::HashCache;
 use crate::locks::LockTable;
+use crate::serve::Witness;
 use crate::META_DIR;
 
 /// One box and its shared state.
@@ -35,6 +37,8 @@ pub struct LocalBox {
     /// every connection this box opens proves it. Set once at start with
     /// [`LocalBox::with_secret`].
     secret: Option<Secret>,
+    /// Told what syncing peers have seen of this box (stage 3 only; set once, before serving).
+    witness: OnceLock<Arc<dyn Witness>>,
 }
 
 impl LocalBox {
@@ -57,6 +61,7 @@ impl LocalBox {
             name: name.to_string(),
             tmp_counter: AtomicU64::new(0),
             secret: None,
+            witness: OnceLock::new(),
         })
     }
 
@@ -100,6 +105,17 @@ impl LocalBox {
             .join(META_DIR)
             .join("tmp")
             .join(format!("{}-{n}.part", std::process::id()))
+    }
+
+    /// Registers the [`Witness`] the server tells about sync listings. Only the first call counts;
+    /// call it before the server starts. Returns false if one was already set.
+    pub fn set_witness(&self, witness: Arc<dyn Witness>) -> bool {
+        self.witness.set(witness).is_ok()
+    }
+
+    /// The registered [`Witness`], if any.
+    pub fn witness(&self) -> Option<&Arc<dyn Witness>> {
+        self.witness.get()
     }
 
     /// `.minibox/` of this box.

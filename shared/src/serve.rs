@@ -8,6 +8,12 @@
 //!
 //! A request that fails (missing file, bad regex, a name that leaves the box) gets an error reply
 //! and the connection stays usable. Every request is logged to `.minibox/log`.
+//!
+//! A box that syncs (stage 3) also wants to know what its peer has *seen* of it: a pull-only
+//! round of the peer reads our listing, acts, and hangs up. If the box registered a [`Witness`]
+//! ([`LocalBox::set_witness`]), the server tells it about every sync listing it sends, and, once the
+//! connection that carried it ends cleanly, hands it the listing: the peer's round is over. Earlier
+//! stages register none and nothing changes for them.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -29,6 +35,21 @@ use crate::IDLE_TIMEOUT;
 pub struct ServeOptions<'a> {
     /// The server's UDP socket, if any.
     pub udp: Option<&'a UdpSocket>,
+}
+
+/// Hears what a syncing peer has seen of this box (see the module docs). Implemented by stage 3.
+pub trait Witness: Send + Sync {
+    /// A sync listing (every file and folder, with MD5s) is about to be sent to `peer`. Returns the
+    /// moment to remember it by, on the witness's own clock.
+    fn listing(&self, peer: &str) -> i64;
+    /// The connection that carried the listing taken at `moment` ended cleanly: `peer`'s round is
+    /// over, and `entries` is exactly what it was shown.
+    fn round_over(&self, peer: &str, moment: i64, entries: Vec<Entry>);
+}
+
+/// Whether a listing request is the one a sync round makes: everything, with MD5s and folders.
+pub fn is_sync_listing(filter: &Filter, hashes: bool, folders: bool) -> bool {
+    matches!(filter, Filter::All) && hashes && folders
 }
 
 /// Serves one client connection to the end. Errors are logged, not returned: one bad client must
@@ -56,9 +77,11 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
     if !conn.accept_hello_with(local.name(), local.secret())? {
         return Ok(());
     }
+    // The last sync listing sent on this connection, for the witness (if the box has one).
+    let mut shown: Option<(i64, Vec<Entry>)> = None;
     while let Some(request) = conn.recv_opt::<Request>()? {
         let what = describe(&request);
-        let outcome = answer(conn, local, opts, request);
+        let outcome = answer(conn, local, opts, request, &mut shown);
         let peer = conn.peer_name().to_string();
         match outcome {
             Ok(summary) => local
@@ -73,6 +96,10 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
                 return Err(e);
             }
         }
+    }
+    // A clean hang-up: the peer's round (if this was one) is over.
+    if let (Some(witness), Some((moment, entries))) = (local.witness(), shown) {
+        witness.round_over(conn.peer_name(), moment, entries);
     }
     Ok(())
 }
@@ -130,6 +157,7 @@ fn answer(
     local: &LocalBox,
     opts: &ServeOptions<'_>,
     request: Request,
+    shown: &mut Option<(i64, Vec<Entry>)>,
 ) -> Result<String, Failure> {
     match request {
         Request::Hello { .. } => Err(Failure::Reply(
@@ -144,7 +172,16 @@ fn answer(
             filter,
             hashes,
             folders,
-        } => send_listing(conn, local, &filter, hashes, folders),
+        } => match local.witness() {
+            Some(witness) if is_sync_listing(&filter, hashes, folders) => {
+                let moment = witness.listing(conn.peer_name());
+                let mut sent = Vec::new();
+                let summary = send_listing(conn, local, &filter, hashes, folders, Some(&mut sent))?;
+                *shown = Some((moment, sent));
+                Ok(summary)
+            }
+            _ => send_listing(conn, local, &filter, hashes, folders, None),
+        },
         Request::Hash { path } => {
             // The read lock keeps an install of this name from swapping the file between the
             // metadata and the MD5 we report: both describe the same version.
@@ -185,6 +222,7 @@ fn send_listing(
     filter: &Filter,
     hashes: bool,
     folders: bool,
+    mut keep: Option<&mut Vec<Entry>>,
 ) -> Result<String, Failure> {
     let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
     let scanned = index::scan(local.root())
@@ -209,6 +247,9 @@ fn send_listing(
                     }
                 },
             };
+        }
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.push(entry.clone());
         }
         chunk.push(entry);
         count += 1;

@@ -16,11 +16,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
-use crate::hash::{BackgroundHasher, Hasher, BACKGROUND_MIN, BUF_SIZE};
+use crate::hash::{BackgroundHasher, Hasher, Stamp, BACKGROUND_MIN, BUF_SIZE};
 use crate::index::MODE_MASK;
 use crate::local::LocalBox;
 use crate::paths::{self, ResolveError};
-use crate::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request};
+use crate::protocol::{Entry, Filter, Kind, Reply, Request};
 use crate::{IDLE_TIMEOUT, META_DIR};
 
 /// The most entries a listing may have. A peer announcing more is refused rather than allowed to
@@ -113,6 +113,24 @@ pub fn download_tcp(
     name: &str,
     progress: Progress<'_>,
 ) -> Result<Entry> {
+    let (tmp, entry) = fetch_tcp(conn, local, name, progress)?;
+    install(local, tmp, &entry)?;
+    Ok(entry)
+}
+
+/// The first half of [`download_tcp`]: receives `name` into a temporary file and verifies it, but
+/// installs nothing. Returns the file and the verified entry (with its MD5), so that a caller can
+/// decide whether this is the version it wanted before calling [`install`] (a sync round does:
+/// it installs only the version it planned on).
+///
+/// # Errors
+/// As [`download_tcp`]; the temporary file is removed in every failure case.
+pub fn fetch_tcp(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<(TempFile, Entry)> {
     paths::check_name(name)?;
     conn.send(&Request::Download {
         path: name.to_string(),
@@ -130,8 +148,7 @@ pub fn download_tcp(
         md5: Some(md5),
         ..entry
     };
-    install(local, tmp, &entry)?;
-    Ok(entry)
+    Ok((tmp, entry))
 }
 
 /// Checks that a transfer header describes the file we asked for.
@@ -152,15 +169,14 @@ pub fn check_header(entry: Entry, name: &str) -> Result<Entry> {
 /// the header if the server knew it up front. Returns the verified MD5.
 ///
 /// # Errors
-/// [`Error::Verify`] on any mismatch, or the server's own "changed during transfer" error.
+/// [`Error::Verify`] on any mismatch; [`Error::Remote`] with [`crate::protocol::ErrorCode::Changed`] when the
+/// server says the file changed while it was being sent.
 pub fn verify(entry: &Entry, received_md5: &str, trailer: Reply) -> Result<String> {
     let name = &entry.path;
     let sent = match trailer {
         Reply::Trailer { md5 } => md5,
-        Reply::Error {
-            code: ErrorCode::Changed,
-            message,
-        } => return Err(Error::Verify(message)),
+        // The server's own verdict (the file changed while it was read) is its error reply;
+        // everything else that fails below is a mismatch we found.
         other => return Err(unexpected(other)),
     };
     let announced = entry.md5.as_deref().unwrap_or(&sent);
@@ -293,6 +309,8 @@ pub fn system_time(ns: i64) -> SystemTime {
 
 /// Installs a verified temporary file as `entry.path`: sets its mtime and permission bits, takes
 /// the file's write lock, moves any existing file of that name to the trash, renames into place.
+/// When `entry.md5` is known it goes into the hash cache under the installed file's stamp, so the
+/// next scan does not read the file again.
 ///
 /// # Errors
 /// If the name is refused (a symlink appeared on the way), a folder stands where the file should
@@ -327,8 +345,17 @@ pub fn install(local: &LocalBox, mut tmp: TempFile, entry: &Entry) -> Result<()>
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(Error::io(&dest, e)),
     }
+    let inode = tmp.file().metadata().map(|m| Stamp::of(&m).inode).ok();
     fs::rename(&tmp.path, &dest).map_err(|e| Error::io(&dest, e))?;
     tmp.file = None; // installed: nothing to clean up
+                     // The rename moved the ctime, so take the stamp now; the inode check makes sure it is still
+                     // the file we just wrote.
+    if let (Some(md5), Ok(meta)) = (&entry.md5, fs::symlink_metadata(&dest)) {
+        let stamp = Stamp::of(&meta);
+        if Some(stamp.inode) == inode && stamp.size == entry.size {
+            local.hashes.put(name, stamp, md5.clone());
+        }
+    }
     Ok(())
 }
 

@@ -616,16 +616,37 @@ pub fn closed_addr() -> SocketAddr {
 
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
+    let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
+        out.extend_from_slice(&rng.next_u64().to_le_bytes());
     }
     out.truncate(len);
     out
+}
+
+/// A seeded xorshift64 generator, for randomized tests that must be replayable from their seed.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator started from `seed` (any value; 0 is made odd).
+    pub fn new(seed: u64) -> Self {
+        Rng(seed | 1)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
 }
 
 /// What a tree holds, for comparing two boxes: relative path → (is_dir, contents, mode bits,
@@ -664,6 +685,19 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (bool, Vec<u8>, u32, i128)> {
         }
     }
     out
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for a listener that is
+/// closed again at once). For tests that must know a port before starting the binary that binds
+/// it, like two peers that each need the other's address.
+///
+/// # Panics
+/// If no port can be bound at all.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
 }
 
 /// Polls `check` every 50 ms until it returns true or `limit` passes; returns the last result.

@@ -1,7 +1,4 @@
 //! Hostile input against `with_sync`'s server side: every attack of [`testkit::attack`].
-//!
-//! To enable: copy to `with_sync/tests/hostile.rs` once the `with_sync` binary exists
-//! (see README.md beside this file).
 
 use std::path::Path;
 
@@ -15,7 +12,13 @@ fn launch(dir: &Path) -> Proc {
     Proc::start(
         env!("CARGO_BIN_EXE_with_sync"),
         &[
-            "--dir", dir, "--listen", "127.0.0.1:0", "--peer", "127.0.0.1:9", "--interval",
+            "--dir",
+            dir,
+            "--listen",
+            "127.0.0.1:0",
+            "--peer",
+            "127.0.0.1:9",
+            "--interval",
             "3600",
         ],
     )

@@ -1,8 +1,5 @@
 //! `with_sync --once` against a lying server ([`testkit::liar`]): every lie must end the round
 //! with a non-zero status, a clear sentence, and nothing installed.
-//!
-//! To enable: copy to `with_sync/tests/liar.rs` once `with_sync --once` exists (see README.md
-//! beside this file).
 
 use std::path::Path;
 use std::time::Duration;

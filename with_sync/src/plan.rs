@@ -1,0 +1,808 @@
+//! The sync planner: a pure function from what the two boxes hold, and what they last agreed on,
+//! to the list of things this box must do.
+//!
+//! A round of stage 3 is *pull-only*: this box reads the peer's index and changes only itself. The
+//! peer does the same in its own rounds. For the two to converge without ever talking about it,
+//! each must decide every path the same way the other would, from the same facts. Those facts are
+//! three versions of each path:
+//!
+//! - **local**: what this box holds now;
+//! - **remote**: what the peer holds now (its listing);
+//! - **base**: what both held the last time they were seen to agree.
+//!
+//! Comparing local and remote alone cannot tell a file created on one side from a file deleted on
+//! the other: both look like "here but not there". The base can: a file that is in the base and
+//! missing on one side was deleted there; a file missing from the base is new. That is the
+//! three-way comparison of Unison and of `git merge`.
+//!
+//! ## The decision table
+//!
+//! For a path, a side has *changed* if its version differs from the base (for a folder: if the
+//! folder itself differs, or anything below it is new or changed on that side).
+//!
+//! | local | remote | decision |
+//! |---|---|---|
+//! | unchanged | unchanged | nothing |
+//! | unchanged | changed | take the remote version: download, delete, make or remove a folder, or only set permission bits or mtime when the contents are the same |
+//! | changed | unchanged | nothing: the peer will pull it |
+//! | changed | changed, same contents | nothing to move; permission bits and mtime merged field by field |
+//! | deleted | changed | the change wins: download it again |
+//! | changed | deleted | the change wins: keep it (the peer will pull it) |
+//! | deleted | deleted | nothing; forget the path |
+//! | changed | changed, different contents | conflict |
+//!
+//! A conflict keeps both versions. The newer mtime keeps the name (equal mtimes: the larger MD5);
+//! the other is kept under a *conflict copy* name, [`conflict_name`]:
+//! `report.conflict-box2-20261125-101500.txt` holds box2's losing version of `report.txt`, whose
+//! mtime was 10:15:00 UTC. Both peers compute the same winner and the same name from the same two
+//! versions, so each ends with exactly one copy: the loser's box renames its file, the winner's
+//! box downloads the loser's version under the conflict name. A folder beats a file of the same
+//! name (it may hold other files); the file becomes the conflict copy.
+//!
+//! ## Where the base comes from
+//!
+//! The base is the stored *agreed state* for this peer ([`Agreed`]: what both held at the end of
+//! an earlier round), refined by what the peer was last seen to see of us ([`Seen`], told by our
+//! server: see [`minibox::serve::Witness`]). Both matter because agreement is learnt one side at
+//! a time: when box1 pulls a new file from box2, box1 knows both now hold it, but box2 does not
+//! know yet. Without [`fold`], a delete or an edit box1 makes before box2's next round would be
+//! read by box2 as "new on my side" and by box1 as "deleted on my side", and each would wait for
+//! the other forever. The fold uses the peer's last completed round: what the peer saw of us and
+//! still holds, it agreed on; what it saw missing here and still holds, it considers its own.
+//!
+//! The planner decides; [`crate::round`] carries the actions out, checking before each one that
+//! the file is still the version the plan saw.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use minibox::protocol::{Entry, Kind};
+use serde::{Deserialize, Serialize};
+
+/// One version of a path: what is compared between the boxes and remembered as agreed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// File or folder.
+    pub kind: Kind,
+    /// Lowercase hex MD5 of a file's contents; `None` for a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// Size in bytes (0 for a folder).
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits (`rwx` for user, group, other).
+    pub mode: u32,
+    /// Last modification, ns since the epoch (0 for a folder: a folder's mtime moves whenever
+    /// anything inside it changes, so it is not synced).
+    #[serde(default)]
+    pub mtime_ns: i64,
+}
+
+impl Version {
+    /// A file version.
+    pub fn file(md5: impl Into<String>, size: u64, mode: u32, mtime_ns: i64) -> Self {
+        Version {
+            kind: Kind::File,
+            md5: Some(md5.into()),
+            size,
+            mode,
+            mtime_ns,
+        }
+    }
+
+    /// A folder version.
+    pub fn dir(mode: u32) -> Self {
+        Version {
+            kind: Kind::Dir,
+            md5: None,
+            size: 0,
+            mode,
+            mtime_ns: 0,
+        }
+    }
+
+    /// The version an index entry describes; `None` for a file whose MD5 is unknown (it cannot
+    /// be compared, so a round leaves it alone). Only the `rwx` bits are kept: sync never sets
+    /// setuid, setgid or sticky bits, whatever a peer announces.
+    pub fn of_entry(entry: &Entry) -> Option<Self> {
+        let mode = entry.mode & minibox::index::MODE_MASK;
+        match entry.kind {
+            Kind::Dir => Some(Version::dir(mode)),
+            Kind::File => entry
+                .md5
+                .as_ref()
+                .map(|md5| Version::file(md5.clone(), entry.size, mode, entry.mtime_ns)),
+        }
+    }
+
+    /// Whether this is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+
+    /// Same kind and, for files, the same bytes (permission bits and mtime aside).
+    pub fn same_content(&self, other: &Version) -> bool {
+        self.kind == other.kind && self.md5 == other.md5 && self.size == other.size
+    }
+}
+
+/// A whole box as the planner sees it: path → version.
+pub type Index = BTreeMap<String, Version>;
+
+/// One remembered agreement: both boxes held `version` at the moment `since` (on this box's
+/// clock, see [`crate::state::Clock`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Agreed {
+    /// The version both held.
+    #[serde(flatten)]
+    pub version: Version,
+    /// When the agreement was observed.
+    pub since: i64,
+}
+
+/// The agreed state with one peer: path → agreement.
+pub type Agreement = BTreeMap<String, Agreed>;
+
+/// What the peer saw of this box in its last completed round (told by our server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen {
+    /// When our server sent the listing (our clock).
+    pub listed: i64,
+    /// When the connection that carried it ended cleanly, i.e. the peer's round was over.
+    pub committed: i64,
+    /// What the listing showed.
+    pub entries: Index,
+}
+
+/// Everything the planner looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// This box now.
+    pub local: &'a Index,
+    /// The peer now.
+    pub remote: &'a Index,
+    /// The stored agreed state for this peer.
+    pub agreed: &'a Agreement,
+    /// The peer's last completed look at us, if our server saw one.
+    pub seen: Option<&'a Seen>,
+    /// Paths to leave alone this round, with everything below them (a local file that changed
+    /// while it was being hashed, a remote file listed without an MD5).
+    pub busy: &'a BTreeSet<String>,
+    /// This box's name (for conflict copies of its versions).
+    pub local_name: &'a str,
+    /// The peer's name (for conflict copies of its versions).
+    pub remote_name: &'a str,
+}
+
+/// One thing to do to this box. Paths are relative to the box.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Rename the local file `from`, which lost a conflict, to its conflict copy name `to`.
+    Rename {
+        /// The losing file.
+        from: String,
+        /// Its conflict copy name (free on both sides).
+        to: String,
+        /// The version the plan expects at `from`.
+        version: Version,
+    },
+    /// Move the local file `path` to the trash.
+    Delete {
+        /// The file.
+        path: String,
+        /// The version the plan expects there.
+        version: Version,
+    },
+    /// Move the local folder `path`, which must be empty by then, to the trash.
+    RemoveDir {
+        /// The folder.
+        path: String,
+    },
+    /// Make the folder `path` with its permission bits (bits that would keep its owner from
+    /// writing into it are set at the end of the round, once it is filled).
+    MakeDir {
+        /// The folder.
+        path: String,
+        /// Its final permission bits.
+        mode: u32,
+    },
+    /// Fetch the peer's file `path` and install it here as `to` (`path` itself, or the conflict
+    /// copy name of the peer's losing version).
+    Download {
+        /// The name on the peer.
+        path: String,
+        /// The name here.
+        to: String,
+        /// The version the plan decided on: anything else that arrives is not installed.
+        version: Version,
+    },
+    /// Set the permission bits and/or mtime of the local file or folder `path`; no data moves.
+    SetMeta {
+        /// The file or folder.
+        path: String,
+        /// The version the plan expects there.
+        version: Version,
+        /// New permission bits, if they change.
+        mode: Option<u32>,
+        /// New mtime, if it changes (files only).
+        mtime_ns: Option<i64>,
+    },
+}
+
+impl Action {
+    /// The path this action changes here.
+    pub fn target(&self) -> &str {
+        match self {
+            Action::Rename { from, .. } => from,
+            Action::Delete { path, .. }
+            | Action::RemoveDir { path }
+            | Action::MakeDir { path, .. }
+            | Action::SetMeta { path, .. } => path,
+            Action::Download { to, .. } => to,
+        }
+    }
+}
+
+/// A round's plan.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// What to do, in the order to do it: conflict renames, deletions of files, removals of
+    /// folders (deepest first), new folders (shallowest first), downloads, then permission bits
+    /// and mtimes (deepest first).
+    pub actions: Vec<Action>,
+    /// Paths in conflict this round (one entry per conflict, named by the contested path).
+    pub conflicts: Vec<String>,
+    /// Paths left alone this round, and why.
+    pub held: Vec<(String, String)>,
+    /// The base the decisions were made against (the agreed state after [`fold`]).
+    pub base: Agreement,
+    /// Busy paths (see [`Inputs::busy`]), widened to folders that cannot be read.
+    skip: BTreeSet<String>,
+}
+
+/// The conflict copy name of the version of `path` whose box is `loser_peer` and whose mtime is
+/// `loser_mtime_ns`: the stem, `.conflict-PEER-YYYYMMDD-HHMMSS` (UTC), an optional `-tag`, then
+/// the extension, in the same folder. `report.txt` → `report.conflict-box2-20261125-101500.txt`.
+pub fn conflict_name(
+    path: &str,
+    loser_peer: &str,
+    loser_mtime_ns: i64,
+    tag: Option<&str>,
+) -> String {
+    let (folder, file) = match path.rfind('/') {
+        Some(i) => path.split_at(i + 1),
+        None => ("", path),
+    };
+    // `.bashrc` has no extension; `a.tar.gz` keeps `.gz`.
+    let (stem, ext) = match file.rfind('.') {
+        Some(i) if i > 0 => file.split_at(i),
+        _ => (file, ""),
+    };
+    let when = minibox::timestamp::utc(loser_mtime_ns).format("%Y%m%d-%H%M%S");
+    let tag = tag.map(|t| format!("-{t}")).unwrap_or_default();
+    format!(
+        "{folder}{stem}.conflict-{}-{when}{tag}{ext}",
+        name_part(loser_peer)
+    )
+}
+
+/// A peer name made safe to put in a file name (it comes from the network).
+fn name_part(peer: &str) -> String {
+    let cleaned: String = peer
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
+        "peer".to_string()
+    } else {
+        cleaned
+    }
+}
+
+/// Refines the stored agreement with the peer's last completed round (`seen`), for the paths
+/// where that round is newer than what is stored:
+///
+/// 1. the peer saw version V here and holds V now: it agreed on V (it recorded V too);
+/// 2. the peer saw the path missing here: whatever it holds there now, it holds as its own (new
+///    or changed), not as something we both had; so there is no base for the path;
+/// 3. the peer saw the version we hold now, as a change from the base, and holds something else:
+///    it either changed the path again after taking ours, or kept its own; both sides would each
+///    think only they changed it, so there is no base, and the symmetric rules for "changed on
+///    both sides" settle it.
+///
+/// The remote index must have been listed *after* `seen` was committed, which the round ensures
+/// by taking `seen` before it asks for the listing.
+pub fn fold(agreed: &Agreement, seen: Option<&Seen>, local: &Index, remote: &Index) -> Agreement {
+    let mut base = agreed.clone();
+    let Some(seen) = seen else {
+        return base;
+    };
+    for (path, version) in &seen.entries {
+        let newer = base.get(path).map_or(true, |a| seen.committed > a.since);
+        let same = base.get(path).is_some_and(|a| a.version == *version);
+        if newer && !same && remote.get(path) == Some(version) {
+            base.insert(
+                path.clone(),
+                Agreed {
+                    version: version.clone(),
+                    since: seen.committed,
+                },
+            );
+        }
+    }
+    base.retain(|path, a| {
+        if seen.listed <= a.since {
+            return true;
+        }
+        match seen.entries.get(path) {
+            None => false,
+            Some(saw) => {
+                !(local.get(path) == Some(saw)
+                    && a.version != *saw
+                    && remote.get(path) != Some(saw))
+            }
+        }
+    });
+    base
+}
+
+/// Which paths are new or changed on one side: present there and different from the base. A
+/// folder counts as changed when anything below it does, so this returns every such path and
+/// all of its ancestors.
+fn dirty_tree(side: &Index, base: &Agreement) -> BTreeSet<String> {
+    let mut dirty = BTreeSet::new();
+    for (path, version) in side {
+        if base.get(path).map(|a| &a.version) != Some(version) {
+            let mut p = path.as_str();
+            loop {
+                if !dirty.insert(p.to_string()) {
+                    break; // its ancestors are in already
+                }
+                match p.rfind('/') {
+                    Some(i) => p = &p[..i],
+                    None => break,
+                }
+            }
+        }
+    }
+    dirty
+}
+
+/// Whether `path` or a folder above it is in `set`.
+fn under(set: &BTreeSet<String>, path: &str) -> bool {
+    let mut p = path;
+    loop {
+        if set.contains(p) {
+            return true;
+        }
+        match p.rfind('/') {
+            Some(i) => p = &p[..i],
+            None => return false,
+        }
+    }
+}
+
+/// How many folders deep a path is (for ordering).
+fn depth(path: &str) -> usize {
+    path.matches('/').count()
+}
+
+/// The plan being built: actions by phase, each tagged with the path whose decision made it.
+#[derive(Default)]
+struct Builder {
+    renames: Vec<(String, Action)>,
+    deletes: Vec<(String, Action)>,
+    rmdirs: Vec<(String, Action)>,
+    mkdirs: Vec<(String, Action)>,
+    downloads: Vec<(String, Action)>,
+    metas: Vec<(String, Action)>,
+    conflicts: Vec<String>,
+    held: Vec<(String, String)>,
+    /// Conflict copy names this round creates here; their own decisions are dropped.
+    claimed: BTreeSet<String>,
+}
+
+/// Plans one round. Pure: same inputs, same plan.
+pub fn plan(inputs: &Inputs<'_>) -> Plan {
+    let base = fold(inputs.agreed, inputs.seen, inputs.local, inputs.remote);
+    // A folder we cannot read (or the peer cannot) lists as empty: its files would look deleted.
+    // Leave such folders, and everything below them, alone.
+    let mut skip = inputs.busy.clone();
+    for (path, v) in inputs.local.iter().chain(inputs.remote.iter()) {
+        if v.is_dir() && v.mode & 0o500 != 0o500 {
+            skip.insert(path.clone());
+        }
+    }
+    let dirty_local = dirty_tree(inputs.local, &base);
+    let dirty_remote = dirty_tree(inputs.remote, &base);
+    let paths: BTreeSet<&String> = inputs
+        .local
+        .keys()
+        .chain(inputs.remote.keys())
+        .chain(base.keys())
+        .collect();
+
+    let mut b = Builder::default();
+    for path in paths {
+        if under(&skip, path) {
+            if inputs.local.get(path) != inputs.remote.get(path) {
+                b.held.push((path.clone(), "busy or unreadable".into()));
+            }
+            continue;
+        }
+        let l = inputs.local.get(path);
+        let r = inputs.remote.get(path);
+        let a = base.get(path).map(|a| &a.version);
+        let changed = |v: Option<&Version>, dirty: &BTreeSet<String>| match v {
+            None => a.is_some(),
+            Some(v) if v.is_dir() => Some(v) != a || dirty.contains(path),
+            Some(v) => Some(v) != a,
+        };
+        let local_changed = changed(l, &dirty_local);
+        let remote_changed = changed(r, &dirty_remote);
+        match (local_changed, remote_changed) {
+            (false, false) | (true, false) => {}
+            (false, true) => take_remote(&mut b, path, l, r, a),
+            (true, true) => both_changed(&mut b, inputs, path, l, r, a),
+        }
+    }
+
+    // Conflict copies made by renaming claim their names: whatever that name's own decision was
+    // (typically "download the copy the peer made"), the rename does it.
+    let claimed = std::mem::take(&mut b.claimed);
+    let keep = |list: Vec<(String, Action)>| -> Vec<Action> {
+        list.into_iter()
+            .filter(|(owner, _)| !claimed.contains(owner))
+            .map(|(_, action)| action)
+            .collect()
+    };
+    let mut rmdirs = keep(b.rmdirs);
+    rmdirs.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
+    let mut mkdirs = keep(b.mkdirs);
+    mkdirs.sort_by_key(|a| depth(a.target()));
+    let mut metas = keep(b.metas);
+    metas.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
+    let mut actions = keep(b.renames);
+    actions.extend(keep(b.deletes));
+    actions.extend(rmdirs);
+    actions.extend(mkdirs);
+    actions.extend(keep(b.downloads));
+    actions.extend(metas);
+    Plan {
+        actions,
+        conflicts: b.conflicts,
+        held: b.held,
+        base,
+        skip,
+    }
+}
+
+/// Only the peer changed `path`: make this box hold the remote version.
+fn take_remote(
+    b: &mut Builder,
+    path: &str,
+    l: Option<&Version>,
+    r: Option<&Version>,
+    a: Option<&Version>,
+) {
+    let owner = || path.to_string();
+    // First clear what stands in the way.
+    match (l, r) {
+        (Some(l), Some(r)) if l.same_content(r) => {
+            if let Some(action) = merge_meta(path, l, r, a) {
+                b.metas.push((owner(), action));
+            }
+            return;
+        }
+        (Some(l), _) if l.is_dir() => b.rmdirs.push((
+            owner(),
+            Action::RemoveDir {
+                path: path.to_string(),
+            },
+        )),
+        (Some(l), None) => b.deletes.push((
+            owner(),
+            Action::Delete {
+                path: path.to_string(),
+                version: l.clone(),
+            },
+        )),
+        (Some(l), Some(r)) if r.is_dir() => b.deletes.push((
+            owner(),
+            Action::Delete {
+                path: path.to_string(),
+                version: l.clone(),
+            },
+        )),
+        // A file replaced by a file: the download moves the old one to the trash. Or nothing
+        // here yet.
+        _ => {}
+    }
+    match r {
+        None => {}
+        Some(r) if r.is_dir() => b.mkdirs.push((
+            owner(),
+            Action::MakeDir {
+                path: path.to_string(),
+                mode: r.mode,
+            },
+        )),
+        Some(r) => b.downloads.push((
+            owner(),
+            Action::Download {
+                path: path.to_string(),
+                to: path.to_string(),
+                version: r.clone(),
+            },
+        )),
+    }
+}
+
+/// Both sides changed `path` since the base.
+fn both_changed(
+    b: &mut Builder,
+    inputs: &Inputs<'_>,
+    path: &str,
+    l: Option<&Version>,
+    r: Option<&Version>,
+    a: Option<&Version>,
+) {
+    match (l, r) {
+        // Deleted on both: nothing to do (the agreed state forgets it).
+        (None, None) => {}
+        // Deleted here, changed there: the change wins.
+        (None, Some(_)) => take_remote(b, path, l, r, a),
+        // Changed here, deleted there: the change wins; the peer will pull it.
+        (Some(_), None) => {}
+        (Some(l), Some(r)) if l.same_content(r) => {
+            if let Some(action) = merge_meta(path, l, r, a) {
+                b.metas.push((path.to_string(), action));
+            }
+        }
+        (Some(l), Some(r)) => {
+            // Different contents: a conflict. A folder beats a file; between files the newer
+            // mtime wins, then the larger MD5. Both peers compare the same two versions.
+            let local_wins = match (l.is_dir(), r.is_dir()) {
+                (true, _) => true,
+                (false, true) => false,
+                (false, false) => (l.mtime_ns, &l.md5) > (r.mtime_ns, &r.md5),
+            };
+            b.conflicts.push(path.to_string());
+            if local_wins {
+                keep_remote_loser(b, inputs, path, r);
+            } else {
+                give_way(b, inputs, path, l, r);
+            }
+        }
+    }
+}
+
+/// Finds the conflict copy name for `loser`: the plain name, or, if something else is already
+/// there on either side, the name tagged with the start of the loser's MD5. Returns the name and
+/// whether this box already holds the loser's contents under it.
+fn copy_name(
+    inputs: &Inputs<'_>,
+    path: &str,
+    loser: &Version,
+    loser_peer: &str,
+) -> Option<(String, bool)> {
+    let tag = loser.md5.as_deref().map(|m| &m[..m.len().min(8)]);
+    [None, tag].into_iter().find_map(|tag| {
+        let name = conflict_name(path, loser_peer, loser.mtime_ns, tag);
+        let l = inputs.local.get(&name);
+        let r = inputs.remote.get(&name);
+        let free = |v: Option<&Version>| v.map_or(true, |v| v.same_content(loser));
+        (free(l) && free(r)).then(|| (name, l.is_some()))
+    })
+}
+
+/// This box won the conflict on `path`: keep ours, and keep the peer's version `r` as a
+/// conflict copy (named after the peer).
+fn keep_remote_loser(b: &mut Builder, inputs: &Inputs<'_>, path: &str, r: &Version) {
+    match copy_name(inputs, path, r, inputs.remote_name) {
+        None => b
+            .held
+            .push((path.into(), "no free name for the conflict copy".into())),
+        // Already have it; or the peer has it under that name and its own decision fetches it.
+        Some((name, have)) if have || inputs.remote.contains_key(&name) => {}
+        Some((name, _)) => {
+            b.claimed.insert(name.clone());
+            b.downloads.push((
+                path.to_string(),
+                Action::Download {
+                    path: path.to_string(),
+                    to: name,
+                    version: r.clone(),
+                },
+            ));
+        }
+    }
+}
+
+/// The peer won the conflict on `path`: our version `l` becomes a conflict copy (named after
+/// us) and the peer's version `r` takes the name.
+fn give_way(b: &mut Builder, inputs: &Inputs<'_>, path: &str, l: &Version, r: &Version) {
+    let Some((name, have)) = copy_name(inputs, path, l, inputs.local_name) else {
+        b.held
+            .push((path.into(), "no free name for the conflict copy".into()));
+        return;
+    };
+    let owner = path.to_string();
+    if have {
+        // The copy exists already: ours can go to the trash.
+        b.deletes.push((
+            owner.clone(),
+            Action::Delete {
+                path: path.to_string(),
+                version: l.clone(),
+            },
+        ));
+    } else {
+        b.claimed.insert(name.clone());
+        b.renames.push((
+            owner.clone(),
+            Action::Rename {
+                from: path.to_string(),
+                to: name,
+                version: l.clone(),
+            },
+        ));
+    }
+    if r.is_dir() {
+        b.mkdirs.push((
+            owner,
+            Action::MakeDir {
+                path: path.to_string(),
+                mode: r.mode,
+            },
+        ));
+    } else {
+        b.downloads.push((
+            owner,
+            Action::Download {
+                path: path.to_string(),
+                to: path.to_string(),
+                version: r.clone(),
+            },
+        ));
+    }
+}
+
+/// Same contents on both sides, different permission bits or mtime: merges them field by field.
+/// A field only one side changed since the base takes that side's value. A field both changed
+/// (or with no base) takes a value both peers pick alike: the larger mtime; the permission bits
+/// of the version with the larger mtime (then the larger bits). Returns the change to make here.
+fn merge_meta(path: &str, l: &Version, r: &Version, a: Option<&Version>) -> Option<Action> {
+    let a = a.filter(|a| a.same_content(l));
+    let mode = if l.mode == r.mode || a.is_some_and(|a| a.mode == r.mode) {
+        None
+    } else if a.is_some_and(|a| a.mode == l.mode) || (r.mtime_ns, r.mode) > (l.mtime_ns, l.mode) {
+        Some(r.mode)
+    } else {
+        None
+    };
+    let mtime_ns =
+        if l.is_dir() || l.mtime_ns == r.mtime_ns || a.is_some_and(|a| a.mtime_ns == r.mtime_ns) {
+            None
+        } else if a.is_some_and(|a| a.mtime_ns == l.mtime_ns) || r.mtime_ns > l.mtime_ns {
+            Some(r.mtime_ns)
+        } else {
+            None
+        };
+    (mode.is_some() || mtime_ns.is_some()).then(|| Action::SetMeta {
+        path: path.to_string(),
+        version: l.clone(),
+        mode,
+        mtime_ns,
+    })
+}
+
+impl Plan {
+    /// Whether the plan leaves `path` alone because it (or a folder above it) is busy.
+    pub fn skips(&self, path: &str) -> bool {
+        under(&self.skip, path)
+    }
+
+    /// The agreed state to store after the round. `local_after` is this box as the round left it
+    /// (the plan's actions that succeeded, applied to the local index); `remote` is the listing
+    /// the plan used; `now` is when that listing was asked for.
+    ///
+    /// A path both boxes now hold alike is agreed (its old agreement is kept, with its time, if
+    /// it is the same version: so a quiet round changes nothing). A path neither holds is
+    /// forgotten. Any other path keeps its base: the difference is still to be settled, by this
+    /// box's next round or by the peer's.
+    pub fn settle(
+        &self,
+        local_after: &Index,
+        remote: &Index,
+        seen: Option<&Seen>,
+        now: i64,
+    ) -> Agreement {
+        let paths: BTreeSet<&String> = local_after
+            .keys()
+            .chain(remote.keys())
+            .chain(self.base.keys())
+            .collect();
+        let mut out = Agreement::new();
+        for path in paths {
+            let old = self.base.get(path);
+            let agreed = match (local_after.get(path), remote.get(path)) {
+                _ if self.skips(path) => old.cloned(),
+                (None, None) => None,
+                (Some(l), Some(r)) if l == r => {
+                    // Re-date an old agreement the peer's last look contradicts, so that the
+                    // fold does not undo it next round.
+                    let peer_agrees = seen.map_or(true, |s| s.entries.get(path) == Some(r));
+                    match old {
+                        Some(old) if old.version == *r && peer_agrees => Some(old.clone()),
+                        _ => Some(Agreed {
+                            version: r.clone(),
+                            since: now,
+                        }),
+                    }
+                }
+                _ => old.cloned(),
+            };
+            if let Some(agreed) = agreed {
+                out.insert(path.clone(), agreed);
+            }
+        }
+        out
+    }
+}
+
+/// Applies the plan's actions to `local` as if each succeeded, with the remote's versions for
+/// downloads: what this box will hold after a round in which nothing went wrong. The round does
+/// the same action by action with what really happened; tests use this to simulate peers.
+pub fn apply(actions: &[Action], local: &Index) -> Index {
+    let mut out = local.clone();
+    for action in actions {
+        apply_one(action, &mut out, None);
+    }
+    out
+}
+
+/// Applies one action that succeeded to `index`. For a download, `installed` is the version that
+/// was installed (the planned one if `None`).
+pub fn apply_one(action: &Action, index: &mut Index, installed: Option<&Version>) {
+    match action {
+        Action::Rename { from, to, .. } => {
+            if let Some(v) = index.remove(from) {
+                index.insert(to.clone(), v);
+            }
+        }
+        Action::Delete { path, .. } | Action::RemoveDir { path } => {
+            index.remove(path);
+        }
+        Action::MakeDir { path, mode } => {
+            index.insert(path.clone(), Version::dir(*mode));
+        }
+        Action::Download { to, version, .. } => {
+            index.insert(to.clone(), installed.unwrap_or(version).clone());
+        }
+        Action::SetMeta {
+            path,
+            mode,
+            mtime_ns,
+            ..
+        } => {
+            if let Some(v) = index.get_mut(path) {
+                if let Some(mode) = mode {
+                    v.mode = *mode;
+                }
+                if let Some(mtime) = mtime_ns {
+                    v.mtime_ns = *mtime;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

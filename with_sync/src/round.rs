@@ -1,0 +1,726 @@
+//! One sync round, carried out.
+//!
+//! ```text
+//!  this box                                              the peer
+//!  ────────                                              ────────
+//!  1. scan the box; MD5s from the stat cache
+//!     (only new or touched files are read)
+//!  2. connect ─────────────── hello ───────────────────▶ (its server)
+//!  3. load the agreed state and what the peer
+//!     last saw of us (.minibox/state/PEER.json)
+//!  4. ask for the listing ──── list all, MD5s, folders ─▶ scan + its own stat cache
+//!     ◀──────────────────────── entries … end ──────────
+//!  5. plan: (local, remote, agreed) → actions            (pure: crate::plan)
+//!  6. carry out, in order, each after checking that
+//!     the file is still the version the plan saw:
+//!       conflict renames, deletions → trash,
+//!       folder removals → trash, new folders,
+//!       downloads ─────────── download PATH ───────────▶
+//!         ◀────────────── header, bytes, MD5 ──────────
+//!         (temp file, verified, the planned version?
+//!          then mtime + bits, old file → trash, rename)
+//!       permission bits and mtimes
+//!  7. store the new agreed state (only if it changed)
+//!  8. hang up ──────────────── (clean close) ──────────▶ its witness: "the peer saw this listing"
+//! ```
+//!
+//! The round holds one TCP connection from step 2 to step 8 and uses only requests every stage
+//! serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
+//! place: what is replaced or deleted is moved into `.minibox/trash/`, and a download becomes
+//! visible under its name only by an atomic rename of a verified temporary file. A file the user
+//! touches while the round runs is left alone (its stamp no longer matches what the plan saw) and
+//! reconsidered next round.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File, FileTimes};
+use std::io;
+use std::net::TcpStream;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use minibox::conn::Connection;
+use minibox::error::{Error, Result};
+use minibox::hash::{md5_file, Stamp};
+use minibox::index::{self, MODE_MASK};
+use minibox::local::LocalBox;
+use minibox::protocol::{Entry, Filter, Kind};
+use minibox::shell::output::human_size;
+use minibox::transfer::{self, resolve_for_write};
+use minibox::IDLE_TIMEOUT;
+use serde_json::{json, Value};
+
+use crate::plan::{self, Action, Index, Inputs, Version};
+use crate::state::Book;
+
+/// This box as a round sees it.
+#[derive(Debug, Default)]
+pub struct LocalScan {
+    /// Every file and folder with its version.
+    pub index: Index,
+    /// The stamp each file had when it was hashed: an action on the file first checks that it
+    /// still has it.
+    pub stamps: HashMap<String, Stamp>,
+    /// Files that changed while they were being hashed, or could not be read: left alone.
+    pub busy: BTreeSet<String>,
+}
+
+/// Scans the box and finds every file's MD5, from the hash cache when the file's stamp (size,
+/// mtime to the ns, ctime, inode) is the one it was hashed with, by reading it otherwise. A file
+/// whose stamp moves while it is read is in the middle of being written: it goes to `busy`.
+///
+/// # Errors
+/// If the box folder cannot be read, or `stop` is set.
+pub fn scan_local(local: &LocalBox, stop: &AtomicBool) -> Result<LocalScan> {
+    let root = local.root();
+    let mut scan = LocalScan::default();
+    for item in index::scan(root).map_err(|e| Error::io(root, e))? {
+        if stop.load(Ordering::Relaxed) {
+            return Err(stopped());
+        }
+        let name = item.entry.path;
+        if item.entry.kind == Kind::Dir {
+            scan.index
+                .insert(name.clone(), Version::dir(item.entry.mode));
+            scan.stamps.insert(name, item.stamp);
+            continue;
+        }
+        let md5 = match local.hashes.get(&name, &item.stamp) {
+            Some(md5) => Some(md5),
+            None => hash_stable(local, &name, &item.stamp),
+        };
+        match md5 {
+            Some(md5) => {
+                scan.index.insert(
+                    name.clone(),
+                    Version::file(md5, item.stamp.size, item.entry.mode, item.stamp.mtime_ns),
+                );
+                scan.stamps.insert(name, item.stamp);
+            }
+            None => {
+                scan.busy.insert(name);
+            }
+        }
+    }
+    Ok(scan)
+}
+
+/// Reads a file's MD5 and remembers it, if the file still has `stamp` afterwards.
+fn hash_stable(local: &LocalBox, name: &str, stamp: &Stamp) -> Option<String> {
+    let path = resolve_for_write(local, name).ok()?;
+    let md5 = md5_file(&path)
+        .inspect_err(|e| log::info!("cannot read {name}: {e}; left alone this round"))
+        .ok()?;
+    let after = Stamp::of(&fs::symlink_metadata(&path).ok()?);
+    if after != *stamp {
+        log::info!("{name} changed while it was read; left alone this round");
+        return None;
+    }
+    local.hashes.put(name, after, md5.clone());
+    Some(md5)
+}
+
+fn stopped() -> Error {
+    Error::Usage("the round was stopped".into())
+}
+
+/// What a round did, for the shell, `--once` and the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// The peer's name.
+    pub peer: String,
+    /// Files downloaded (conflict copies included).
+    pub downloaded: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Files moved to the trash because the peer deleted them (or to make room for a folder).
+    pub deleted: usize,
+    /// Folders made.
+    pub folders_made: usize,
+    /// Empty folders moved to the trash.
+    pub folders_removed: usize,
+    /// Conflicts found (each keeps both versions).
+    pub conflicts: usize,
+    /// Files and folders whose permission bits or mtime were set, no data moved.
+    pub metadata: usize,
+    /// Actions put off to the next round (a file changed during the round, the peer's file
+    /// changed since it was listed, a busy path).
+    pub skipped: usize,
+    /// Actions that failed.
+    pub failed: usize,
+    /// The first few failures, one sentence each.
+    pub errors: Vec<String>,
+}
+
+impl Summary {
+    /// Whether the round changed anything here.
+    pub fn changed(&self) -> bool {
+        self.downloaded + self.deleted + self.folders_made + self.folders_removed + self.metadata
+            > 0
+    }
+
+    /// One line for people.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        let mut count = |n: usize, one: &str, many: &str| {
+            if n > 0 {
+                parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+            }
+        };
+        count(self.downloaded, "downloaded", "downloaded");
+        count(self.deleted, "deleted", "deleted");
+        count(self.folders_made, "folder made", "folders made");
+        count(self.folders_removed, "folder removed", "folders removed");
+        count(self.conflicts, "conflict", "conflicts");
+        count(
+            self.metadata,
+            "permission/mtime update",
+            "permission/mtime updates",
+        );
+        count(
+            self.skipped,
+            "put off to the next round",
+            "put off to the next round",
+        );
+        count(self.failed, "failed", "failed");
+        let mut text = if parts.is_empty() {
+            format!("synced with {}: already in sync", self.peer)
+        } else {
+            format!("synced with {}: {}", self.peer, parts.join(", "))
+        };
+        if self.bytes > 0 {
+            text.push_str(&format!(" ({} received)", human_size(self.bytes)));
+        }
+        for e in &self.errors {
+            text.push_str(&format!("\n  error: {e}"));
+        }
+        text
+    }
+
+    /// The JSON object for `--json` (under `"sync"`).
+    pub fn json(&self) -> Value {
+        json!({
+            "peer": self.peer,
+            "downloaded": self.downloaded,
+            "bytes": self.bytes,
+            "deleted": self.deleted,
+            "folders_made": self.folders_made,
+            "folders_removed": self.folders_removed,
+            "conflicts": self.conflicts,
+            "metadata": self.metadata,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "errors": self.errors,
+        })
+    }
+}
+
+/// Runs rounds against one peer, one at a time (the background loop and the shell's `sync`
+/// share it). Can be stopped from another thread, even in the middle of a transfer.
+pub struct Syncer {
+    /// This box.
+    local: Arc<LocalBox>,
+    /// The per-peer sync state.
+    book: Arc<Book>,
+    /// The peer's address.
+    peer_addr: String,
+    /// Held for the whole of a round.
+    one_at_a_time: Mutex<()>,
+    /// Set by [`Syncer::stop`].
+    stopping: AtomicBool,
+    /// The running round's socket, so that `stop` can cut a transfer short.
+    live: Mutex<Option<TcpStream>>,
+    /// Paths the last round left alone: a path held round after round is logged once.
+    held: Mutex<BTreeSet<String>>,
+}
+
+impl Syncer {
+    /// A syncer for `local`, pulling from the peer at `peer_addr`.
+    pub fn new(local: Arc<LocalBox>, book: Arc<Book>, peer_addr: impl Into<String>) -> Self {
+        Syncer {
+            local,
+            book,
+            peer_addr: peer_addr.into(),
+            one_at_a_time: Mutex::new(()),
+            stopping: AtomicBool::new(false),
+            live: Mutex::new(None),
+            held: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> &str {
+        &self.peer_addr
+    }
+
+    /// The box.
+    pub fn local(&self) -> &LocalBox {
+        &self.local
+    }
+
+    /// Stops: the running round (if any) ends at once, leaving no partial file under a real name;
+    /// later rounds do nothing.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(stream) = self.live().as_ref() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether [`Syncer::stop`] was called.
+    pub fn stopped(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn live(&self) -> MutexGuard<'_, Option<TcpStream>> {
+        self.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one full round: pull from the peer, see the module docs.
+    ///
+    /// # Errors
+    /// If the box cannot be scanned, the peer cannot be reached or listed, or the state cannot be
+    /// saved. Failed actions do not fail the round: they are counted in the summary and retried
+    /// next round.
+    pub fn round(&self) -> Result<Summary> {
+        let _one = self.one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stopped() {
+            return Err(stopped());
+        }
+        // Hash before connecting: the peer's server would drop a connection idle for 10 s.
+        let scan = scan_local(&self.local, &self.stopping)?;
+        let mut conn = self.local.connect(&self.peer_addr)?;
+        *self.live() = conn.stream().try_clone().ok();
+        if self.stopped() {
+            conn.shutdown();
+        }
+        let result = self.pull(&mut conn, scan);
+        *self.live() = None;
+        // Hang up only now, with the state saved: the peer's witness takes a clean close to mean
+        // that our round is over.
+        drop(conn);
+        result
+    }
+
+    fn pull(&self, conn: &mut Connection, scan: LocalScan) -> Result<Summary> {
+        let peer = conn.peer_name().to_string();
+        // What the peer last saw of us, taken before we list it (see plan::fold).
+        let state = self.book.load(&peer);
+        let now = self.book.clock().now();
+        let listing = transfer::list(conn, Filter::All, true, true)?;
+        let mut busy = scan.busy.clone();
+        let mut remote = Index::new();
+        for entry in &listing {
+            match Version::of_entry(entry) {
+                Some(v) => {
+                    remote.insert(entry.path.clone(), v);
+                }
+                None => {
+                    busy.insert(entry.path.clone());
+                }
+            }
+        }
+        let plan = plan::plan(&Inputs {
+            local: &scan.index,
+            remote: &remote,
+            agreed: &state.agreed,
+            seen: state.seen.as_ref(),
+            busy: &busy,
+            local_name: self.local.name(),
+            remote_name: &peer,
+        });
+        let mut run = Run {
+            local: &self.local,
+            peer: &peer,
+            after: scan.index,
+            stamps: scan.stamps,
+            new_folders: Vec::new(),
+            network_down: None,
+            summary: Summary {
+                peer: peer.clone(),
+                conflicts: plan.conflicts.len(),
+                ..Summary::default()
+            },
+        };
+        {
+            let mut before = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            for (path, why) in &plan.held {
+                run.summary.skipped += 1;
+                if !before.contains(path) {
+                    self.local
+                        .log
+                        .record(&peer, &format!("sync hold {path:?}"), why);
+                }
+            }
+            *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
+        }
+        for action in &plan.actions {
+            if self.stopped() {
+                break;
+            }
+            run.carry(conn, action);
+        }
+        run.finish_folders();
+        let agreed = plan.settle(&run.after, &remote, state.seen.as_ref(), now);
+        self.book
+            .store(&peer, agreed)
+            .map_err(|e| Error::io(self.book.file_of(&peer), e))?;
+        let root = self.local.root();
+        self.local
+            .hashes
+            .retain(|name| run.after.contains_key(name) || root.join(name).exists());
+        if let Err(e) = self.local.hashes.save() {
+            log::warn!("cannot save the hash cache: {e}");
+        }
+        let summary = run.summary;
+        if summary.changed() || summary.failed > 0 {
+            self.local.log.record(&peer, "sync round", &summary.text());
+        }
+        log::info!(target: "with_sync::round", "round done: {}", summary.text());
+        if self.stopped() {
+            return Err(stopped());
+        }
+        Ok(summary)
+    }
+}
+
+/// How one action ended.
+enum Step {
+    /// Done; the log line's outcome.
+    Done(String),
+    /// Put off to the next round, and why.
+    Skipped(String),
+}
+
+/// A round in progress: what it believes the box holds now, updated action by action.
+struct Run<'a> {
+    /// This box.
+    local: &'a LocalBox,
+    /// The peer's name.
+    peer: &'a str,
+    /// This box as the round left it so far (the plan's view plus what succeeded).
+    after: Index,
+    /// The stamp of each file in `after`, as last seen or left by the round.
+    stamps: HashMap<String, Stamp>,
+    /// Folders made this round whose own bits would stop us from filling them (no `rwx` for
+    /// their owner), with the bits they get at the end of the round.
+    new_folders: Vec<(String, u32)>,
+    /// Set when the connection broke: the remaining downloads are put off.
+    network_down: Option<String>,
+    /// The counts so far.
+    summary: Summary,
+}
+
+impl Run<'_> {
+    /// Carries out one action, logs it and counts it.
+    fn carry(&mut self, conn: &mut Connection, action: &Action) {
+        let what = describe(action);
+        match self.step(conn, action) {
+            Ok(Step::Done(outcome)) => {
+                self.count(action);
+                self.local.log.record(self.peer, &what, &outcome);
+            }
+            Ok(Step::Skipped(why)) => {
+                self.summary.skipped += 1;
+                self.local
+                    .log
+                    .record(self.peer, &what, &format!("put off: {why}"));
+            }
+            Err(e) => {
+                self.summary.failed += 1;
+                if self.summary.errors.len() < 5 {
+                    self.summary.errors.push(format!("{what}: {e}"));
+                }
+                self.local
+                    .log
+                    .record(self.peer, &what, &format!("failed: {e}"));
+            }
+        }
+    }
+
+    fn count(&mut self, action: &Action) {
+        let s = &mut self.summary;
+        match action {
+            Action::Rename { .. } => {}
+            Action::Delete { .. } => s.deleted += 1,
+            Action::RemoveDir { .. } => s.folders_removed += 1,
+            Action::MakeDir { .. } => s.folders_made += 1,
+            Action::Download { version, .. } => {
+                s.downloaded += 1;
+                s.bytes += version.size;
+            }
+            Action::SetMeta { .. } => s.metadata += 1,
+        }
+    }
+
+    fn step(&mut self, conn: &mut Connection, action: &Action) -> Result<Step> {
+        match action {
+            Action::Rename { from, to, version } => self.rename(from, to, version),
+            Action::Delete { path, .. } => {
+                if let Err(why) = self.still_here(path) {
+                    return Ok(Step::Skipped(why));
+                }
+                let _lock = lock(self.local, path)?;
+                let to = transfer::move_to_trash(self.local, path)?;
+                self.forget(path);
+                Ok(Step::Done(format!("ok: moved to {}", self.shown(&to))))
+            }
+            Action::RemoveDir { path } => {
+                if let Err(why) = self.still_here(path) {
+                    return Ok(Step::Skipped(why));
+                }
+                let dir = resolve_for_write(self.local, path)?;
+                let empty = fs::read_dir(&dir)
+                    .map_err(|e| Error::io(&dir, e))?
+                    .next()
+                    .is_none();
+                if !empty {
+                    return Ok(Step::Skipped(format!("{path} is not empty here")));
+                }
+                let to = transfer::move_to_trash(self.local, path)?;
+                self.forget(path);
+                Ok(Step::Done(format!("ok: moved to {}", self.shown(&to))))
+            }
+            Action::MakeDir { path, mode } => {
+                if let Err(why) = self.still_here(path) {
+                    return Ok(Step::Skipped(why));
+                }
+                let dir = resolve_for_write(self.local, path)?;
+                // The folder gets its own bits at once (the peer may list us at any moment, and
+                // must not take a default mode for a choice), unless they would stop us from
+                // filling it: those are set at the end of the round.
+                let fillable = mode & 0o700 == 0o700;
+                let now = if fillable { *mode } else { 0o700 };
+                fs::DirBuilder::new()
+                    .mode(now)
+                    .create(&dir)
+                    .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(now)))
+                    .map_err(|e| Error::io(&dir, e))?;
+                let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+                self.after.insert(path.clone(), Version::dir(now));
+                self.stamps.insert(path.clone(), Stamp::of(&meta));
+                if !fillable {
+                    self.new_folders.push((path.clone(), *mode));
+                }
+                Ok(Step::Done("ok".into()))
+            }
+            Action::Download { path, to, version } => self.download(conn, path, to, version),
+            Action::SetMeta {
+                path,
+                mode,
+                mtime_ns,
+                ..
+            } => self.set_meta(path, *mode, *mtime_ns),
+        }
+    }
+
+    /// Checks that `path` on disk is what the round believes is there: the same file (same
+    /// stamp), a folder, or nothing. Returns why not.
+    fn still_here(&self, path: &str) -> std::result::Result<(), String> {
+        let disk = resolve_for_write(self.local, path)
+            .map_err(|e| e.to_string())
+            .and_then(|p| match fs::symlink_metadata(&p) {
+                Ok(meta) => Ok(Some(meta)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(format!("{path}: {e}")),
+            })?;
+        match (self.after.get(path), disk) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(format!("{path} appeared here during the round")),
+            (Some(_), None) => Err(format!("{path} was removed here during the round")),
+            (Some(v), Some(meta)) if v.is_dir() && meta.is_dir() => Ok(()),
+            (Some(v), Some(meta))
+                if !v.is_dir()
+                    && meta.is_file()
+                    && self.stamps.get(path) == Some(&Stamp::of(&meta)) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{path} changed here during the round")),
+        }
+    }
+
+    fn forget(&mut self, path: &str) {
+        self.after.remove(path);
+        self.stamps.remove(path);
+    }
+
+    /// Records that the file `path` now holds `version`, with the stamp it has on disk, and
+    /// tells the hash cache so that the next scan does not read it again. The cache entry is
+    /// only made if the file is still the one the round wrote (same inode and size).
+    fn now_holds(&mut self, path: &str, version: Version, inode: Option<u64>) {
+        let stamp = resolve_for_write(self.local, path)
+            .ok()
+            .and_then(|p| fs::symlink_metadata(p).ok())
+            .map(|m| Stamp::of(&m));
+        if let (Some(stamp), Some(md5)) = (stamp, &version.md5) {
+            if inode.map_or(true, |i| i == stamp.inode) && stamp.size == version.size {
+                self.local.hashes.put(path, stamp, md5.clone());
+            }
+        }
+        match stamp {
+            Some(stamp) => self.stamps.insert(path.to_string(), stamp),
+            None => self.stamps.remove(path),
+        };
+        self.after.insert(path.to_string(), version);
+    }
+
+    /// Our version of `from` lost a conflict: it becomes the conflict copy `to`.
+    fn rename(&mut self, from: &str, to: &str, version: &Version) -> Result<Step> {
+        if let Err(why) = self.still_here(from).and_then(|()| self.still_here(to)) {
+            return Ok(Step::Skipped(why));
+        }
+        let _a = lock(self.local, from)?;
+        let _b = lock(self.local, to)?;
+        let src = resolve_for_write(self.local, from)?;
+        let dst = resolve_for_write(self.local, to)?;
+        let inode = self.stamps.get(from).map(|s| s.inode);
+        fs::rename(&src, &dst).map_err(|e| Error::io(&src, e))?;
+        self.forget(from);
+        self.now_holds(to, version.clone(), inode);
+        Ok(Step::Done(format!("ok: our version kept as {to:?}")))
+    }
+
+    fn download(
+        &mut self,
+        conn: &mut Connection,
+        path: &str,
+        to: &str,
+        version: &Version,
+    ) -> Result<Step> {
+        if let Some(why) = &self.network_down {
+            return Ok(Step::Skipped(format!("the connection broke: {why}")));
+        }
+        if let Err(why) = self.still_here(to) {
+            return Ok(Step::Skipped(why));
+        }
+        if self.after.get(to).is_some_and(Version::is_dir) {
+            return Ok(Step::Skipped(format!("{to} is still a folder here")));
+        }
+        let (tmp, entry) = match transfer::fetch_tcp(conn, self.local, path, &mut |_, _| {}) {
+            Ok(got) => got,
+            // The peer answered: the file went or changed since it was listed. Next round.
+            Err(Error::Remote { message, .. }) => return Ok(Step::Skipped(message)),
+            // The bytes did not match what the peer vouched for: a fault or a lie. Nothing was
+            // installed and the connection is still in step; the round counts it as failed.
+            Err(e @ Error::Verify(_)) => return Err(e),
+            Err(e) => {
+                // Anything else leaves the connection unusable.
+                self.network_down = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        // Install only the version the plan decided on.
+        if entry.md5 != version.md5 || entry.size != version.size {
+            return Ok(Step::Skipped(format!(
+                "{path} changed on {} since it was listed; the next round takes the new version",
+                self.peer
+            )));
+        }
+        // The transfer took time: look again.
+        if let Err(why) = self.still_here(to) {
+            return Ok(Step::Skipped(why));
+        }
+        let installed = Version::file(
+            version.md5.clone().unwrap_or_default(),
+            entry.size,
+            entry.mode & MODE_MASK,
+            entry.mtime_ns,
+        );
+        let entry = Entry {
+            path: to.to_string(),
+            ..entry
+        };
+        transfer::install(self.local, tmp, &entry)?;
+        self.now_holds(to, installed, None);
+        Ok(Step::Done(if to == path {
+            format!("ok {} bytes", entry.size)
+        } else {
+            format!("ok: {}'s version kept as {to:?}", self.peer)
+        }))
+    }
+
+    fn set_meta(&mut self, path: &str, mode: Option<u32>, mtime_ns: Option<i64>) -> Result<Step> {
+        if let Err(why) = self.still_here(path) {
+            return Ok(Step::Skipped(why));
+        }
+        let _lock = lock(self.local, path)?;
+        let target = resolve_for_write(self.local, path)?;
+        let mut done = Vec::new();
+        if let Some(mode) = mode {
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode & MODE_MASK))
+                .map_err(|e| Error::io(&target, e))?;
+            done.push(format!("bits {mode:03o}"));
+        }
+        if let Some(mtime) = mtime_ns {
+            File::open(&target)
+                .and_then(|f| {
+                    f.set_times(FileTimes::new().set_modified(transfer::system_time(mtime)))
+                })
+                .map_err(|e| Error::io(&target, e))?;
+            done.push(format!("mtime {}", minibox::timestamp::rfc3339(mtime)));
+        }
+        if let Some(mut v) = self.after.get(path).cloned() {
+            v.mode = mode.unwrap_or(v.mode);
+            v.mtime_ns = mtime_ns.unwrap_or(v.mtime_ns);
+            let inode = self.stamps.get(path).map(|s| s.inode);
+            self.now_holds(path, v, inode);
+        }
+        Ok(Step::Done(format!("ok: {}", done.join(", "))))
+    }
+
+    /// Gives the read-only folders made this round their own permission bits, deepest first (a
+    /// read-only folder can only be filled before it becomes read-only).
+    fn finish_folders(&mut self) {
+        let mut folders = std::mem::take(&mut self.new_folders);
+        folders.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, mode) in folders {
+            let what = format!("sync folder bits {path:?}");
+            let result = resolve_for_write(self.local, &path).and_then(|dir| {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(mode & MODE_MASK))
+                    .map_err(|e| Error::io(&dir, e))
+            });
+            match result {
+                Ok(()) => {
+                    self.after.insert(path, Version::dir(mode));
+                }
+                Err(e) => {
+                    self.summary.failed += 1;
+                    self.local
+                        .log
+                        .record(self.peer, &what, &format!("failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// A path inside the box, shown relative to it.
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(self.local.root())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// Takes `path`'s write lock, so that our own server never sends it half-moved.
+fn lock<'l>(local: &'l LocalBox, path: &str) -> Result<minibox::locks::WriteGuard<'l>> {
+    local
+        .locks
+        .write(path, IDLE_TIMEOUT)
+        .ok_or_else(|| Error::Timeout(format!("{path} stayed busy")))
+}
+
+/// The log line's "what" for an action.
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Rename { from, .. } => format!("sync conflict {from:?}"),
+        Action::Delete { path, .. } => format!("sync delete {path:?}"),
+        Action::RemoveDir { path } => format!("sync remove folder {path:?}"),
+        Action::MakeDir { path, .. } => format!("sync make folder {path:?}"),
+        Action::Download { path, to, .. } if path == to => format!("sync download {path:?}"),
+        Action::Download { path, .. } => format!("sync conflict {path:?}"),
+        Action::SetMeta { path, .. } => format!("sync set bits/mtime {path:?}"),
+    }
+}

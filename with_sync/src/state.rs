@@ -1,0 +1,302 @@
+//! What a box remembers about each peer between rounds, in `.minibox/state/<peer>.json`.
+//!
+//! Two things, both needed by the planner (see [`crate::plan`]):
+//!
+//! - the **agreed state**: for every path, the version both boxes held when a round of *this*
+//!   box last saw them agree, and when;
+//! - what the peer **saw** of this box in its last completed round: our server sends the peer
+//!   its listing and, when the peer hangs up cleanly, tells the [`Book`] (it is the box's
+//!   [`Witness`]).
+//!
+//! The file is written atomically (a temporary file, then a rename), so a crash leaves the old
+//! state or the new one, never a mix; a restart resumes from it. It is rewritten only when it
+//! changed, so a quiet round writes nothing. A missing or unreadable file means "first sync":
+//! the union of both boxes, which never deletes anything.
+//!
+//! Times in the state come from one [`Clock`] per box: wall-clock nanoseconds, but never going
+//! backwards, so that "this happened after that" comparisons hold even if the system clock is
+//! set back.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+use minibox::hash::{self, write_atomically};
+use minibox::protocol::Entry;
+use minibox::serve::Witness;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Agreement, Index, Seen, Version};
+
+/// The format number written in every state file.
+const FORMAT: u32 = 1;
+
+/// A clock that never goes backwards: nanoseconds since the epoch, or one more than the last
+/// reading if the wall clock is behind it.
+#[derive(Debug, Default)]
+pub struct Clock {
+    /// The last reading.
+    last: Mutex<i64>,
+}
+
+impl Clock {
+    /// A reading later than every earlier one.
+    pub fn now(&self) -> i64 {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last + 1).max(minibox::timestamp::now_ns());
+        *last
+    }
+
+    /// Makes sure later readings come after `t` (a time loaded from disk).
+    pub fn at_least(&self, t: i64) {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        *last = (*last).max(t);
+    }
+}
+
+/// What a box keeps about one peer (the JSON file's contents).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerState {
+    /// The file format.
+    #[serde(default)]
+    pub format: u32,
+    /// The peer's name.
+    #[serde(default)]
+    pub peer: String,
+    /// The agreed state.
+    #[serde(default)]
+    pub agreed: Agreement,
+    /// What the peer saw of this box in its last completed round.
+    #[serde(default)]
+    pub seen: Option<Seen>,
+}
+
+impl PeerState {
+    /// The latest time mentioned in the state.
+    fn latest(&self) -> i64 {
+        let agreed = self.agreed.values().map(|a| a.since).max().unwrap_or(0);
+        let seen = self.seen.as_ref().map_or(0, |s| s.committed.max(s.listed));
+        agreed.max(seen)
+    }
+}
+
+/// One peer's state in memory.
+#[derive(Debug, Default)]
+struct Slot {
+    /// The state.
+    state: PeerState,
+    /// Whether it differs from the file.
+    dirty: bool,
+}
+
+/// Every peer's state of one box, shared by the sync rounds and the server's threads.
+#[derive(Debug)]
+pub struct Book {
+    /// `.minibox/state/`.
+    dir: PathBuf,
+    /// The box's clock.
+    clock: Clock,
+    /// Peer name → state, loaded on first use.
+    peers: Mutex<HashMap<String, Slot>>,
+}
+
+impl Book {
+    /// The book of the box whose metadata folder is `meta_dir` (`.minibox/`).
+    pub fn open(meta_dir: &std::path::Path) -> Self {
+        Book {
+            dir: meta_dir.join("state"),
+            clock: Clock::default(),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The box's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    fn peers(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Where the state of `peer` is kept. Peer names come from the network: anything but
+    /// letters, digits, `-`, `_` and inner dots is escaped as `%XX`, and long names are cut and
+    /// made unique with their MD5.
+    pub fn file_of(&self, peer: &str) -> PathBuf {
+        let mut name = String::new();
+        for (i, b) in peer.bytes().enumerate() {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0) {
+                name.push(char::from(b));
+            } else {
+                name.push_str(&format!("%{b:02X}"));
+            }
+        }
+        if name.is_empty() {
+            name.push_str("%00");
+        }
+        if name.len() > 100 {
+            let digest = hash::md5_reader(peer.as_bytes()).unwrap_or_default();
+            name = format!("{}-{digest}", &name[..64]);
+        }
+        self.dir.join(format!("{name}.json"))
+    }
+
+    /// Loads (once) and returns the state kept about `peer`.
+    pub fn load(&self, peer: &str) -> PeerState {
+        let mut peers = self.peers();
+        let slot = peers.entry(peer.to_string()).or_insert_with(|| {
+            let file = self.file_of(peer);
+            let state = match fs::read(&file) {
+                Ok(bytes) => match serde_json::from_slice::<PeerState>(&bytes) {
+                    Ok(state) => state,
+                    Err(e) => {
+                        log::warn!(
+                            "{}: unreadable sync state ({e}); starting as a first sync",
+                            file.display()
+                        );
+                        PeerState::default()
+                    }
+                },
+                Err(e) if e.kind() == io::ErrorKind::NotFound => PeerState::default(),
+                Err(e) => {
+                    log::warn!("{}: {e}; starting as a first sync", file.display());
+                    PeerState::default()
+                }
+            };
+            self.clock.at_least(state.latest());
+            Slot {
+                state,
+                dirty: false,
+            }
+        });
+        slot.state.clone()
+    }
+
+    /// Replaces the agreed state for `peer` and writes the file if anything changed. Returns
+    /// whether it wrote.
+    ///
+    /// # Errors
+    /// If `.minibox/state/` cannot be written.
+    pub fn store(&self, peer: &str, agreed: Agreement) -> io::Result<bool> {
+        self.load(peer);
+        let mut peers = self.peers();
+        let slot = peers.entry(peer.to_string()).or_default();
+        if slot.state.agreed != agreed {
+            slot.state.agreed = agreed;
+            slot.dirty = true;
+        }
+        self.write(peer, slot)
+    }
+
+    /// Writes `slot` if it is dirty (called with the lock held, so two writers never race).
+    fn write(&self, peer: &str, slot: &mut Slot) -> io::Result<bool> {
+        if !slot.dirty {
+            return Ok(false);
+        }
+        slot.state.format = FORMAT;
+        slot.state.peer = peer.to_string();
+        let bytes = serde_json::to_vec(&slot.state).map_err(io::Error::other)?;
+        write_atomically(&self.file_of(peer), &bytes)?;
+        slot.dirty = false;
+        Ok(true)
+    }
+}
+
+impl Witness for Book {
+    fn listing(&self, _peer: &str) -> i64 {
+        self.clock.now()
+    }
+
+    fn round_over(&self, peer: &str, moment: i64, entries: Vec<Entry>) {
+        let committed = self.clock.now();
+        let entries: Index = entries
+            .iter()
+            .filter_map(|e| Version::of_entry(e).map(|v| (e.path.clone(), v)))
+            .collect();
+        self.load(peer);
+        let mut peers = self.peers();
+        let slot = peers.entry(peer.to_string()).or_default();
+        // Only a different listing is worth a write; new times alone are kept in memory.
+        let changed = slot
+            .state
+            .seen
+            .as_ref()
+            .map_or(true, |s| s.entries != entries);
+        slot.state.seen = Some(Seen {
+            listed: moment,
+            committed,
+            entries,
+        });
+        slot.dirty |= changed;
+        if let Err(e) = self.write(peer, slot) {
+            log::warn!("cannot save the sync state for {peer}: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Agreed;
+
+    #[test]
+    fn the_clock_never_goes_back() {
+        let clock = Clock::default();
+        clock.at_least(i64::MAX / 2);
+        let a = clock.now();
+        let b = clock.now();
+        assert!(a > i64::MAX / 2 && b > a);
+    }
+
+    #[test]
+    fn state_survives_a_restart_and_is_written_only_when_it_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = Book::open(tmp.path());
+        let mut agreed = Agreement::new();
+        agreed.insert(
+            "a".into(),
+            Agreed {
+                version: Version::file("aa", 2, 0o644, 5),
+                since: 7,
+            },
+        );
+        assert!(book.store("box2", agreed.clone()).unwrap());
+        assert!(
+            !book.store("box2", agreed.clone()).unwrap(),
+            "unchanged: no write"
+        );
+        book.round_over("box2", 8, Vec::new());
+        let file = book.file_of("box2");
+        let written = fs::metadata(&file).unwrap().modified().unwrap();
+        book.round_over("box2", 10, Vec::new());
+        assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), written);
+
+        let again = Book::open(tmp.path());
+        let state = again.load("box2");
+        assert_eq!(state.agreed, agreed);
+        assert_eq!(state.seen.unwrap().listed, 8);
+        assert!(again.clock().now() > 8);
+    }
+
+    #[test]
+    fn peer_names_make_safe_file_names() {
+        let book = Book::open(std::path::Path::new("/m"));
+        assert_eq!(book.file_of("box2"), PathBuf::from("/m/state/box2.json"));
+        assert_eq!(
+            book.file_of("../x/y"),
+            PathBuf::from("/m/state/%2E.%2Fx%2Fy.json")
+        );
+        assert!(book.file_of(&"z".repeat(500)).to_string_lossy().len() < 200);
+    }
+
+    #[test]
+    fn a_corrupt_state_file_means_a_first_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = Book::open(tmp.path());
+        fs::create_dir_all(tmp.path().join("state")).unwrap();
+        fs::write(book.file_of("p"), "{oops").unwrap();
+        assert_eq!(book.load("p"), PeerState::default());
+    }
+}

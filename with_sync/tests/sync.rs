@@ -1,0 +1,386 @@
+//! Two real `with_sync` peers syncing temporary boxes over loopback.
+
+// Test code: a failed file operation is a failed test.
+#![allow(clippy::unwrap_used)]
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::{mtime_ns, set_mtime, trash_md5s, Pair, LIMIT};
+use minibox::hash::md5_file;
+use testkit::{chmod, write};
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn nested_trees_with_empty_folders_mtimes_and_permission_bits_converge() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "docs/report.txt", b"quarterly numbers");
+    write(&a, "docs/deep/er/still.md", b"# deep");
+    write(&a, "run.sh", b"#!/bin/sh\necho hi\n");
+    chmod(&a.join("run.sh"), 0o755);
+    write(&a, "secret.key", b"k");
+    chmod(&a.join("secret.key"), 0o600);
+    set_mtime(&a.join("docs/report.txt"), 1_600_000_000_123_456_789);
+    fs::create_dir_all(a.join("empty/inside")).unwrap();
+    fs::create_dir_all(a.join("private")).unwrap();
+    chmod(&a.join("private"), 0o700);
+    write(
+        &b,
+        "from-two/notes.txt",
+        &testkit::pseudo_random(100_000, 3),
+    );
+    fs::create_dir_all(b.join("two-empty")).unwrap();
+    // Special bits are never carried over.
+    write(&b, "setuid", b"x");
+    chmod(&b.join("setuid"), 0o4755);
+
+    pair.start();
+    assert!(pair.wait_converged(LIMIT), "{}", pair.diff());
+    for d in [&a, &b] {
+        assert_eq!(mode_of(&d.join("run.sh")), 0o755);
+        assert_eq!(mode_of(&d.join("secret.key")), 0o600);
+        assert_eq!(mode_of(&d.join("private")), 0o700);
+        assert!(d.join("empty/inside").is_dir() && d.join("two-empty").is_dir());
+        assert_eq!(
+            mtime_ns(&d.join("docs/report.txt")),
+            1_600_000_000_123_456_789,
+            "mtimes to the nanosecond"
+        );
+    }
+    assert_eq!(mode_of(&a.join("setuid")), 0o755, "no setuid bit from sync");
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn edits_deletes_and_conflicts_propagate_and_the_trash_keeps_what_went() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "edit.txt", b"version one");
+    write(&a, "gone.txt", b"delete me");
+    write(&a, "dir/gone-too.txt", b"and me");
+    write(&a, "both.txt", b"common ancestor");
+    pair.start();
+    pair.settle();
+    let v1 = md5_file(&b.join("edit.txt")).unwrap();
+
+    // An edit on box1 reaches box2; box2's old version is in its trash.
+    write(&a, "edit.txt", b"version two, longer");
+    let arrived = testkit::wait_until(LIMIT, || {
+        fs::read(b.join("edit.txt")).ok().as_deref() == Some(b"version two, longer".as_slice())
+    });
+    assert!(arrived, "{}", pair.diff());
+    assert!(
+        trash_md5s(&b).contains(&v1),
+        "the replaced version is in box2's trash"
+    );
+
+    // Deletes on box2 (a file, and a folder with its file) reach box1, into its trash.
+    let gone = md5_file(&a.join("gone.txt")).unwrap();
+    let gone_too = md5_file(&a.join("dir/gone-too.txt")).unwrap();
+    fs::remove_file(b.join("gone.txt")).unwrap();
+    fs::remove_dir_all(b.join("dir")).unwrap();
+    let deleted = testkit::wait_until(LIMIT, || {
+        !a.join("gone.txt").exists() && !a.join("dir").exists()
+    });
+    assert!(deleted, "{}", pair.diff());
+    let trash = trash_md5s(&a);
+    assert!(trash.contains(&gone) && trash.contains(&gone_too));
+    pair.settle();
+    assert!(!b.join("gone.txt").exists(), "a delete is not brought back");
+
+    // A conflict: both edit while both are stopped; box2's edit is newer.
+    pair.stop(0);
+    pair.stop(1);
+    write(&a, "both.txt", b"box1 says this");
+    set_mtime(&a.join("both.txt"), 1_800_000_000_000_000_000);
+    write(&b, "both.txt", b"box2 says that");
+    set_mtime(&b.join("both.txt"), 1_800_000_060_000_000_000);
+    pair.restart(0);
+    pair.restart(1);
+    pair.settle();
+    let copy = "both.conflict-box1-20270115-080000.txt";
+    for d in [&a, &b] {
+        assert_eq!(fs::read(d.join("both.txt")).unwrap(), b"box2 says that");
+        assert_eq!(fs::read(d.join(copy)).unwrap(), b"box1 says this");
+        let copies = fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .contains("conflict")
+            })
+            .count();
+        assert_eq!(copies, 1, "exactly one conflict copy");
+    }
+    // Every sync action is in the log, one line each.
+    let log = fs::read_to_string(a.join(".minibox/log")).unwrap();
+    assert!(log.contains("sync delete \"gone.txt\"\tok: moved to .minibox/trash/"));
+    assert!(log.contains("sync conflict \"both.txt\"\tok: our version kept as"));
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn a_delete_made_while_both_peers_were_stopped_does_not_come_back() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "keep.txt", b"keep");
+    write(&a, "drop.txt", b"drop");
+    fs::create_dir_all(a.join("old-empty")).unwrap();
+    pair.start();
+    pair.settle();
+    pair.stop(0);
+    pair.stop(1);
+    fs::remove_file(a.join("drop.txt")).unwrap();
+    fs::remove_dir(a.join("old-empty")).unwrap();
+    pair.restart(1);
+    pair.restart(0);
+    pair.settle();
+    for d in [&a, &b] {
+        assert!(!d.join("drop.txt").exists() && !d.join("old-empty").exists());
+        assert!(d.join("keep.txt").exists());
+    }
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn once_in_sync_rounds_rewrite_nothing() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    for i in 0..20 {
+        write(
+            &a,
+            &format!("d{}/f{i}.bin", i % 3),
+            &testkit::pseudo_random(1000 + i, i as u64),
+        );
+    }
+    write(&b, "other/x.txt", b"x");
+    fs::create_dir_all(b.join("empty")).unwrap();
+    pair.start();
+    pair.settle();
+    // minibox's own files are quiet too: the sync state and the hash cache are rewritten only
+    // when they change.
+    let own = |root: &std::path::Path| {
+        ["state/box1.json", "state/box2.json", "hashes.json"]
+            .iter()
+            .filter_map(|f| fs::metadata(root.join(".minibox").join(f)).ok())
+            .map(|m| m.modified().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let before = [common::identities(&a), common::identities(&b)];
+    let own_before = [own(&a), own(&b)];
+    assert_eq!(own_before[0].len(), 2, "box1 has its state and cache");
+    let marks = [pair.rounds(0), pair.rounds(1)];
+    assert!(testkit::wait_until(LIMIT, || {
+        pair.rounds(0) >= marks[0] + 5 && pair.rounds(1) >= marks[1] + 5
+    }));
+    assert_eq!(
+        common::identities(&a),
+        before[0],
+        "box1: inode, ctime or mtime moved"
+    );
+    assert_eq!(
+        common::identities(&b),
+        before[1],
+        "box2: inode, ctime or mtime moved"
+    );
+    assert_eq!([own(&a), own(&b)], own_before, "state or cache rewritten");
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn an_edit_that_keeps_the_size_and_the_mtime_still_propagates() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "same.txt", b"AAAA-1111");
+    pair.start();
+    pair.settle();
+    let mtime = mtime_ns(&a.join("same.txt"));
+    // Same size, and the mtime put back to the very nanosecond: only the contents (and the ctime,
+    // which no user tool can set back) differ. rsync without -c and Unison miss this.
+    write(&a, "same.txt", b"BBBB-2222");
+    set_mtime(&a.join("same.txt"), mtime);
+    let arrived = testkit::wait_until(LIMIT, || {
+        fs::read(b.join("same.txt")).ok().as_deref() == Some(b"BBBB-2222".as_slice())
+    });
+    assert!(arrived, "{}", pair.diff());
+    assert_eq!(mtime_ns(&b.join("same.txt")), mtime);
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn kill_9_of_the_receiver_mid_transfer_leaves_no_torn_file_and_it_converges_after_restart() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    big_file(&a.join("big.bin"), 1);
+    let want = md5_file(&a.join("big.bin")).unwrap();
+    pair.start();
+    let tmp = b.join(".minibox/tmp");
+    let partial = || {
+        fs::read_dir(&tmp).ok().is_some_and(|entries| {
+            entries
+                .flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+        })
+    };
+    assert!(
+        testkit::wait_until(LIMIT, partial),
+        "box2 never started receiving:\n{}",
+        pair.diff()
+    );
+    pair.kill(1);
+    // Under its real name there is nothing, or (had it just finished) the whole file.
+    if b.join("big.bin").exists() {
+        assert_eq!(md5_file(&b.join("big.bin")).unwrap(), want, "a torn file");
+    }
+    pair.restart(1);
+    assert!(
+        testkit::wait_until(Duration::from_secs(120), || {
+            fs::metadata(b.join("big.bin")).is_ok_and(|m| m.len() == 200 << 20)
+        }),
+        "{}",
+        pair.diff()
+    );
+    pair.settle();
+    assert_eq!(md5_file(&b.join("big.bin")).unwrap(), want);
+    // The killed transfer's temporary file was cleaned up at the restart.
+    assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+
+    // SIGTERM in the middle of a transfer: a clean stop, at once, leaving nothing behind.
+    big_file(&a.join("big2.bin"), 2);
+    assert!(
+        testkit::wait_until(LIMIT, partial),
+        "box2 never started receiving big2.bin:\n{}",
+        pair.diff()
+    );
+    let started = std::time::Instant::now();
+    pair.stop(1);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop waited for the transfer"
+    );
+    assert!(!b.join("big2.bin").exists(), "nothing under the real name");
+    assert_eq!(
+        fs::read_dir(&tmp).unwrap().count(),
+        0,
+        "no temporary file left"
+    );
+    pair.stop(0);
+}
+
+/// Writes 200 MiB fast: a 1 MiB random block, varied per MiB.
+fn big_file(path: &std::path::Path, seed: u64) {
+    use std::io::Write;
+    let block = testkit::pseudo_random(1 << 20, seed);
+    let mut f = std::io::BufWriter::new(fs::File::create(path).unwrap());
+    for i in 0..200u32 {
+        f.write_all(&i.to_le_bytes()).unwrap();
+        f.write_all(&block[4..]).unwrap();
+    }
+    f.flush().unwrap();
+}
+
+#[test]
+fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
+    let mut pair = Pair::new();
+    write(&pair.dirs[0], "a", b"a");
+    pair.start();
+    pair.settle();
+    let port = pair.ports[0];
+    pair.stop(0);
+    std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free again");
+    // The other peer keeps retrying, but logs a failure only when it changes (the connection
+    // broke, then it is refused), not on every tick.
+    let marks = pair.rounds(1);
+    let before = fs::read_to_string(pair.dirs[1].join(".minibox/log")).unwrap();
+    assert!(testkit::wait_until(LIMIT, || {
+        let log = fs::read_to_string(pair.dirs[1].join(".minibox/log")).unwrap();
+        log.len() > before.len() && log.contains("sync round\tfailed")
+    }));
+    std::thread::sleep(Duration::from_millis(1500)); // about 7 ticks
+    assert_eq!(
+        pair.rounds(1),
+        marks,
+        "no round succeeds while the peer is down"
+    );
+    pair.restart(0);
+    pair.settle();
+    let log = fs::read_to_string(pair.dirs[1].join(".minibox/log")).unwrap();
+    let failures = log
+        .lines()
+        .filter(|l| l.contains("sync round\tfailed"))
+        .count();
+    assert!(
+        (1..=2).contains(&failures),
+        "{failures} failure lines:\n{log}"
+    );
+    assert!(log.contains("the peer is back"));
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn permission_and_mtime_only_changes_move_no_data() {
+    use std::os::unix::fs::MetadataExt;
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "tool.sh", b"#!/bin/sh\n");
+    write(&a, "notes.txt", b"notes");
+    pair.start();
+    pair.settle();
+    let inodes = [
+        fs::metadata(b.join("tool.sh")).unwrap().ino(),
+        fs::metadata(b.join("notes.txt")).unwrap().ino(),
+    ];
+    chmod(&a.join("tool.sh"), 0o750);
+    set_mtime(&a.join("notes.txt"), 1_500_000_000_000_000_001);
+    let arrived = testkit::wait_until(LIMIT, || {
+        mode_of(&b.join("tool.sh")) == 0o750
+            && mtime_ns(&b.join("notes.txt")) == 1_500_000_000_000_000_001
+    });
+    assert!(arrived, "{}", pair.diff());
+    assert_eq!(
+        [
+            fs::metadata(b.join("tool.sh")).unwrap().ino(),
+            fs::metadata(b.join("notes.txt")).unwrap().ino(),
+        ],
+        inodes,
+        "the same files, not new copies"
+    );
+    assert!(trash_md5s(&b).is_empty(), "nothing replaced");
+    pair.stop(0);
+    pair.stop(1);
+}
+
+#[test]
+fn a_folder_and_a_file_of_the_same_name_keep_both() {
+    let mut pair = Pair::new();
+    let (a, b) = (pair.dirs[0].clone(), pair.dirs[1].clone());
+    write(&a, "x/inside.txt", b"in the folder");
+    write(&b, "x", b"a file named x");
+    set_mtime(&b.join("x"), 1_800_000_000_000_000_000);
+    pair.start();
+    pair.settle();
+    for d in [&a, &b] {
+        assert_eq!(fs::read(d.join("x/inside.txt")).unwrap(), b"in the folder");
+        assert_eq!(
+            fs::read(d.join("x.conflict-box2-20270115-080000")).unwrap(),
+            b"a file named x",
+            "the file is kept as the conflict copy"
+        );
+    }
+    pair.stop(0);
+    pair.stop(1);
+}
