@@ -1,0 +1,79 @@
+//! `download UDP` from with_sync's shell (which with_sync runs when stdin is a terminal), against
+//! another with_sync box: the stage-3 binary serves UDP downloads and its shell makes them.
+//!
+//! The terminal comes from util-linux `script(1)` (see `testkit::Terminal`); where it is missing
+//! the test says so and passes without running.
+
+// Test helpers: a failed file operation here is a failed test, so unwrap is the right answer.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use testkit::Proc;
+
+const LIMIT: Duration = Duration::from_secs(60);
+
+#[test]
+fn the_shell_of_with_sync_downloads_over_udp() {
+    let bin = env!("CARGO_BIN_EXE_with_sync");
+    let tmp = testkit::tempdir();
+    let (theirs, mine) = (tmp.path().join("theirs"), tmp.path().join("mine"));
+    let bytes = testkit::pseudo_random((5 << 20) + 11, 21);
+    let path = testkit::write(&theirs, "data/big.bin", &bytes);
+    testkit::chmod(&path, 0o640);
+    testkit::set_mtime(&path, 1_700_000_000_123_456_789);
+    let (theirs_s, mine_s) = (theirs.to_str().unwrap(), mine.to_str().unwrap());
+    // Their box only serves (no terminal, so no shell); its own rounds pull from nobody, rarely.
+    let peer = Proc::start(
+        bin,
+        &[
+            "--dir",
+            theirs_s,
+            "--listen",
+            "127.0.0.1:0",
+            "--peer",
+            "127.0.0.1:9",
+            "--interval",
+            "3600",
+        ],
+    );
+    let peer_addr = peer.addr_string();
+    let Some(mut term) = testkit::Terminal::start(
+        bin,
+        &[
+            "--dir",
+            mine_s,
+            "--listen",
+            "127.0.0.1:0",
+            "--peer",
+            &peer_addr,
+            "--interval",
+            "3600",
+        ],
+        &[("TZ", "UTC")],
+    ) else {
+        eprintln!("skipped: util-linux script(1) is not available to make a terminal");
+        return;
+    };
+    assert!(
+        term.wait_for(">> ", 1, LIMIT),
+        "no prompt:\n{}",
+        term.shown()
+    );
+    term.type_keys("download UDP data/big.bin\r");
+    assert!(
+        term.wait_for("received over UDP", 1, LIMIT),
+        "no UDP download:\n{}",
+        term.shown()
+    );
+    assert!(term.wait_for(">> ", 2, LIMIT), "{}", term.shown());
+    term.type_keys("quit\r");
+    assert!(term.wait_exit(LIMIT).is_some(), "{}", term.shown());
+    let want = testkit::snapshot(&theirs);
+    let got = testkit::snapshot(&mine);
+    assert!(
+        got["data/big.bin"] == want["data/big.bin"],
+        "bytes, mode or mtime differ"
+    );
+    assert!(std::fs::read(mine.join("data/big.bin")).unwrap() == bytes);
+}
