@@ -65,6 +65,21 @@ impl LocalBox {
         })
     }
 
+    /// Opens the box a binary was given on its command line: `--dir` (created if missing), an
+    /// optional `--name` (default: the folder's name) and an optional `--secret-file`. Every
+    /// stage's binary starts here.
+    ///
+    /// # Errors
+    /// If the folder cannot be created or the secret file cannot be read or is too short.
+    pub fn from_args(dir: &Path, name: Option<&str>, secret_file: Option<&Path>) -> Result<Self> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let name = name
+            .filter(|n| !n.trim().is_empty())
+            .map_or_else(|| crate::default_name(dir), str::to_string);
+        let secret = secret_file.map(Secret::from_file).transpose()?;
+        Ok(LocalBox::open(dir, &name)?.with_secret(secret))
+    }
+
     /// Gives the box a shared secret (or none). Every stage passes its `--secret-file` here, once,
     /// right after [`LocalBox::open`]; the server side ([`crate::serve`]) and
     /// [`LocalBox::connect`] then use it.

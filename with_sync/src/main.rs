@@ -78,20 +78,7 @@ fn main() -> ExitCode {
     minibox::init_logging();
     let args = Args::parse();
     let mode = if args.json { Mode::Json } else { Mode::Human };
-    let opened = std::fs::create_dir_all(&args.dir)
-        .map_err(|e| minibox::Error::io(&args.dir, e))
-        .and_then(|()| {
-            let name = match &args.name {
-                Some(name) if !name.trim().is_empty() => name.clone(),
-                _ => minibox::default_name(&args.dir),
-            };
-            let secret = args
-                .secret_file
-                .as_deref()
-                .map(minibox::auth::Secret::from_file)
-                .transpose()?;
-            Ok(LocalBox::open(&args.dir, &name)?.with_secret(secret))
-        });
+    let opened = LocalBox::from_args(&args.dir, args.name.as_deref(), args.secret_file.as_deref());
     let local = match opened {
         Ok(local) => Arc::new(local),
         Err(e) => {

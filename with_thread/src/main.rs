@@ -79,13 +79,11 @@ enum End {
 }
 
 fn run(args: &Args) -> minibox::Result<u8> {
-    let secret = args
-        .secret_file
-        .as_deref()
-        .map(minibox::auth::Secret::from_file)
-        .transpose()?;
-    let local =
-        Arc::new(LocalBox::open(&args.dir, &minibox::default_name(&args.dir))?.with_secret(secret));
+    let local = Arc::new(LocalBox::from_args(
+        &args.dir,
+        None,
+        args.secret_file.as_deref(),
+    )?);
     // From here on SIGINT/SIGTERM no longer kill the process outright: they become messages,
     // and the main thread decides how to stop.
     let signals = StopSignals::install()?;

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use minibox::auth::Secret;
 use minibox::local::LocalBox;
 use minibox::shell::{Mode, Shell};
 
@@ -33,15 +32,7 @@ struct Args {
 fn main() -> ExitCode {
     minibox::init_logging();
     let args = Args::parse();
-    let opened = args
-        .secret_file
-        .as_deref()
-        .map(Secret::from_file)
-        .transpose()
-        .and_then(|secret| {
-            LocalBox::open(&args.dir, &minibox::default_name(&args.dir))
-                .map(|local| local.with_secret(secret))
-        });
+    let opened = LocalBox::from_args(&args.dir, None, args.secret_file.as_deref());
     let local = match opened {
         Ok(local) => Arc::new(local),
         Err(e) => {

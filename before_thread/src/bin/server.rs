@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use minibox::auth::Secret;
 use minibox::conn::Connection;
 use minibox::local::LocalBox;
 use minibox::serve::{self, ServeOptions};
@@ -47,12 +46,7 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> minibox::Result<()> {
-    let secret = args
-        .secret_file
-        .as_deref()
-        .map(Secret::from_file)
-        .transpose()?;
-    let local = LocalBox::open(&args.dir, &minibox::default_name(&args.dir))?.with_secret(secret);
+    let local = LocalBox::from_args(&args.dir, None, args.secret_file.as_deref())?;
     let (listener, udp) = serve::bind(&args.listen)?;
     let addr = listener
         .local_addr()
