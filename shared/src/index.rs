@@ -7,14 +7,16 @@
 //! that are not clean UTF-8 paths (a peer could not ask for them). A folder that cannot be read is
 //! reported and skipped; the scan goes on.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use regex::Regex;
+use serde::{Deserialize, Serialize};
 
-use crate::hash::Stamp;
+use crate::hash::{Hasher, Md5, Stamp};
 use crate::paths;
 use crate::protocol::{Entry, Filter, Kind};
 use crate::META_DIR;
@@ -23,30 +25,62 @@ use crate::META_DIR;
 /// and sticky bits are never carried over.
 pub const MODE_MASK: u32 = 0o777;
 
-/// One scanned item: the wire entry plus the stamp the hash cache needs.
-#[derive(Debug, Clone)]
+/// One scanned item: a regular file or folder of the box as `lstat` saw it. It is kept small
+/// (no MIME type, no MD5): a box of 100,000 files is scanned into 100,000 of these, and a server
+/// keeps its last scan (see [`crate::local::LocalBox::scan`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scanned {
-    /// What the wire and the shell see.
-    pub entry: Entry,
-    /// The file's identity on disk (size, mtime, ctime, inode).
+    /// Path relative to the box, `/`-separated.
+    pub path: String,
+    /// File or folder.
+    pub kind: Kind,
+    /// Permission bits (`rwx` for user, group, other).
+    pub mode: u32,
+    /// The item's identity on disk (size, mtime, ctime, inode).
     pub stamp: Stamp,
+}
+
+impl Scanned {
+    /// The item as the wire and the shell see it (with its MIME type; no MD5).
+    pub fn entry(&self) -> Entry {
+        let dir = self.kind == Kind::Dir;
+        Entry {
+            path: self.path.clone(),
+            kind: self.kind,
+            size: if dir { 0 } else { self.stamp.size },
+            mtime_ns: self.stamp.mtime_ns,
+            mode: self.mode,
+            mime: if dir {
+                "inode/directory".to_string()
+            } else {
+                mime_of(&self.path)
+            },
+            md5: None,
+        }
+    }
+
+    /// The item's version for sync, given the file's MD5 (`None` for a folder).
+    pub fn version(&self, md5: Option<Md5>) -> Version {
+        match (self.kind, md5) {
+            (Kind::File, Some(md5)) => {
+                Version::file(md5, self.stamp.size, self.mode, self.stamp.mtime_ns)
+            }
+            _ => Version::dir(self.mode),
+        }
+    }
 }
 
 /// Builds the entry for `name` from its metadata.
 pub fn entry_of(name: &str, meta: &Metadata) -> Entry {
-    let stamp = Stamp::of(meta);
-    let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
-    Entry {
-        path: name.to_string(),
-        kind,
-        size: if kind == Kind::Dir { 0 } else { stamp.size },
-        mtime_ns: stamp.mtime_ns,
+    scanned_of(name.to_string(), meta).entry()
+}
+
+fn scanned_of(path: String, meta: &Metadata) -> Scanned {
+    Scanned {
+        path,
+        kind: if meta.is_dir() { Kind::Dir } else { Kind::File },
         mode: meta.permissions().mode() & MODE_MASK,
-        mime: match kind {
-            Kind::Dir => "inode/directory".to_string(),
-            Kind::File => mime_of(name),
-        },
-        md5: None,
+        stamp: Stamp::of(meta),
     }
 }
 
@@ -59,6 +93,10 @@ pub fn mime_of(name: &str) -> String {
 }
 
 /// Scans the box at `root`: every regular file and folder below it, sorted by name.
+///
+/// Each folder is read once, and each item is looked at with `fstatat` relative to the open
+/// folder (what `DirEntry::metadata` does), not through its whole path: the kernel then walks
+/// one name per item, not the path from the root again.
 ///
 /// # Errors
 /// Only if `root` itself cannot be read; trouble further down is logged and skipped.
@@ -84,27 +122,27 @@ pub fn scan(root: &Path) -> io::Result<Vec<Scanned>> {
                     continue;
                 }
             };
-            let path = dirent.path();
             if dir == root && dirent.file_name() == META_DIR {
                 continue;
             }
-            // symlink_metadata: look at the link itself, never where it points.
-            let meta = match fs::symlink_metadata(&path) {
+            // Looks at the link itself, never where it points.
+            let meta = match dirent.metadata() {
                 Ok(m) => m,
                 Err(e) => {
-                    log::warn!("skipping {}: {e}", path.display());
+                    log::warn!("skipping {}: {e}", dirent.path().display());
                     continue;
                 }
             };
             let ft = meta.file_type();
             if ft.is_symlink() {
-                log::info!("skipping symbolic link {}", path.display());
+                log::info!("skipping symbolic link {}", dirent.path().display());
                 continue;
             }
             if !ft.is_file() && !ft.is_dir() {
-                log::info!("skipping special file {}", path.display());
+                log::info!("skipping special file {}", dirent.path().display());
                 continue;
             }
+            let path = dirent.path();
             let Some(name) = paths::name_of(root, &path) else {
                 log::warn!(
                     "skipping {}: its name cannot be shared safely",
@@ -115,14 +153,165 @@ pub fn scan(root: &Path) -> io::Result<Vec<Scanned>> {
             if ft.is_dir() {
                 pending.push(path);
             }
-            out.push(Scanned {
-                entry: entry_of(&name, &meta),
-                stamp: Stamp::of(&meta),
-            });
+            out.push(scanned_of(name, &meta));
         }
     }
-    out.sort_unstable_by(|a, b| a.entry.path.cmp(&b.entry.path));
+    out.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
+}
+
+/// One version of a path, as sync compares it between the boxes and remembers it as agreed: an
+/// [`Entry`] without its name, MIME type and folder mtime, and with the MD5 as 16 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Version {
+    /// File or folder.
+    pub kind: Kind,
+    /// MD5 of a file's contents; `None` for a folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<Md5>,
+    /// Size in bytes (0 for a folder).
+    #[serde(default)]
+    pub size: u64,
+    /// Permission bits (`rwx` for user, group, other).
+    pub mode: u32,
+    /// Last modification, ns since the epoch (0 for a folder: a folder's mtime moves whenever
+    /// anything inside it changes, so it is not synced).
+    #[serde(default)]
+    pub mtime_ns: i64,
+}
+
+impl Version {
+    /// A file version.
+    pub fn file(md5: Md5, size: u64, mode: u32, mtime_ns: i64) -> Self {
+        Version {
+            kind: Kind::File,
+            md5: Some(md5),
+            size,
+            mode,
+            mtime_ns,
+        }
+    }
+
+    /// A folder version.
+    pub fn dir(mode: u32) -> Self {
+        Version {
+            kind: Kind::Dir,
+            md5: None,
+            size: 0,
+            mode,
+            mtime_ns: 0,
+        }
+    }
+
+    /// The version an index entry describes; `None` for a file whose MD5 is unknown or not an
+    /// MD5 (it cannot be compared, so a round leaves it alone). Only the `rwx` bits are kept:
+    /// sync never sets setuid, setgid or sticky bits, whatever a peer announces.
+    pub fn of_entry(entry: &Entry) -> Option<Self> {
+        let mode = entry.mode & MODE_MASK;
+        match entry.kind {
+            Kind::Dir => Some(Version::dir(mode)),
+            Kind::File => entry
+                .md5
+                .as_deref()
+                .and_then(|m| m.parse::<Md5>().ok())
+                .map(|md5| Version::file(md5, entry.size, mode, entry.mtime_ns)),
+        }
+    }
+
+    /// Whether this is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+
+    /// Same kind and, for files, the same bytes (permission bits and mtime aside).
+    pub fn same_content(&self, other: &Version) -> bool {
+        self.kind == other.kind && self.md5 == other.md5 && self.size == other.size
+    }
+
+    /// Feeds this version of the item called `name` (its last path part) to a folder digest, in
+    /// the one byte form both peers use (see [`FolderSums`]).
+    fn digest_into(&self, name: &str, h: &mut Hasher) {
+        h.update(name.as_bytes());
+        h.update(&[0, if self.is_dir() { b'd' } else { b'f' }]);
+        h.update(&self.size.to_le_bytes());
+        h.update(&self.mtime_ns.to_le_bytes());
+        h.update(&self.mode.to_le_bytes());
+        h.update(&self.md5.unwrap_or_default().0);
+    }
+}
+
+/// A whole box as sync sees it: path → version, in path order.
+pub type Index = BTreeMap<String, Version>;
+
+/// The folder a path is directly in (`""` for the top of the box), and its last part.
+pub fn split_parent(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+/// One digest per folder of a box, over what is directly inside it (names and versions).
+///
+/// This is how two boxes find out which folders they would disagree about without sending each
+/// other their whole listings: a sync round tells the peer the digest of each folder as it
+/// believes the peer has it, and the peer sends the entries of only the folders whose digest
+/// differs (see `known` in [`crate::protocol::Request::List`]). Both sides must compute the
+/// digests alike: items are fed in path order, each as its name, a NUL, its kind, size, mtime,
+/// permission bits and MD5 in fixed-width little-endian form.
+#[derive(Default)]
+pub struct FolderSums {
+    /// Folder → running digest of its items so far.
+    sums: HashMap<String, Hasher>,
+}
+
+impl FolderSums {
+    /// Digests for a box with only its top folder so far.
+    pub fn new() -> Self {
+        let mut sums = HashMap::new();
+        sums.insert(String::new(), Hasher::new());
+        FolderSums { sums }
+    }
+
+    /// Adds the item at `path`. Items must come in path order (a folder before what is in it).
+    pub fn add(&mut self, path: &str, version: &Version) {
+        if version.is_dir() {
+            self.sums.entry(path.to_string()).or_default();
+        }
+        let (folder, name) = split_parent(path);
+        if let Some(h) = self.sums.get_mut(folder) {
+            version.digest_into(name, h);
+        }
+    }
+
+    /// Adds a file at `path` whose version is not known (it could not be read): its folder's
+    /// digest then matches no digest a peer computes, so the folder is always listed in full.
+    pub fn add_unknown(&mut self, path: &str) {
+        let (folder, name) = split_parent(path);
+        if let Some(h) = self.sums.get_mut(folder) {
+            h.update(name.as_bytes());
+            h.update(&[0, b'?']);
+        }
+    }
+
+    /// Every folder's digest.
+    pub fn finish(self) -> HashMap<String, Md5> {
+        self.sums
+            .into_iter()
+            .map(|(folder, h)| (folder, h.digest()))
+            .collect()
+    }
+
+    /// The digests of a box given as (path, version) in path order (an [`Index`]'s iterator).
+    pub fn of<'a>(
+        items: impl IntoIterator<Item = (&'a String, &'a Version)>,
+    ) -> HashMap<String, Md5> {
+        let mut sums = FolderSums::new();
+        for (path, version) in items {
+            sums.add(path, version);
+        }
+        sums.finish()
+    }
 }
 
 /// A [`Filter`] made ready to test entries (the regex compiled once).
@@ -181,6 +370,7 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
     use std::os::unix::fs::symlink;
 
     #[test]
@@ -199,7 +389,7 @@ mod tests {
         let names: Vec<(String, Kind)> = scan(root)
             .unwrap()
             .into_iter()
-            .map(|s| (s.entry.path, s.entry.kind))
+            .map(|s| (s.path, s.kind))
             .collect();
         assert_eq!(
             names,
@@ -212,15 +402,12 @@ mod tests {
             ]
         );
         let all = scan(root).unwrap();
-        let top = &all
-            .iter()
-            .find(|s| s.entry.path == "top.json")
-            .unwrap()
-            .entry;
+        let top = all.iter().find(|s| s.path == "top.json").unwrap().entry();
         assert_eq!(top.mode, 0o755, "setuid is not kept");
         assert_eq!(top.mime, "application/json");
-        assert_eq!(all[2].entry.size, 5);
-        assert_eq!(all[2].entry.mime, "text/plain");
+        assert_eq!(all[2].entry().size, 5);
+        assert_eq!(all[2].entry().mime, "text/plain");
+        assert_eq!(all[0].entry().mime, "inode/directory");
     }
 
     #[test]
@@ -254,5 +441,45 @@ mod tests {
         assert!(err.contains("not a valid regular expression"), "{err}");
         assert!(err.ends_with("(unclosed group)"), "{err}");
         assert_eq!(mime_of("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn folder_digests_change_only_where_the_change_is() {
+        let file =
+            |s: &str, mtime| Version::file(Md5::of(s.as_bytes()), s.len() as u64, 0o644, mtime);
+        let mut index = Index::new();
+        index.insert("a".into(), Version::dir(0o755));
+        index.insert("a/x.txt".into(), file("x", 1));
+        index.insert("a/y.txt".into(), file("y", 2));
+        index.insert("b".into(), Version::dir(0o755));
+        index.insert("empty".into(), Version::dir(0o700));
+        index.insert("top.txt".into(), file("t", 3));
+        let before = FolderSums::of(&index);
+        let folders: BTreeSet<&str> = before.keys().map(String::as_str).collect();
+        assert_eq!(folders, BTreeSet::from(["", "a", "b", "empty"]));
+        assert_ne!(before["b"], before["a"]);
+        assert_eq!(before["b"], Hasher::new().digest(), "an empty folder");
+
+        // An edit in a/: only a/ differs. A new bit on a/ itself: only the top differs.
+        let mut edited = index.clone();
+        edited.insert("a/y.txt".into(), file("y2", 2));
+        let after = FolderSums::of(&edited);
+        let differ = |x: &HashMap<String, Md5>| -> Vec<String> {
+            let mut d: Vec<String> = before
+                .keys()
+                .filter(|k| x.get(*k) != before.get(*k))
+                .cloned()
+                .collect();
+            d.sort();
+            d
+        };
+        assert_eq!(differ(&after), ["a"]);
+        let mut chmodded = index.clone();
+        chmodded.insert("a".into(), Version::dir(0o700));
+        assert_eq!(differ(&FolderSums::of(&chmodded)), [""]);
+        // The same facts give the same digests, however they were obtained.
+        let round_trip: Index =
+            serde_json::from_str(&serde_json::to_string(&index).unwrap()).unwrap();
+        assert_eq!(FolderSums::of(&round_trip), before);
     }
 }

@@ -22,6 +22,7 @@
 //! | [`server`] | the threaded server of stages 2 and 3, and the stop signals |
 //! | [`interrupt`] | stopping the shell's commands from another thread, cleanly |
 //! | [`transfer`] | the client side of a TCP download: receive, verify, install atomically |
+//! | [`sink`] | where a download's bytes go: file and MD5 in one pass, large files on two cores |
 //! | [`udp`] | the reliable UDP download: blocks, window, acks and gaps |
 //! | [`activity`] | the one-line-per-event log in `.minibox/log` |
 //! | [`shell`] | the interactive shell: grammar, output as tables or JSON, prompt and progress |
@@ -45,6 +46,7 @@ pub mod protocol;
 pub mod serve;
 pub mod server;
 pub mod shell;
+pub mod sink;
 pub mod timestamp;
 pub mod transfer;
 pub mod udp;

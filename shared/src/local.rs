@@ -5,7 +5,9 @@
 //! installed by the shell is not served half-written by the server), one hash cache and one
 //! activity log. Share it with `Arc`.
 
+use std::collections::HashSet;
 use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -15,7 +17,9 @@ use crate::auth::Secret;
 use crate::conn::Connection;
 use crate::error::{Error, Result};
 use crate::hash::HashCache;
+use crate::index::{self, Scanned};
 use crate::locks::LockTable;
+use crate::protocol::Kind;
 use crate::serve::Witness;
 use crate::META_DIR;
 
@@ -131,6 +135,21 @@ impl LocalBox {
     /// The registered [`Witness`], if any.
     pub fn witness(&self) -> Option<&Arc<dyn Witness>> {
         self.witness.get()
+    }
+
+    /// Scans the box (every regular file and folder, sorted by path: see [`index::scan`]), and
+    /// lets the stat cache forget the files that are gone.
+    ///
+    /// # Errors
+    /// If the box folder itself cannot be read.
+    pub fn scan(&self) -> io::Result<Arc<Vec<Scanned>>> {
+        let scanned = index::scan(&self.root)?;
+        let files = scanned.iter().filter(|s| s.kind == Kind::File).count();
+        if self.hashes.len() > files {
+            let live: HashSet<u64> = scanned.iter().map(|s| s.stamp.inode).collect();
+            self.hashes.retain(|inode| live.contains(&inode));
+        }
+        Ok(Arc::new(scanned))
     }
 
     /// `.minibox/` of this box.

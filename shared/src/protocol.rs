@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::hash::Md5;
+
 /// How many entries travel in one [`Reply::Entries`] frame: small enough to stay far below
 /// [`crate::frame::MAX_FRAME`] whatever the names, large enough that framing costs nothing.
 pub const ENTRIES_PER_CHUNK: usize = 512;
@@ -32,6 +34,17 @@ pub enum Request {
         /// Include folders too (sync needs them; the shell lists files only).
         #[serde(default)]
         folders: bool,
+    },
+    /// The listing a sync round needs: every file and folder, with MD5s, like a [`Request::List`]
+    /// of everything with `hashes` and `folders` — except for the folders the client already
+    /// knows. `known` carries the digest of each folder as the client believes the server holds
+    /// it (see [`crate::index::FolderSums`]); the server sends the entries of only the folders
+    /// whose digest differs, and names the others in [`Reply::Same`]. So a round between two
+    /// boxes in sync exchanges a digest per folder, not an entry per file.
+    SyncList {
+        /// At most [`MAX_KNOWN`] folders; empty: send everything.
+        #[serde(default)]
+        known: Vec<FolderSum>,
     },
     /// One file's MD5 and metadata.
     Hash {
@@ -64,6 +77,21 @@ pub enum Request {
         token: u64,
     },
 }
+
+/// A folder and the digest of what is directly in it (see [`crate::index::FolderSums`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderSum {
+    /// The folder's path relative to the box; `""` for the top of the box.
+    pub folder: String,
+    /// The digest.
+    pub md5: Md5,
+}
+
+/// The most folders a [`Request::List`] may name in `known`: enough for a box of a million files
+/// in folders of a hundred, and small enough that the request stays far below
+/// [`crate::frame::MAX_FRAME`] (about 80 bytes a folder).
+pub const MAX_KNOWN: usize = 20_000;
 
 /// Which files a [`Request::List`] asks for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +139,13 @@ pub enum Reply {
     Entries {
         /// At most [`ENTRIES_PER_CHUNK`] entries.
         entries: Vec<Entry>,
+    },
+    /// A chunk of the folders of a sync listing whose digest matched the client's (see
+    /// [`Request::SyncList`]): their entries are what the client believes, and are not sent.
+    /// Comes after the [`Reply::Entries`] chunks, before [`Reply::End`].
+    Same {
+        /// At most [`ENTRIES_PER_CHUNK`] folder paths.
+        folders: Vec<String>,
     },
     /// The end of a listing.
     End {

@@ -15,18 +15,21 @@
 //! connection that carried it ends cleanly, hands it the listing: the peer's round is over. Earlier
 //! stages register none and nothing changes for them.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::UdpSocket;
 
 use crate::conn::{Connection, PacedWriter};
 use crate::error::{Error, Result};
-use crate::hash::{Hasher, Stamp, BUF_SIZE};
-use crate::index::{self, Matcher};
+use crate::hash::{Hasher, Md5, Stamp, BUF_SIZE};
+use crate::index::{self, split_parent, FolderSums, Index, Matcher, Scanned};
 use crate::local::LocalBox;
 use crate::locks::ReadGuard;
 use crate::paths::{self, ResolveError};
-use crate::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request, ENTRIES_PER_CHUNK};
+use crate::protocol::{
+    Entry, ErrorCode, Filter, FolderSum, Kind, Reply, Request, ENTRIES_PER_CHUNK, MAX_KNOWN,
+};
 use crate::IDLE_TIMEOUT;
 
 /// What a server needs besides the box: the UDP socket bound on the same port as the TCP
@@ -43,8 +46,9 @@ pub trait Witness: Send + Sync {
     /// moment to remember it by, on the witness's own clock.
     fn listing(&self, peer: &str) -> i64;
     /// The connection that carried the listing taken at `moment` ended cleanly: `peer`'s round is
-    /// over, and `entries` is exactly what it was shown.
-    fn round_over(&self, peer: &str, moment: i64, entries: Vec<Entry>);
+    /// over, and `entries` is exactly what it was shown (the folders it already knew included:
+    /// what it saw of them is what it knew).
+    fn round_over(&self, peer: &str, moment: i64, entries: Index);
 }
 
 /// Whether a listing request is the one a sync round makes: everything, with MD5s and folders.
@@ -78,7 +82,7 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
         return Ok(());
     }
     // The last sync listing sent on this connection, for the witness (if the box has one).
-    let mut shown: Option<(i64, Vec<Entry>)> = None;
+    let mut shown: Option<(i64, Index)> = None;
     while let Some(request) = conn.recv_opt::<Request>()? {
         let what = describe(&request);
         let outcome = answer(conn, local, opts, request, &mut shown);
@@ -144,6 +148,7 @@ pub fn describe(request: &Request) -> String {
                 Filter::Regex { pattern } => format!("{what} regex {pattern:?}"),
             }
         }
+        Request::SyncList { known } => format!("sync list ({} folders known)", known.len()),
         Request::Prove { .. } => "prove".into(),
         Request::Hash { path } => format!("hash {path:?}"),
         Request::Download { path } => format!("download tcp {path:?}"),
@@ -157,7 +162,7 @@ fn answer(
     local: &LocalBox,
     opts: &ServeOptions<'_>,
     request: Request,
-    shown: &mut Option<(i64, Vec<Entry>)>,
+    shown: &mut Option<(i64, Index)>,
 ) -> Result<String, Failure> {
     match request {
         Request::Hello { .. } => Err(Failure::Reply(
@@ -172,16 +177,15 @@ fn answer(
             filter,
             hashes,
             folders,
-        } => match local.witness() {
-            Some(witness) if is_sync_listing(&filter, hashes, folders) => {
-                let moment = witness.listing(conn.peer_name());
-                let mut sent = Vec::new();
-                let summary = send_listing(conn, local, &filter, hashes, folders, Some(&mut sent))?;
-                *shown = Some((moment, sent));
-                Ok(summary)
-            }
-            _ => send_listing(conn, local, &filter, hashes, folders, None),
-        },
+        } if is_sync_listing(&filter, hashes, folders) => {
+            send_sync_listing(conn, local, &[], shown)
+        }
+        Request::List {
+            filter,
+            hashes,
+            folders,
+        } => send_listing(conn, local, &filter, hashes, folders),
+        Request::SyncList { known } => send_sync_listing(conn, local, &known, shown),
         Request::Hash { path } => {
             // The read lock keeps an install of this name from swapping the file between the
             // metadata and the MD5 we report: both describe the same version.
@@ -190,12 +194,12 @@ fn answer(
             drop(file);
             let md5 = local
                 .hashes
-                .md5(&path, &paths::resolve(local.root(), &path)?)
+                .md5(&paths::resolve(local.root(), &path)?)
                 .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
             let summary = format!("md5 {md5}");
             conn.send(&Reply::Entry {
                 entry: Entry {
-                    md5: Some(md5),
+                    md5: Some(md5.to_string()),
                     ..entry
                 },
             })?;
@@ -216,59 +220,180 @@ fn answer(
     }
 }
 
+/// Answers a listing for the shell (`index …`, `hash checkall`).
 fn send_listing(
     conn: &mut Connection,
     local: &LocalBox,
     filter: &Filter,
     hashes: bool,
     folders: bool,
-    mut keep: Option<&mut Vec<Entry>>,
 ) -> Result<String, Failure> {
     let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
-    let scanned = index::scan(local.root())
-        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}")))?;
-    let mut chunk = Vec::with_capacity(ENTRIES_PER_CHUNK);
-    let mut count = 0u64;
-    for item in scanned {
-        let mut entry = item.entry;
-        if (entry.kind == Kind::Dir && !folders) || !matcher.matches(&entry) {
+    let scanned = scan(local)?;
+    let mut chunks = Chunks::new(conn);
+    for item in scanned.iter() {
+        if item.kind == Kind::Dir && !folders {
             continue;
         }
-        if hashes && entry.kind == Kind::File {
-            let path = local.root().join(&entry.path);
-            entry.md5 = match local.hashes.get(&entry.path, &item.stamp) {
-                Some(md5) => Some(md5),
-                None => match local.hashes.md5(&entry.path, &path) {
-                    Ok(md5) => Some(md5),
-                    // Vanished or unreadable since the scan: leave it out, like the scan would.
-                    Err(e) => {
-                        log::warn!("skipping {}: {e}", entry.path);
-                        continue;
-                    }
-                },
-            };
+        let mut entry = item.entry();
+        if !matcher.matches(&entry) {
+            continue;
         }
-        if let Some(keep) = keep.as_deref_mut() {
-            keep.push(entry.clone());
+        if hashes && item.kind == Kind::File {
+            match file_md5(local, item) {
+                Some(md5) => entry.md5 = Some(md5.to_string()),
+                // Vanished or unreadable since the scan: leave it out, like the scan would.
+                None => continue,
+            }
         }
-        chunk.push(entry);
-        count += 1;
-        if chunk.len() == ENTRIES_PER_CHUNK {
-            conn.queue(&Reply::Entries {
-                entries: std::mem::take(&mut chunk),
-            })?;
-        }
+        chunks.push(entry)?;
     }
-    if !chunk.is_empty() {
-        conn.queue(&Reply::Entries { entries: chunk })?;
-    }
-    conn.send(&Reply::End { count })?;
+    let count = chunks.end()?;
     if hashes {
-        if let Err(e) = local.hashes.save() {
-            log::warn!("cannot save the hash cache: {e}");
-        }
+        save_hashes(local);
     }
     Ok(format!("{count} entries"))
+}
+
+/// Answers the listing of a sync round ([`Request::SyncList`], or a [`Request::List`] of
+/// everything with MD5s and folders, which is the same with nothing known): every file and
+/// folder with its MD5, except the folders whose digest is one the client sent in `known`, which
+/// are named in [`Reply::Same`] instead.
+///
+/// Two passes over the scan: the first finds every file's MD5 (from the stat cache, or by
+/// reading the file) and the folder digests; the second sends what the client does not know. A
+/// file that cannot be read is listed without an MD5 (the peer then leaves it alone) and keeps
+/// its folder from ever counting as known.
+fn send_sync_listing(
+    conn: &mut Connection,
+    local: &LocalBox,
+    known: &[FolderSum],
+    shown: &mut Option<(i64, Index)>,
+) -> Result<String, Failure> {
+    if known.len() > MAX_KNOWN {
+        return Err(Failure::Reply(
+            ErrorCode::BadRequest,
+            format!(
+                "a sync listing may name at most {MAX_KNOWN} known folders, not {}",
+                known.len()
+            ),
+        ));
+    }
+    let moment = local.witness().map(|w| w.listing(conn.peer_name()));
+    let scanned = scan(local)?;
+    let mut versions = Vec::with_capacity(scanned.len());
+    let mut sums = FolderSums::new();
+    for item in scanned.iter() {
+        let version = match item.kind {
+            Kind::Dir => Some(item.version(None)),
+            Kind::File => file_md5(local, item).map(|md5| item.version(Some(md5))),
+        };
+        match &version {
+            Some(v) => sums.add(&item.path, v),
+            None => sums.add_unknown(&item.path),
+        }
+        versions.push(version);
+    }
+    save_hashes(local);
+    let digests = sums.finish();
+    let same: HashSet<&str> = known
+        .iter()
+        .filter(|k| digests.get(&k.folder) == Some(&k.md5))
+        .map(|k| k.folder.as_str())
+        .collect();
+    let mut chunks = Chunks::new(conn);
+    for (item, version) in scanned.iter().zip(&versions) {
+        if same.contains(split_parent(&item.path).0) {
+            continue;
+        }
+        let mut entry = item.entry();
+        entry.md5 = version.as_ref().and_then(|v| v.md5).map(|m| m.to_string());
+        chunks.push(entry)?;
+    }
+    let mut folders: Vec<&str> = same.into_iter().collect();
+    folders.sort_unstable();
+    for part in folders.chunks(ENTRIES_PER_CHUNK) {
+        chunks.conn.queue(&Reply::Same {
+            folders: part.iter().map(|f| f.to_string()).collect(),
+        })?;
+    }
+    let known_folders = folders.len();
+    let count = chunks.end()?;
+    if let Some(moment) = moment {
+        let seen: Index = scanned
+            .iter()
+            .zip(versions)
+            .filter_map(|(item, v)| Some((item.path.clone(), v?)))
+            .collect();
+        *shown = Some((moment, seen));
+    }
+    Ok(format!("{count} entries, {known_folders} folders known"))
+}
+
+/// The box's scan, as a reply when the box cannot be read.
+fn scan(local: &LocalBox) -> Result<std::sync::Arc<Vec<Scanned>>, Failure> {
+    local
+        .scan()
+        .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}")))
+}
+
+/// The MD5 of a scanned file: from the stat cache when its stamp is the cached one, otherwise
+/// read now. `None` if it cannot be read (it vanished, or may not be read).
+fn file_md5(local: &LocalBox, item: &Scanned) -> Option<Md5> {
+    if let Some(md5) = local.hashes.get(&item.stamp) {
+        return Some(md5);
+    }
+    local
+        .hashes
+        .md5(&local.root().join(&item.path))
+        .inspect_err(|e| log::warn!("{}: {e}", item.path))
+        .ok()
+}
+
+fn save_hashes(local: &LocalBox) {
+    if let Err(e) = local.hashes.save() {
+        log::warn!("cannot save the stat cache: {e}");
+    }
+}
+
+/// A listing on its way out: entries queued in chunks of [`ENTRIES_PER_CHUNK`], flushed at the
+/// end with the [`Reply::End`] that counts them.
+struct Chunks<'c> {
+    conn: &'c mut Connection,
+    chunk: Vec<Entry>,
+    count: u64,
+}
+
+impl<'c> Chunks<'c> {
+    fn new(conn: &'c mut Connection) -> Self {
+        Chunks {
+            conn,
+            chunk: Vec::with_capacity(ENTRIES_PER_CHUNK),
+            count: 0,
+        }
+    }
+
+    fn push(&mut self, entry: Entry) -> Result<(), Failure> {
+        self.chunk.push(entry);
+        self.count += 1;
+        if self.chunk.len() == ENTRIES_PER_CHUNK {
+            self.conn.queue(&Reply::Entries {
+                entries: std::mem::take(&mut self.chunk),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Sends the last chunk and the end; returns how many entries went.
+    fn end(self) -> Result<u64, Failure> {
+        if !self.chunk.is_empty() {
+            self.conn.queue(&Reply::Entries {
+                entries: self.chunk,
+            })?;
+        }
+        self.conn.send(&Reply::End { count: self.count })?;
+        Ok(self.count)
+    }
 }
 
 /// Opens a regular file of the box for reading, through the path gate.
@@ -309,6 +434,8 @@ pub struct Outgoing<'a> {
     pub file: File,
     /// Its entry; `md5` is set when the hash cache knew it.
     pub entry: Entry,
+    /// The MD5 the hash cache knew, if any.
+    pub known: Option<Md5>,
     /// Its stamp when opened.
     pub before: Stamp,
 }
@@ -326,11 +453,15 @@ pub fn open_outgoing<'a>(local: &'a LocalBox, name: &str) -> Result<Outgoing<'a>
             .metadata()
             .map_err(|e| Failure::Reply(ErrorCode::Io, e.to_string()))?,
     );
-    let md5 = local.hashes.get(name, &before);
+    let known = local.hashes.get(&before);
     Ok(Outgoing {
         _guard: guard,
         file,
-        entry: Entry { md5, ..entry },
+        entry: Entry {
+            md5: known.map(|m| m.to_string()),
+            ..entry
+        },
+        known,
         before,
     })
 }
@@ -345,7 +476,7 @@ pub fn finish_outgoing(
     conn: &mut Connection,
     local: &LocalBox,
     out: &Outgoing<'_>,
-    md5: String,
+    md5: Md5,
     complete: bool,
 ) -> Result<String, Failure> {
     let name = &out.entry.path;
@@ -359,8 +490,10 @@ pub fn finish_outgoing(
         ))?;
         return Ok("but the file changed during the transfer".into());
     }
-    local.hashes.put(name, out.before, md5.clone());
-    conn.send(&Reply::Trailer { md5 })?;
+    local.hashes.put(out.before, md5);
+    conn.send(&Reply::Trailer {
+        md5: md5.to_string(),
+    })?;
     Ok(format!("{} bytes", out.entry.size))
 }
 
@@ -375,7 +508,7 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
     // like one that reads nothing (see `conn::Pace`).
     let file = &out.file;
     let socket = &mut PacedWriter::new(conn.raw_writer()?);
-    let (sent_md5, short) = match out.entry.md5.clone() {
+    let (sent_md5, short) = match out.known {
         // The MD5 is known: no need to hash, so let the kernel move the bytes (sendfile).
         Some(md5) => {
             let copied = socket
@@ -410,11 +543,7 @@ pub fn read_lock<'a>(local: &'a LocalBox, name: &str) -> Result<ReadGuard<'a>, F
 }
 
 /// Copies up to `limit` bytes from `file` to `out`, hashing them; returns the MD5 and the count.
-fn copy_hashing(
-    mut file: &File,
-    out: &mut impl Write,
-    limit: u64,
-) -> Result<(String, u64), Failure> {
+fn copy_hashing(mut file: &File, out: &mut impl Write, limit: u64) -> Result<(Md5, u64), Failure> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; BUF_SIZE];
     let mut done = 0u64;
@@ -436,7 +565,7 @@ fn copy_hashing(
             .map_err(|e| Failure::Connection(Error::net("sending file data", e)))?;
         done += n as u64;
     }
-    Ok((hasher.finish(), done))
+    Ok((hasher.digest(), done))
 }
 
 fn pad(out: &mut impl Write, mut count: u64) -> Result<(), Failure> {

@@ -8,19 +8,21 @@
 //! rename is atomic: a reader sees the old file or the new one, never a mix, and a process killed
 //! at any point leaves at worst a stray temporary file, removed at the next start.
 
+use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
-use crate::hash::{BackgroundHasher, Hasher, Stamp, BACKGROUND_MIN, BUF_SIZE};
+use crate::hash::{Md5, Stamp};
 use crate::index::MODE_MASK;
 use crate::local::LocalBox;
 use crate::paths::{self, ResolveError};
-use crate::protocol::{Entry, Filter, Kind, Reply, Request};
+use crate::protocol::{Entry, Filter, FolderSum, Kind, Reply, Request};
+use crate::sink::FileSink;
 use crate::{IDLE_TIMEOUT, META_DIR};
 
 /// The most entries a listing may have. A peer announcing more is refused rather than allowed to
@@ -47,10 +49,43 @@ pub fn list(
         folders,
     })?;
     let mut entries = Vec::new();
+    receive_listing(conn, folders, &[], &mut |e| entries.push(e))?;
+    Ok(entries)
+}
+
+/// Asks for the listing of a sync round ([`Request::SyncList`]), telling the peer the digests
+/// of the folders we believe we know. Each entry is handed to `each` as it arrives (a listing of
+/// 100,000 entries never sits in memory as entries). Returns the folders the peer says are as
+/// we believe: their entries are not sent. Names are checked as for [`list`].
+///
+/// # Errors
+/// A refused name, a peer that names a folder we did not ask about, or a broken connection.
+pub fn sync_list(
+    conn: &mut Connection,
+    known: Vec<FolderSum>,
+    each: &mut dyn FnMut(Entry),
+) -> Result<Vec<String>> {
+    let names: Vec<String> = known.iter().map(|k| k.folder.clone()).collect();
+    conn.send(&Request::SyncList { known })?;
+    receive_listing(conn, true, &names, each)
+}
+
+/// Reads the [`Reply::Entries`] and [`Reply::Same`] chunks of a listing up to its
+/// [`Reply::End`]. `known` are the folders the request named (a peer may only say of those that
+/// they are the same).
+fn receive_listing(
+    conn: &mut Connection,
+    folders: bool,
+    known: &[String],
+    each: &mut dyn FnMut(Entry),
+) -> Result<Vec<String>> {
+    let known: HashSet<&str> = known.iter().map(String::as_str).collect();
+    let mut count = 0u64;
+    let mut same = Vec::new();
     loop {
         match conn.recv::<Reply>()? {
             Reply::Entries { entries: chunk } => {
-                if entries.len() as u64 + chunk.len() as u64 > MAX_LISTING {
+                if count + chunk.len() as u64 > MAX_LISTING {
                     return Err(Error::Protocol(format!(
                         "the peer's listing has more than {MAX_LISTING} entries"
                     )));
@@ -64,13 +99,22 @@ pub fn list(
                         )));
                     }
                 }
-                entries.extend(chunk);
+                count += chunk.len() as u64;
+                chunk.into_iter().for_each(&mut *each);
             }
-            Reply::End { count } if count == entries.len() as u64 => return Ok(entries),
-            Reply::End { count } => {
+            Reply::Same { folders } => {
+                if let Some(stranger) = folders.iter().find(|f| !known.contains(f.as_str())) {
+                    return Err(Error::Protocol(format!(
+                        "the peer says it has folder {} as we know it, which we did not ask about",
+                        crate::activity::field(stranger)
+                    )));
+                }
+                same.extend(folders);
+            }
+            Reply::End { count: announced } if announced == count => return Ok(same),
+            Reply::End { count: announced } => {
                 return Err(Error::Protocol(format!(
-                    "the listing announced {count} entries but carried {}",
-                    entries.len()
+                    "the listing announced {announced} entries but carried {count}"
                 )))
             }
             other => return Err(unexpected(other)),
@@ -140,12 +184,12 @@ pub fn fetch_tcp(
         other => return Err(unexpected(other)),
     };
     let mut tmp = TempFile::create(local)?;
-    let received = receive_into(conn.raw_reader(), tmp.file(), entry.size, progress)
+    let received = receive_temp(conn.raw_reader(), &mut tmp, entry.size, progress)
         .map_err(|e| Error::net(format!("receiving {name}"), e))?;
     let trailer = conn.recv::<Reply>()?;
-    let md5 = verify(&entry, &received, trailer)?;
+    let md5 = verify(&entry, received, trailer)?;
     let entry = Entry {
-        md5: Some(md5),
+        md5: Some(md5.to_string()),
         ..entry
     };
     Ok((tmp, entry))
@@ -171,7 +215,7 @@ pub fn check_header(entry: Entry, name: &str) -> Result<Entry> {
 /// # Errors
 /// [`Error::Verify`] on any mismatch; [`Error::Remote`] with [`crate::protocol::ErrorCode::Changed`] when the
 /// server says the file changed while it was being sent.
-pub fn verify(entry: &Entry, received_md5: &str, trailer: Reply) -> Result<String> {
+pub fn verify(entry: &Entry, received: Md5, trailer: Reply) -> Result<Md5> {
     let name = &entry.path;
     let sent = match trailer {
         Reply::Trailer { md5 } => md5,
@@ -180,43 +224,66 @@ pub fn verify(entry: &Entry, received_md5: &str, trailer: Reply) -> Result<Strin
         other => return Err(unexpected(other)),
     };
     let announced = entry.md5.as_deref().unwrap_or(&sent);
-    if received_md5 != sent || received_md5 != announced {
+    let matches = |text: &str| text.parse::<Md5>().is_ok_and(|m| m == received);
+    if !matches(&sent) || !matches(announced) {
         return Err(Error::Verify(format!(
-            "{name} did not verify (received MD5 {received_md5}, the peer sent {sent}); nothing was installed"
+            "{name} did not verify (received MD5 {received}, the peer sent {}); nothing was installed",
+            crate::activity::field(&sent)
         )));
     }
-    Ok(sent)
+    Ok(received)
 }
 
-/// Reads exactly `size` bytes from `from` into `to`, hashing them; returns their MD5.
+/// Reads exactly `size` bytes from `from` into `to` at its current position, hashing them on
+/// the way; returns their MD5 as hex. (Downloads use [`receive_temp`], which also writes large
+/// files around the page cache.)
 ///
 /// # Errors
-/// If the stream ends early, times out (no byte for 10 s, or fewer than
-/// [`crate::conn::MIN_PROGRESS`] bytes in 10 s), or the disk fails.
+/// As [`receive_temp`].
 pub fn receive_into(
     from: &mut impl Read,
     to: &mut File,
     size: u64,
     progress: Progress<'_>,
 ) -> io::Result<String> {
-    // Large files: hash on a second core while this thread reads and writes.
-    let background = if size >= BACKGROUND_MIN {
-        Some(BackgroundHasher::start(4)?)
-    } else {
-        None
-    };
-    let mut hasher = Hasher::new();
-    let mut buf = vec![0u8; if background.is_some() { 0 } else { BUF_SIZE }];
+    receive(from, FileSink::new(to, None, size)?, size, progress).map(|md5| md5.to_string())
+}
+
+/// Reads exactly `size` bytes from `from` into the temporary file `to`, hashing them on the way
+/// (see [`crate::sink`]); returns their MD5.
+///
+/// # Errors
+/// If the stream ends early, times out (no byte for 10 s, or fewer than
+/// [`crate::conn::MIN_PROGRESS`] bytes in 10 s), or the disk fails.
+pub fn receive_temp(
+    from: &mut impl Read,
+    to: &mut TempFile,
+    size: u64,
+    progress: Progress<'_>,
+) -> io::Result<Md5> {
+    let path = to.path.clone();
+    receive(
+        from,
+        FileSink::new(to.file(), Some(&path), size)?,
+        size,
+        progress,
+    )
+}
+
+fn receive(
+    from: &mut impl Read,
+    mut sink: FileSink<'_>,
+    size: u64,
+    progress: Progress<'_>,
+) -> io::Result<Md5> {
     let mut done = 0u64;
     // A server that sends a trickle is given up on like one that sends nothing.
     let mut pace = crate::conn::Pace::new();
     progress(0, size);
     while done < size {
-        if let Some(bg) = &background {
-            buf = bg.buffer();
-        }
-        let want = usize::try_from((size - done).min(BUF_SIZE as u64)).unwrap_or(BUF_SIZE);
-        let n = match from.read(&mut buf[..want]) {
+        let spare = sink.spare();
+        let want = usize::try_from(size - done).map_or(spare.len(), |n| n.min(spare.len()));
+        let n = match from.read(&mut spare[..want]) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -227,24 +294,14 @@ pub fn receive_into(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        to.write_all(&buf[..n])?;
-        match &background {
-            Some(bg) => {
-                buf.truncate(n);
-                bg.submit(std::mem::take(&mut buf));
-            }
-            None => hasher.update(&buf[..n]),
-        }
+        sink.filled(n)?;
         done += n as u64;
         if done < size {
             pace.advance(n as u64)?;
         }
         progress(done, size);
     }
-    Ok(match background {
-        Some(bg) => bg.finish(),
-        None => hasher.finish(),
-    })
+    sink.finish()
 }
 
 /// A temporary file in `.minibox/tmp/`, removed on drop unless it was installed.
@@ -350,10 +407,11 @@ pub fn install(local: &LocalBox, mut tmp: TempFile, entry: &Entry) -> Result<()>
     tmp.file = None; // installed: nothing to clean up
                      // The rename moved the ctime, so take the stamp now; the inode check makes sure it is still
                      // the file we just wrote.
-    if let (Some(md5), Ok(meta)) = (&entry.md5, fs::symlink_metadata(&dest)) {
+    let md5 = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
+    if let (Some(md5), Ok(meta)) = (md5, fs::symlink_metadata(&dest)) {
         let stamp = Stamp::of(&meta);
         if Some(stamp.inode) == inode && stamp.size == entry.size {
-            local.hashes.put(name, stamp, md5.clone());
+            local.hashes.put(stamp, md5);
         }
     }
     Ok(())

@@ -568,7 +568,7 @@ pub fn bad_names(cx: &Ctx<'_>) -> u64 {
         "C:\\Windows\\win.ini",
         ".minibox",
         ".minibox/log",
-        ".minibox/hashes.json",
+        ".minibox/stat-cache",
         ".minibox/../hello.txt",
         "docs/./readme.md",
     ]

@@ -245,7 +245,7 @@ fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> mini
             Request::Hello { .. } | Request::Prove { .. } => {
                 conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
             }
-            Request::List { .. } => match lie {
+            Request::List { .. } | Request::SyncList { .. } => match lie {
                 Lie::MillionEntries => {
                     let mut sent = 0u64;
                     while sent < MILLION {

@@ -55,78 +55,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use minibox::protocol::{Entry, Kind};
 use serde::{Deserialize, Serialize};
 
-/// One version of a path: what is compared between the boxes and remembered as agreed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Version {
-    /// File or folder.
-    pub kind: Kind,
-    /// Lowercase hex MD5 of a file's contents; `None` for a folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub md5: Option<String>,
-    /// Size in bytes (0 for a folder).
-    #[serde(default)]
-    pub size: u64,
-    /// Permission bits (`rwx` for user, group, other).
-    pub mode: u32,
-    /// Last modification, ns since the epoch (0 for a folder: a folder's mtime moves whenever
-    /// anything inside it changes, so it is not synced).
-    #[serde(default)]
-    pub mtime_ns: i64,
-}
-
-impl Version {
-    /// A file version.
-    pub fn file(md5: impl Into<String>, size: u64, mode: u32, mtime_ns: i64) -> Self {
-        Version {
-            kind: Kind::File,
-            md5: Some(md5.into()),
-            size,
-            mode,
-            mtime_ns,
-        }
-    }
-
-    /// A folder version.
-    pub fn dir(mode: u32) -> Self {
-        Version {
-            kind: Kind::Dir,
-            md5: None,
-            size: 0,
-            mode,
-            mtime_ns: 0,
-        }
-    }
-
-    /// The version an index entry describes; `None` for a file whose MD5 is unknown (it cannot
-    /// be compared, so a round leaves it alone). Only the `rwx` bits are kept: sync never sets
-    /// setuid, setgid or sticky bits, whatever a peer announces.
-    pub fn of_entry(entry: &Entry) -> Option<Self> {
-        let mode = entry.mode & minibox::index::MODE_MASK;
-        match entry.kind {
-            Kind::Dir => Some(Version::dir(mode)),
-            Kind::File => entry
-                .md5
-                .as_ref()
-                .map(|md5| Version::file(md5.clone(), entry.size, mode, entry.mtime_ns)),
-        }
-    }
-
-    /// Whether this is a folder.
-    pub fn is_dir(&self) -> bool {
-        self.kind == Kind::Dir
-    }
-
-    /// Same kind and, for files, the same bytes (permission bits and mtime aside).
-    pub fn same_content(&self, other: &Version) -> bool {
-        self.kind == other.kind && self.md5 == other.md5 && self.size == other.size
-    }
-}
-
-/// A whole box as the planner sees it: path → version.
-pub type Index = BTreeMap<String, Version>;
+/// One version of a path, and a whole box as the planner sees it (path → version): defined in
+/// the shared crate, because the server's side of a listing computes them too.
+pub use minibox::index::{Index, Version};
 
 /// One remembered agreement: both boxes held `version` at the moment `since` (on this box's
 /// clock, see [`crate::state::Clock`]).
@@ -592,14 +525,15 @@ fn copy_name(
     loser: &Version,
     loser_peer: &str,
 ) -> Option<(String, bool)> {
-    let tag = loser.md5.as_deref().map(|m| &m[..m.len().min(8)]);
-    [None, tag].into_iter().find_map(|tag| {
+    let tag = loser.md5.map(|m| m.to_string()[..8].to_string());
+    let found = [None, tag.as_deref()].into_iter().find_map(|tag| {
         let name = conflict_name(path, loser_peer, loser.mtime_ns, tag);
         let l = inputs.local.get(&name);
         let r = inputs.remote.get(&name);
         let free = |v: Option<&Version>| v.map_or(true, |v| v.same_content(loser));
         (free(l) && free(r)).then(|| (name, l.is_some()))
-    })
+    });
+    found
 }
 
 /// This box won the conflict on `path`: keep ours, and keep the peer's version `r` as a

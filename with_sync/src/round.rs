@@ -31,7 +31,7 @@
 //! touches while the round runs is left alone (its stamp no longer matches what the plan saw) and
 //! reconsidered next round.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, FileTimes};
 use std::io;
 use std::net::TcpStream;
@@ -42,16 +42,16 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use minibox::conn::Connection;
 use minibox::error::{Error, Result};
-use minibox::hash::{md5_file, Stamp};
-use minibox::index::{self, MODE_MASK};
+use minibox::hash::{digest_file, Md5, Stamp};
+use minibox::index::{split_parent, FolderSums, Scanned, MODE_MASK};
 use minibox::local::LocalBox;
-use minibox::protocol::{Entry, Filter, Kind};
+use minibox::protocol::{Entry, FolderSum, Kind, MAX_KNOWN};
 use minibox::shell::output::human_size;
 use minibox::transfer::{self, resolve_for_write};
 use minibox::IDLE_TIMEOUT;
 use serde_json::{json, Value};
 
-use crate::plan::{self, Action, Index, Inputs, Version};
+use crate::plan::{self, Action, Agreement, Index, Inputs, Version};
 use crate::state::Book;
 
 /// This box as a round sees it.
@@ -59,66 +59,99 @@ use crate::state::Book;
 pub struct LocalScan {
     /// Every file and folder with its version.
     pub index: Index,
-    /// The stamp each file had when it was hashed: an action on the file first checks that it
-    /// still has it.
-    pub stamps: HashMap<String, Stamp>,
     /// Files that changed while they were being hashed, or could not be read: left alone.
     pub busy: BTreeSet<String>,
 }
 
-/// Scans the box and finds every file's MD5, from the hash cache when the file's stamp (size,
+/// Scans the box and finds every file's MD5, from the stat cache when the file's stamp (size,
 /// mtime to the ns, ctime, inode) is the one it was hashed with, by reading it otherwise. A file
 /// whose stamp moves while it is read is in the middle of being written: it goes to `busy`.
 ///
 /// # Errors
 /// If the box folder cannot be read, or `stop` is set.
 pub fn scan_local(local: &LocalBox, stop: &AtomicBool) -> Result<LocalScan> {
-    let root = local.root();
-    let mut scan = LocalScan::default();
-    for item in index::scan(root).map_err(|e| Error::io(root, e))? {
+    let scanned = local.scan().map_err(|e| Error::io(local.root(), e))?;
+    let mut items = Vec::with_capacity(scanned.len());
+    let mut busy = BTreeSet::new();
+    for item in scanned.iter() {
         if stop.load(Ordering::Relaxed) {
             return Err(stopped());
         }
-        let name = item.entry.path;
-        if item.entry.kind == Kind::Dir {
-            scan.index
-                .insert(name.clone(), Version::dir(item.entry.mode));
-            scan.stamps.insert(name, item.stamp);
-            continue;
-        }
-        let md5 = match local.hashes.get(&name, &item.stamp) {
-            Some(md5) => Some(md5),
-            None => hash_stable(local, &name, &item.stamp),
+        let version = match item.kind {
+            Kind::Dir => Some(item.version(None)),
+            Kind::File => local
+                .hashes
+                .get(&item.stamp)
+                .or_else(|| hash_stable(local, item))
+                .map(|md5| item.version(Some(md5))),
         };
-        match md5 {
-            Some(md5) => {
-                scan.index.insert(
-                    name.clone(),
-                    Version::file(md5, item.stamp.size, item.entry.mode, item.stamp.mtime_ns),
-                );
-                scan.stamps.insert(name, item.stamp);
-            }
+        match version {
+            Some(v) => items.push((item.path.clone(), v)),
             None => {
-                scan.busy.insert(name);
+                busy.insert(item.path.clone());
             }
         }
     }
-    Ok(scan)
+    // The scan is sorted: collecting it builds the map in one pass, its nodes full.
+    Ok(LocalScan {
+        index: items.into_iter().collect(),
+        busy,
+    })
 }
 
-/// Reads a file's MD5 and remembers it, if the file still has `stamp` afterwards.
-fn hash_stable(local: &LocalBox, name: &str, stamp: &Stamp) -> Option<String> {
+/// Reads a file's MD5 and remembers it, if the file still has its scanned stamp afterwards.
+fn hash_stable(local: &LocalBox, item: &Scanned) -> Option<Md5> {
+    let name = &item.path;
     let path = resolve_for_write(local, name).ok()?;
-    let md5 = md5_file(&path)
+    let md5 = digest_file(&path)
         .inspect_err(|e| log::info!("cannot read {name}: {e}; left alone this round"))
         .ok()?;
     let after = Stamp::of(&fs::symlink_metadata(&path).ok()?);
-    if after != *stamp {
+    if after != item.stamp {
         log::info!("{name} changed while it was read; left alone this round");
         return None;
     }
-    local.hashes.put(name, after, md5.clone());
+    local.hashes.put(after, md5);
     Some(md5)
+}
+
+/// The digest of every folder as the peer held it when both last agreed (see
+/// [`minibox::index::FolderSums`]): a listing then carries only the folders that changed there
+/// since. Nothing on a first sync, or for a box with more folders than a request may name.
+fn known_folders(agreed: &Agreement) -> Vec<FolderSum> {
+    if agreed.is_empty() {
+        return Vec::new();
+    }
+    let sums = FolderSums::of(agreed.iter().map(|(path, a)| (path, &a.version)));
+    if sums.len() > MAX_KNOWN {
+        return Vec::new();
+    }
+    sums.into_iter()
+        .map(|(folder, md5)| FolderSum { folder, md5 })
+        .collect()
+}
+
+/// The peer's whole box: the entries it sent, and, for the folders it said are as we knew them,
+/// their agreed versions.
+fn remote_index(
+    mut received: Vec<(String, Version)>,
+    same: &[String],
+    agreed: &Agreement,
+) -> Index {
+    let same: HashSet<&str> = same.iter().map(String::as_str).collect();
+    if !same.is_empty() {
+        received.extend(
+            agreed
+                .iter()
+                .filter(|(path, _)| same.contains(split_parent(path).0))
+                .map(|(path, a)| (path.clone(), a.version.clone())),
+        );
+    }
+    // What the peer sent comes first and wins over what we believed (a peer should not send a
+    // folder it said is the same, but if it does, it said two things and the listing counts).
+    received.sort_by(|a, b| a.0.cmp(&b.0));
+    received.dedup_by(|later, first| later.0 == first.0);
+    received.into_iter().collect()
 }
 
 fn stopped() -> Error {
@@ -308,19 +341,18 @@ impl Syncer {
         // What the peer last saw of us, taken before we list it (see plan::fold).
         let state = self.book.load(&peer);
         let now = self.book.clock().now();
-        let listing = transfer::list(conn, Filter::All, true, true)?;
+        let mut received = Vec::new();
         let mut busy = scan.busy.clone();
-        let mut remote = Index::new();
-        for entry in &listing {
-            match Version::of_entry(entry) {
-                Some(v) => {
-                    remote.insert(entry.path.clone(), v);
-                }
+        let same = transfer::sync_list(conn, known_folders(&state.agreed), &mut |entry| {
+            match Version::of_entry(&entry) {
+                Some(v) => received.push((entry.path, v)),
+                // Listed without an MD5: the peer could not read it. Leave it alone.
                 None => {
-                    busy.insert(entry.path.clone());
+                    busy.insert(entry.path);
                 }
             }
-        }
+        })?;
+        let remote = remote_index(received, &same, &state.agreed);
         let plan = plan::plan(&Inputs {
             local: &scan.index,
             remote: &remote,
@@ -334,7 +366,6 @@ impl Syncer {
             local: &self.local,
             peer: &peer,
             after: scan.index,
-            stamps: scan.stamps,
             new_folders: Vec::new(),
             network_down: None,
             summary: Summary {
@@ -366,12 +397,8 @@ impl Syncer {
         self.book
             .store(&peer, agreed)
             .map_err(|e| Error::io(self.book.file_of(&peer), e))?;
-        let root = self.local.root();
-        self.local
-            .hashes
-            .retain(|name| run.after.contains_key(name) || root.join(name).exists());
         if let Err(e) = self.local.hashes.save() {
-            log::warn!("cannot save the hash cache: {e}");
+            log::warn!("cannot save the stat cache: {e}");
         }
         let summary = run.summary;
         if summary.changed() || summary.failed > 0 {
@@ -399,10 +426,11 @@ struct Run<'a> {
     local: &'a LocalBox,
     /// The peer's name.
     peer: &'a str,
-    /// This box as the round left it so far (the plan's view plus what succeeded).
+    /// This box as the round left it so far (the plan's view plus what succeeded). A file on
+    /// disk is still the version listed here if the stat cache vouches for its stamp with the
+    /// version's MD5 (every file of the scan was hashed or looked up under its stamp, and every
+    /// file the round writes is recorded under its new one).
     after: Index,
-    /// The stamp of each file in `after`, as last seen or left by the round.
-    stamps: HashMap<String, Stamp>,
     /// Folders made this round whose own bits would stop us from filling them (no `rwx` for
     /// their owner), with the bits they get at the end of the round.
     new_folders: Vec<(String, u32)>,
@@ -497,9 +525,7 @@ impl Run<'_> {
                     .create(&dir)
                     .and_then(|()| fs::set_permissions(&dir, fs::Permissions::from_mode(now)))
                     .map_err(|e| Error::io(&dir, e))?;
-                let meta = fs::symlink_metadata(&dir).map_err(|e| Error::io(&dir, e))?;
                 self.after.insert(path.clone(), Version::dir(now));
-                self.stamps.insert(path.clone(), Stamp::of(&meta));
                 if !fillable {
                     self.new_folders.push((path.clone(), *mode));
                 }
@@ -533,7 +559,7 @@ impl Run<'_> {
             (Some(v), Some(meta))
                 if !v.is_dir()
                     && meta.is_file()
-                    && self.stamps.get(path) == Some(&Stamp::of(&meta)) =>
+                    && self.local.hashes.get(&Stamp::of(&meta)) == v.md5 =>
             {
                 Ok(())
             }
@@ -543,7 +569,6 @@ impl Run<'_> {
 
     fn forget(&mut self, path: &str) {
         self.after.remove(path);
-        self.stamps.remove(path);
     }
 
     /// Records that the file `path` now holds `version`, with the stamp it has on disk, and
@@ -554,15 +579,11 @@ impl Run<'_> {
             .ok()
             .and_then(|p| fs::symlink_metadata(p).ok())
             .map(|m| Stamp::of(&m));
-        if let (Some(stamp), Some(md5)) = (stamp, &version.md5) {
+        if let (Some(stamp), Some(md5)) = (stamp, version.md5) {
             if inode.map_or(true, |i| i == stamp.inode) && stamp.size == version.size {
-                self.local.hashes.put(path, stamp, md5.clone());
+                self.local.hashes.put(stamp, md5);
             }
         }
-        match stamp {
-            Some(stamp) => self.stamps.insert(path.to_string(), stamp),
-            None => self.stamps.remove(path),
-        };
         self.after.insert(path.to_string(), version);
     }
 
@@ -575,7 +596,7 @@ impl Run<'_> {
         let _b = lock(self.local, to)?;
         let src = resolve_for_write(self.local, from)?;
         let dst = resolve_for_write(self.local, to)?;
-        let inode = self.stamps.get(from).map(|s| s.inode);
+        let inode = fs::symlink_metadata(&src).ok().map(|m| Stamp::of(&m).inode);
         fs::rename(&src, &dst).map_err(|e| Error::io(&src, e))?;
         self.forget(from);
         self.now_holds(to, version.clone(), inode);
@@ -612,7 +633,8 @@ impl Run<'_> {
             }
         };
         // Install only the version the plan decided on.
-        if entry.md5 != version.md5 || entry.size != version.size {
+        let got = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
+        if got != version.md5 || entry.size != version.size {
             return Ok(Step::Skipped(format!(
                 "{path} changed on {} since it was listed; the next round takes the new version",
                 self.peer
@@ -623,7 +645,7 @@ impl Run<'_> {
             return Ok(Step::Skipped(why));
         }
         let installed = Version::file(
-            version.md5.clone().unwrap_or_default(),
+            version.md5.unwrap_or_default(),
             entry.size,
             entry.mode & MODE_MASK,
             entry.mtime_ns,
@@ -664,7 +686,9 @@ impl Run<'_> {
         if let Some(mut v) = self.after.get(path).cloned() {
             v.mode = mode.unwrap_or(v.mode);
             v.mtime_ns = mtime_ns.unwrap_or(v.mtime_ns);
-            let inode = self.stamps.get(path).map(|s| s.inode);
+            let inode = fs::symlink_metadata(&target)
+                .ok()
+                .map(|m| Stamp::of(&m).inode);
             self.now_holds(path, v, inode);
         }
         Ok(Step::Done(format!("ok: {}", done.join(", "))))

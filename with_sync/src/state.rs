@@ -24,11 +24,10 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use minibox::hash::{self, write_atomically};
-use minibox::protocol::Entry;
 use minibox::serve::Witness;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Agreement, Index, Seen, Version};
+use crate::plan::{Agreement, Index, Seen};
 
 /// The format number written in every state file.
 const FORMAT: u32 = 1;
@@ -209,12 +208,8 @@ impl Witness for Book {
         self.clock.now()
     }
 
-    fn round_over(&self, peer: &str, moment: i64, entries: Vec<Entry>) {
+    fn round_over(&self, peer: &str, moment: i64, entries: Index) {
         let committed = self.clock.now();
-        let entries: Index = entries
-            .iter()
-            .filter_map(|e| Version::of_entry(e).map(|v| (e.path.clone(), v)))
-            .collect();
         self.load(peer);
         let mut peers = self.peers();
         let slot = peers.entry(peer.to_string()).or_default();
@@ -258,7 +253,7 @@ mod tests {
         agreed.insert(
             "a".into(),
             Agreed {
-                version: Version::file("aa", 2, 0o644, 5),
+                version: crate::plan::Version::file(minibox::hash::Md5::of(b"aa"), 2, 0o644, 5),
                 since: 7,
             },
         );
@@ -267,10 +262,10 @@ mod tests {
             !book.store("box2", agreed.clone()).unwrap(),
             "unchanged: no write"
         );
-        book.round_over("box2", 8, Vec::new());
+        book.round_over("box2", 8, Index::new());
         let file = book.file_of("box2");
         let written = fs::metadata(&file).unwrap().modified().unwrap();
-        book.round_over("box2", 10, Vec::new());
+        book.round_over("box2", 10, Index::new());
         assert_eq!(fs::metadata(&file).unwrap().modified().unwrap(), written);
 
         let again = Book::open(tmp.path());

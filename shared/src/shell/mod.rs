@@ -237,6 +237,9 @@ impl<'a> Shell<'a> {
             Request::Hello { .. } | Request::Prove { .. } => {
                 Err(Error::Usage("the handshake is not a shell command".into()))
             }
+            Request::SyncList { .. } => Err(Error::Usage(
+                "the sync listing is part of a sync round, not a shell command".into(),
+            )),
             Request::UdpReceived { .. } => Err(Error::Usage(
                 "udp_received is part of a UDP download, not a shell command".into(),
             )),

@@ -61,6 +61,7 @@ use socket2::SockRef;
 
 use crate::conn::Connection;
 use crate::error::{Error, Result};
+use crate::hash::Md5;
 use crate::local::LocalBox;
 use crate::paths;
 use crate::protocol::{Entry, ErrorCode, Reply, Request};
@@ -192,7 +193,7 @@ pub fn serve_download(
     socket: &UdpSocket,
     name: &str,
 ) -> Result<String, Failure> {
-    let mut out = serve::open_outgoing(local, name)?;
+    let out = serve::open_outgoing(local, name)?;
     let block_size = block_size_for(conn.peer_addr().ip());
     let blocks = block_count(out.entry.size, block_size).map_err(|e| {
         Failure::Reply(
@@ -208,16 +209,16 @@ pub fn serve_download(
         block_size,
     })?;
     let mut source = sender::Source::new(&out.file, out.entry.size, block_size, blocks)
-        .hashing(out.entry.md5.is_none());
+        .hashing(out.known.is_none());
     let report = sender::send(conn, &inbox, &mut source, name)?;
     drop(inbox);
-    let (md5, complete) = match out.entry.md5.take() {
+    let (md5, complete) = match out.known {
         Some(md5) => (md5, true),
         None => match source.finish_hash() {
             Ok(md5) => (md5, true),
             Err(e) => {
                 log::warn!("udp: {name}: {e}");
-                (String::new(), false)
+                (Md5::default(), false)
             }
         },
     };
@@ -276,9 +277,9 @@ pub fn download(
     let received = receiver::receive(conn, &socket, &plan, tmp.file(), progress)?;
     conn.send(&Request::UdpReceived { token })?;
     let trailer = conn.recv::<Reply>()?;
-    let md5 = transfer::verify(&entry, &received, trailer)?;
+    let md5 = transfer::verify(&entry, received, trailer)?;
     let entry = Entry {
-        md5: Some(md5),
+        md5: Some(md5.to_string()),
         ..entry
     };
     transfer::install(local, tmp, &entry)?;

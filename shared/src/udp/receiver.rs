@@ -15,7 +15,7 @@
 //! datagrams; the token check drops leftovers of earlier transfers.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::UdpSocket;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,8 +26,9 @@ use super::wire::{self, Datagram, MAX_DATAGRAM};
 use super::{MAX_RETRIES, TCP_POLL};
 use crate::conn::Connection;
 use crate::error::{Error, Result};
-use crate::hash::{BackgroundHasher, Hasher, BACKGROUND_MIN, BUF_SIZE};
+use crate::hash::Md5;
 use crate::protocol::{ErrorCode, Reply};
+use crate::sink::FileSink;
 use crate::transfer::{self, Progress};
 use crate::IDLE_TIMEOUT;
 
@@ -89,7 +90,9 @@ impl Acker<'_> {
     }
 }
 
-/// Receives the whole file into `file`, hashing it in order. Returns its MD5.
+/// Receives the whole file into `file` (at `plan.tmp`), hashing it in order (blocks go to a
+/// [`FileSink`] as they come in order, so large files are hashed on a second core and written
+/// around the page cache, as TCP downloads are). Returns its MD5.
 ///
 /// # Errors
 /// A timeout (no new block for 10 s), the server's error or a closed connection on TCP, or a
@@ -98,12 +101,13 @@ pub fn receive(
     conn: &mut Connection,
     socket: &UdpSocket,
     plan: &Plan<'_>,
-    file: &mut File,
+    file: &File,
     progress: Progress<'_>,
-) -> Result<String> {
+) -> Result<Md5> {
     let started = Instant::now();
     let mut reassembly = Reassembly::new(plan.blocks, plan.window);
-    let mut sink = Sink::new(file, plan.size).map_err(|e| Error::io(plan.tmp, e))?;
+    let mut sink =
+        FileSink::new(file, Some(plan.tmp), plan.size).map_err(|e| Error::io(plan.tmp, e))?;
     let mut acker = Acker {
         socket,
         token: plan.token,
@@ -234,82 +238,6 @@ pub fn receive(
     Ok(md5)
 }
 
-/// Where the blocks go once in order: the temporary file and the MD5. Blocks are gathered into a
-/// buffer of [`BUF_SIZE`] bytes, written with one system call per buffer, and hashed: for a large
-/// file on a second thread ([`BackgroundHasher`], as TCP downloads do), so that hashing one
-/// buffer overlaps with receiving the next.
-struct Sink<'f> {
-    /// The temporary file.
-    file: &'f mut File,
-    /// Bytes gathered, not yet written.
-    buf: Vec<u8>,
-    /// The running MD5.
-    hash: Hashing,
-}
-
-enum Hashing {
-    /// On this thread (small files: a thread would cost more than it saves).
-    Here(Hasher),
-    /// On a thread of its own.
-    Background(BackgroundHasher),
-}
-
-impl<'f> Sink<'f> {
-    fn new(file: &'f mut File, size: u64) -> io::Result<Self> {
-        let hash = if size >= BACKGROUND_MIN {
-            Hashing::Background(BackgroundHasher::start(4)?)
-        } else {
-            Hashing::Here(Hasher::new())
-        };
-        Ok(Sink {
-            file,
-            buf: Vec::with_capacity(BUF_SIZE),
-            hash,
-        })
-    }
-
-    /// Takes the next bytes of the file.
-    fn put(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while !bytes.is_empty() {
-            let n = (BUF_SIZE - self.buf.len()).min(bytes.len());
-            self.buf.extend_from_slice(&bytes[..n]);
-            bytes = &bytes[n..];
-            if self.buf.len() == BUF_SIZE {
-                self.flush()?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes and hashes what was gathered.
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        self.file.write_all(&self.buf)?;
-        match &mut self.hash {
-            Hashing::Here(h) => h.update(&self.buf),
-            Hashing::Background(bg) => {
-                // Hand the full buffer over; gather into an empty one meanwhile.
-                let mut next = bg.buffer();
-                next.clear();
-                bg.submit(std::mem::replace(&mut self.buf, next));
-            }
-        }
-        self.buf.clear();
-        Ok(())
-    }
-
-    /// Writes the rest; returns the MD5 of everything.
-    fn finish(mut self) -> io::Result<String> {
-        self.flush()?;
-        Ok(match self.hash {
-            Hashing::Here(h) => h.finish(),
-            Hashing::Background(bg) => bg.finish(),
-        })
-    }
-}
-
 /// The server spoke on TCP in the middle of the transfer: it gave up, the file changed, or the
 /// connection closed. Turns that into the error to report.
 fn interrupted(conn: &mut Connection, name: &str) -> Error {
@@ -350,28 +278,6 @@ mod tests {
         assert_eq!(plan.len_of(0), 1000);
         assert_eq!(plan.len_of(2), 500);
         assert_eq!(plan.len_of(3), 0);
-    }
-
-    #[test]
-    fn the_sink_writes_and_hashes_everything_in_order_small_or_large() {
-        for size in [
-            0usize,
-            1000,
-            BUF_SIZE * 3 + 5,
-            BACKGROUND_MIN as usize + 12_345,
-        ] {
-            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("f");
-            let mut file = File::create(&path).unwrap();
-            let mut sink = Sink::new(&mut file, size as u64).unwrap();
-            for chunk in data.chunks(32 * 1024 + 7) {
-                sink.put(chunk).unwrap();
-            }
-            let md5 = sink.finish().unwrap();
-            assert_eq!(std::fs::read(&path).unwrap(), data);
-            assert_eq!(md5, crate::hash::md5_reader(data.as_slice()).unwrap());
-        }
     }
 
     #[test]

@@ -22,7 +22,7 @@ use super::wire::{self, Datagram, DATA_HEADER, MAX_ACK};
 use super::{MAX_RETRIES, TCP_POLL};
 use crate::conn::Connection;
 use crate::error::Error;
-use crate::hash::Hasher;
+use crate::hash::{Hasher, Md5};
 use crate::protocol::{ErrorCode, Request};
 use crate::serve::Failure;
 use crate::IDLE_TIMEOUT;
@@ -98,14 +98,14 @@ impl<'f> Source<'f> {
     ///
     /// # Errors
     /// If the file cannot be read, or no hash was being computed.
-    pub fn finish_hash(&mut self) -> io::Result<String> {
+    pub fn finish_hash(&mut self) -> io::Result<Md5> {
         let mut buf = vec![0u8; self.block_size as usize];
         while self.hashed < self.blocks {
             self.read(self.hashed, &mut buf)?;
         }
         self.hasher
             .take()
-            .map(Hasher::finish)
+            .map(Hasher::digest)
             .ok_or_else(|| io::Error::other("the MD5 was not being computed"))
     }
 }

@@ -2,12 +2,20 @@
 //! rounds against each other with random edits in between (no sockets, no sleeps).
 
 use super::*;
+use minibox::hash::Md5;
+use minibox::protocol::Kind;
 use testkit::Rng;
 
 const T0: i64 = 1_795_600_800_000_000_000; // 2026-11-25T10:00:00Z
 
-fn file(md5: &str, mtime_ns: i64) -> Version {
-    Version::file(md5, md5.len() as u64, 0o644, mtime_ns)
+/// A file version whose contents are `label` (its MD5 is the label's).
+fn file(label: &str, mtime_ns: i64) -> Version {
+    Version::file(
+        Md5::of(label.as_bytes()),
+        label.len() as u64,
+        0o644,
+        mtime_ns,
+    )
 }
 
 fn index(items: &[(&str, Version)]) -> Index {
@@ -254,8 +262,9 @@ fn the_loser_that_pulls_second_does_not_make_a_second_copy() {
 
 #[test]
 fn equal_mtimes_are_settled_by_the_larger_md5() {
-    let ours = file("aa", T0);
-    let theirs = file("bb", T0);
+    let (a, b) = (file("aa", T0), file("bb", T0));
+    // Ours has the smaller MD5, so ours loses.
+    let (ours, theirs) = if a.md5 < b.md5 { (a, b) } else { (b, a) };
     let p = plan_for(
         &index(&[("x", ours.clone())]),
         &index(&[("x", theirs.clone())]),
@@ -585,7 +594,12 @@ fn a_taken_conflict_name_gets_a_tag() {
         p.actions,
         vec![Action::Download {
             path: "a".into(),
-            to: conflict_name("a", "box2", theirs.mtime_ns, Some("22")),
+            to: conflict_name(
+                "a",
+                "box2",
+                theirs.mtime_ns,
+                Some(&theirs.md5.unwrap().to_string()[..8])
+            ),
             version: theirs
         }]
     );
@@ -657,7 +671,7 @@ struct Peer {
     /// What the other peer saw of this one in its last completed round.
     seen: Option<Seen>,
     /// Every file version this peer moved to its trash.
-    trash: Vec<String>,
+    trash: Vec<Md5>,
 }
 
 /// A round between listing and commit.
@@ -675,7 +689,7 @@ struct World {
     clock: i64,
     rng: Rng,
     /// Versions the simulated users deleted or overwrote themselves (not sync's doing).
-    removed_by_users: BTreeSet<String>,
+    removed_by_users: BTreeSet<Md5>,
 }
 
 const NAMES: [&str; 5] = ["a", "b.txt", "d", "d/c", "d/e/f.txt"];
@@ -766,10 +780,10 @@ impl World {
                 continue;
             }
             match &action {
-                Action::Delete { version, .. } => p.trash.extend(version.md5.clone()),
+                Action::Delete { version, .. } => p.trash.extend(version.md5),
                 Action::Download { to, .. } => {
                     if let Some(old) = p.files.get(to) {
-                        p.trash.extend(old.md5.clone());
+                        p.trash.extend(old.md5);
                     }
                 }
                 _ => {}
@@ -842,10 +856,10 @@ impl World {
         if std::env::var_os("SIM_TRACE").is_some() {
             eprintln!("edit on {}: op {op} on {path}", self.peers[me].name);
         }
-        let md5 = format!("{:08x}", rng.next_u64() as u32);
+        let md5 = Md5::of(&rng.next_u64().to_le_bytes());
         let mode = *pick(rng, &[0o644, 0o600, 0o755]);
         let files = &mut self.peers[me].files;
-        let before: BTreeSet<String> = files.values().filter_map(|v| v.md5.clone()).collect();
+        let before: BTreeSet<Md5> = files.values().filter_map(|v| v.md5).collect();
         let current = files.get(&path).cloned();
         match (op, current) {
             // Create or edit a file (sometimes keeping the old mtime: a same-second edit).
@@ -892,23 +906,22 @@ impl World {
             }
             _ => {}
         }
-        let after: BTreeSet<String> = files.values().filter_map(|v| v.md5.clone()).collect();
+        let after: BTreeSet<Md5> = files.values().filter_map(|v| v.md5).collect();
         self.removed_by_users
             .extend(before.difference(&after).cloned());
     }
 
-    fn versions(&self) -> BTreeSet<String> {
+    fn versions(&self) -> BTreeSet<Md5> {
         self.peers
             .iter()
-            .flat_map(|p| p.files.values().filter_map(|v| v.md5.clone()))
+            .flat_map(|p| p.files.values().filter_map(|v| v.md5))
             .collect()
     }
 
-    fn kept(&self, md5: &str) -> bool {
+    fn kept(&self, md5: &Md5) -> bool {
         self.removed_by_users.contains(md5)
             || self.peers.iter().any(|p| {
-                p.files.values().any(|v| v.md5.as_deref() == Some(md5))
-                    || p.trash.iter().any(|t| t == md5)
+                p.files.values().any(|v| v.md5 == Some(*md5)) || p.trash.iter().any(|t| t == md5)
             })
     }
 }
@@ -938,7 +951,7 @@ fn make_parents(files: &mut Index, path: &str) {
 
 fn simulate(seed: u64, concurrent: bool) {
     let mut w = World::new(seed);
-    let mut history: BTreeSet<String> = BTreeSet::new();
+    let mut history: BTreeSet<Md5> = BTreeSet::new();
     for step in 0..40 {
         for _ in 0..w.rng.below(4) {
             let who = w.rng.below(2);
