@@ -257,6 +257,23 @@ impl Connection {
         write_frame(&mut self.writer, msg).map_err(Error::from)
     }
 
+    /// Queues raw bytes (file data after a header) without flushing.
+    ///
+    /// # Errors
+    /// If the socket fails.
+    pub fn queue_raw(&mut self, bytes: &[u8]) -> Result<()> {
+        self.writer
+            .write_all(bytes)
+            .map_err(|e| Error::net("sending to the peer", e))
+    }
+
+    /// Whether bytes from the peer are already buffered here, read from the socket but not yet
+    /// taken by [`Connection::recv`]: a pipelining client's next request. A server answering a
+    /// batch flushes its replies only when this is false, so one system call carries many.
+    pub fn input_pending(&self) -> bool {
+        !self.reader.buffer().is_empty()
+    }
+
     /// Flushes queued frames.
     ///
     /// # Errors

@@ -54,6 +54,10 @@ pub enum Error {
     /// This process is stopping (SIGINT, SIGTERM) and abandoned the operation; nothing was
     /// installed.
     Interrupted(String),
+    /// Something in this box changed under an operation that depended on it (a file a user
+    /// edited while a sync round was about to replace it); nothing was changed, and the
+    /// operation is left for later.
+    LocalChange(String),
 }
 
 /// Shorthand for results in this crate.
@@ -99,7 +103,8 @@ impl fmt::Display for Error {
             | Error::Verify(m)
             | Error::Timeout(m)
             | Error::Auth(m)
-            | Error::Interrupted(m) => f.write_str(m),
+            | Error::Interrupted(m)
+            | Error::LocalChange(m) => f.write_str(m),
         }
     }
 }

@@ -93,12 +93,17 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
                 .record(&peer, &what, format!("ok {summary}").trim_end()),
             Err(Failure::Reply(code, message)) => {
                 local.log.record(&peer, &what, &format!("error: {message}"));
-                conn.send(&Reply::error(code, message))?;
+                conn.queue(&Reply::error(code, message))?;
             }
             Err(Failure::Connection(e)) => {
                 local.log.record(&peer, &what, &format!("failed: {e}"));
                 return Err(e);
             }
+        }
+        // A client that pipelines has its next request waiting already: answer it before
+        // flushing, so that a batch of small replies leaves in a few large writes.
+        if !conn.input_pending() {
+            conn.flush()?;
         }
     }
     // A clean hang-up: the peer's round (if this was one) is over.
@@ -401,6 +406,12 @@ impl<'c> Chunks<'c> {
 /// # Errors
 /// A reply for the client when the name is refused or the file is missing.
 pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure> {
+    let (file, meta) = open_regular(local, name)?;
+    Ok((file, index::entry_of(name, &meta)))
+}
+
+/// [`open_file`], with the opened file's metadata.
+fn open_regular(local: &LocalBox, name: &str) -> Result<(File, fs::Metadata), Failure> {
     let path = paths::resolve(local.root(), name)?;
     let not_found = || {
         Failure::Reply(
@@ -410,7 +421,7 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
     };
     // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
     // whole server) until some process writes to it.
-    let (file, meta) = paths::open_for_reading(&path).map_err(|e| match e.kind() {
+    paths::open_for_reading(&path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
         // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
         _ if fs::symlink_metadata(&path).is_err() => not_found(),
@@ -420,8 +431,7 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
             paths::PathError::Symlink(name.to_string()).to_string(),
         ),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
-    })?;
-    Ok((file, index::entry_of(name, &meta)))
+    })
 }
 
 /// A file opened for sending (over TCP or UDP), with what is needed to tell at the end whether
@@ -447,12 +457,9 @@ pub struct Outgoing<'a> {
 /// A reply for the client when the file is busy, refused or missing.
 pub fn open_outgoing<'a>(local: &'a LocalBox, name: &str) -> Result<Outgoing<'a>, Failure> {
     let guard = read_lock(local, name)?;
-    let (file, entry) = open_file(local, name)?;
-    let before = Stamp::of(
-        &file
-            .metadata()
-            .map_err(|e| Failure::Reply(ErrorCode::Io, e.to_string()))?,
-    );
+    let (file, meta) = open_regular(local, name)?;
+    let entry = index::entry_of(name, &meta);
+    let before = Stamp::of(&meta);
     let known = local.hashes.get(&before);
     Ok(Outgoing {
         _guard: guard,
@@ -483,24 +490,32 @@ pub fn finish_outgoing(
     let after = fs::symlink_metadata(local.root().join(name))
         .map(|m| Stamp::of(&m))
         .ok();
+    // Queued, not flushed: the serving loop flushes when no other request is waiting.
     if !complete || after != Some(out.before) {
-        conn.send(&Reply::error(
+        conn.queue(&Reply::error(
             ErrorCode::Changed,
             format!("{name} changed while it was being sent; nothing was installed"),
         ))?;
         return Ok("but the file changed during the transfer".into());
     }
     local.hashes.put(out.before, md5);
-    conn.send(&Reply::Trailer {
+    conn.queue(&Reply::Trailer {
         md5: md5.to_string(),
     })?;
     Ok(format!("{} bytes", out.entry.size))
 }
 
+/// Files up to this size are sent from memory (read whole, then queued with their header and
+/// trailer); larger ones are streamed.
+pub const SMALL_FILE: u64 = 64 * 1024;
+
 /// Sends one file over this TCP connection: header, raw bytes, trailer.
 fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
     let out = open_outgoing(local, name)?;
     let size = out.entry.size;
+    if size <= SMALL_FILE {
+        return send_small(conn, local, &out);
+    }
     conn.send(&Reply::File {
         entry: out.entry.clone(),
     })?;
@@ -527,6 +542,26 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
         pad(socket, short)?;
     }
     finish_outgoing(conn, local, &out, sent_md5, short == 0)
+}
+
+/// Sends a small file: reads it whole, then queues header, bytes and trailer, so that a client
+/// fetching many small files gets several in one write (see the serving loop). One read, no
+/// `sendfile` set-up, and a file that cannot be read gets an error reply before any header.
+fn send_small(conn: &mut Connection, local: &LocalBox, out: &Outgoing<'_>) -> Result<String, Failure> {
+    let size = out.entry.size;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    (&out.file).take(size).read_to_end(&mut bytes).map_err(|e| {
+        Failure::Reply(ErrorCode::Io, format!("cannot read {}: {e}", out.entry.path))
+    })?;
+    // The file shrank under us: the client expects `size` bytes, so pad, and say so after.
+    let complete = bytes.len() as u64 == size;
+    bytes.resize(usize::try_from(size).unwrap_or(0), 0);
+    let md5 = out.known.unwrap_or_else(|| Md5::of(&bytes));
+    conn.queue(&Reply::File {
+        entry: out.entry.clone(),
+    })?;
+    conn.queue_raw(&bytes)?;
+    finish_outgoing(conn, local, out, md5, complete)
 }
 
 /// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish.

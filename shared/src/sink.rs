@@ -43,27 +43,45 @@ pub const LARGE: u64 = 4 * 1024 * 1024;
 /// How many buffers circulate between the receiver and the hasher.
 const BUFFERS: usize = 4;
 
-/// A buffer of [`BLOCK`] bytes whose start is aligned to [`ALIGN`] in memory, and how much of it
-/// is filled.
+/// A buffer, and how much of it is filled. Buffers for large files hold [`BLOCK`] bytes and
+/// start at an address aligned to [`ALIGN`].
 ///
 /// The alignment comes from over-allocating by [`ALIGN`] bytes and starting at the first aligned
 /// address inside; a `Vec`'s heap memory never moves while it is not resized, so the buffer
 /// stays aligned as it travels between threads.
 pub struct Block {
-    /// The allocation, [`ALIGN`] bytes larger than the buffer.
+    /// The allocation (for an aligned buffer, [`ALIGN`] bytes larger than the buffer).
     raw: Vec<u8>,
-    /// Where the aligned buffer starts inside `raw`.
+    /// Where the buffer starts inside `raw`.
     start: usize,
+    /// The buffer's size.
+    cap: usize,
     /// Bytes filled.
     len: usize,
 }
 
 impl Block {
-    /// A fresh, empty buffer.
+    /// A fresh, empty, aligned buffer of [`BLOCK`] bytes.
     pub fn new() -> Self {
         let raw = vec![0u8; BLOCK + ALIGN];
         let start = raw.as_ptr().align_offset(ALIGN).min(ALIGN);
-        Block { raw, start, len: 0 }
+        Block {
+            raw,
+            start,
+            cap: BLOCK,
+            len: 0,
+        }
+    }
+
+    /// A fresh, empty buffer of `cap` bytes, not aligned (for a small file, written the
+    /// ordinary way).
+    pub fn small(cap: usize) -> Self {
+        Block {
+            raw: vec![0u8; cap],
+            start: 0,
+            cap,
+            len: 0,
+        }
     }
 
     /// The filled part.
@@ -73,12 +91,12 @@ impl Block {
 
     /// The part not filled yet.
     pub fn spare(&mut self) -> &mut [u8] {
-        &mut self.raw[self.start + self.len..self.start + BLOCK]
+        &mut self.raw[self.start + self.len..self.start + self.cap]
     }
 
     /// Whether the buffer is full.
     pub fn is_full(&self) -> bool {
-        self.len == BLOCK
+        self.len == self.cap
     }
 }
 
@@ -180,6 +198,8 @@ pub struct FileSink<'f> {
     direct: Option<File>,
     /// Where the next byte goes.
     offset: u64,
+    /// Whether to leave the file's own position after the bytes at the end.
+    seek_at_end: bool,
     /// Bytes gathered, not yet written.
     block: Block,
     /// The running MD5.
@@ -187,30 +207,51 @@ pub struct FileSink<'f> {
 }
 
 impl<'f> FileSink<'f> {
-    /// A sink writing `size` bytes into `file` from its current position. With the file's
-    /// `path`, a large file is written around the page cache (see the module docs).
+    /// A sink writing `size` bytes into the new, empty `file` that lives at `path`. A large
+    /// file is written around the page cache (see the module docs).
+    ///
+    /// # Errors
+    /// If the hasher thread cannot be started.
+    pub fn new(file: &'f File, path: &Path, size: u64) -> io::Result<Self> {
+        FileSink::start(file, Some(path), 0, false, size)
+    }
+
+    /// A sink writing `size` bytes into `file` from its current position, and leaving the
+    /// position after them. Always through the page cache.
     ///
     /// # Errors
     /// If the file's position cannot be read or the hasher thread cannot be started.
-    pub fn new(file: &'f File, path: Option<&Path>, size: u64) -> io::Result<Self> {
-        let large = size >= LARGE;
-        let direct = path.filter(|_| large).and_then(open_direct);
+    pub fn append(file: &'f File, size: u64) -> io::Result<Self> {
         // (`Seek` is implemented for `&File`: a shared handle has one position, in the kernel.)
         let mut handle = file;
         let offset = handle.stream_position()?;
-        let hash = if large {
-            Hashing::Background(BackgroundHasher::start(BUFFERS)?)
+        FileSink::start(file, None, offset, true, size)
+    }
+
+    fn start(
+        file: &'f File,
+        path: Option<&Path>,
+        offset: u64,
+        seek_at_end: bool,
+        size: u64,
+    ) -> io::Result<Self> {
+        let large = size >= LARGE;
+        let direct = path.filter(|_| large).and_then(open_direct);
+        let (hash, block) = if large {
+            let bg = BackgroundHasher::start(BUFFERS)?;
+            let block = bg.buffer();
+            (Hashing::Background(bg), block)
         } else {
-            Hashing::Here(Hasher::new())
-        };
-        let block = match &hash {
-            Hashing::Background(bg) => bg.buffer(),
-            Hashing::Here(_) => Block::new(),
+            // Small: one buffer the size of the file (at least one byte, so that a sink fed
+            // more than it announced still moves on), written in one call.
+            let cap = usize::try_from(size).map_or(BLOCK, |n| n.clamp(1, BLOCK));
+            (Hashing::Here(Hasher::new()), Block::small(cap))
         };
         Ok(FileSink {
             file,
             direct,
             offset,
+            seek_at_end,
             block,
             hash,
         })
@@ -226,7 +267,7 @@ impl<'f> FileSink<'f> {
     /// # Errors
     /// If the disk fails.
     pub fn filled(&mut self, n: usize) -> io::Result<()> {
-        self.block.len = (self.block.len + n).min(BLOCK);
+        self.block.len = (self.block.len + n).min(self.block.cap);
         if self.block.is_full() {
             self.flush()?;
         }
@@ -306,8 +347,10 @@ impl<'f> FileSink<'f> {
     /// If the disk fails.
     pub fn finish(mut self) -> io::Result<Md5> {
         self.flush()?;
-        let mut file = self.file;
-        file.seek(SeekFrom::Start(self.offset))?;
+        if self.seek_at_end {
+            let mut handle = self.file;
+            handle.seek(SeekFrom::Start(self.offset))?;
+        }
         Ok(match self.hash {
             Hashing::Here(h) => h.digest(),
             Hashing::Background(bg) => bg.finish(),
@@ -357,8 +400,9 @@ mod tests {
         drop(bg);
     }
 
-    /// Every size around the thresholds, fed by `put` in odd pieces or through `spare`: the
-    /// file holds exactly the bytes, the MD5 is theirs.
+    /// Every size around the thresholds, fed by `put` in odd pieces or through `spare`, into a
+    /// new file or appended after what a file holds: the file holds exactly the bytes, in
+    /// place, and the MD5 is theirs.
     #[test]
     fn a_sink_writes_and_hashes_every_byte_in_order() {
         let sizes = [
@@ -371,35 +415,44 @@ mod tests {
             LARGE as usize,
             LARGE as usize + ALIGN * 3 + 77,
         ];
-        for (i, size) in sizes.into_iter().enumerate() {
-            let data: Vec<u8> = (0..size).map(|j| (j * 31 % 251) as u8).collect();
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("f");
-            let mut file = File::create(&path).unwrap();
-            // A prefix first, so that the sink starts where the file's position is.
-            std::io::Write::write_all(&mut file, b"head").unwrap();
-            let mut sink = FileSink::new(&file, Some(&path), size as u64).unwrap();
-            if i % 2 == 0 {
-                for piece in data.chunks(32 * 1024 + 7) {
-                    sink.put(piece).unwrap();
+        for size in sizes {
+            for (append, by_put) in [(false, false), (false, true), (true, false), (true, true)] {
+                let data: Vec<u8> = (0..size).map(|j| (j * 31 % 251) as u8).collect();
+                let dir = tempfile::tempdir().unwrap();
+                let path = dir.path().join("f");
+                let mut file = File::create(&path).unwrap();
+                let mut want = Vec::new();
+                let mut sink = if append {
+                    std::io::Write::write_all(&mut file, b"head").unwrap();
+                    want.extend_from_slice(b"head");
+                    FileSink::append(&file, size as u64).unwrap()
+                } else {
+                    FileSink::new(&file, &path, size as u64).unwrap()
+                };
+                if by_put {
+                    for piece in data.chunks(32 * 1024 + 7) {
+                        sink.put(piece).unwrap();
+                    }
+                } else {
+                    let mut rest = data.as_slice();
+                    while !rest.is_empty() {
+                        let spare = sink.spare();
+                        let n = spare.len().min(rest.len()).min(100_000);
+                        spare[..n].copy_from_slice(&rest[..n]);
+                        rest = &rest[n..];
+                        sink.filled(n).unwrap();
+                    }
                 }
-            } else {
-                let mut rest = data.as_slice();
-                while !rest.is_empty() {
-                    let spare = sink.spare();
-                    let n = spare.len().min(rest.len()).min(100_000);
-                    spare[..n].copy_from_slice(&rest[..n]);
-                    rest = &rest[n..];
-                    sink.filled(n).unwrap();
+                let md5 = sink.finish().unwrap();
+                want.extend_from_slice(&data);
+                if append {
+                    std::io::Write::write_all(&mut file, b"tail").unwrap();
+                    want.extend_from_slice(b"tail");
                 }
+                let what = format!("size {size}, append {append}, put {by_put}");
+                assert!(std::fs::read(&path).unwrap() == want, "{what}");
+                assert_eq!(md5, digest_reader(data.as_slice()).unwrap(), "{what}");
             }
-            let md5 = sink.finish().unwrap();
-            std::io::Write::write_all(&mut file, b"tail").unwrap();
-            let mut want = b"head".to_vec();
-            want.extend_from_slice(&data);
-            want.extend_from_slice(b"tail");
-            assert!(std::fs::read(&path).unwrap() == want, "size {size}");
-            assert_eq!(md5, digest_reader(data.as_slice()).unwrap(), "size {size}");
         }
     }
 }

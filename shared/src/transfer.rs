@@ -179,6 +179,69 @@ pub fn fetch_tcp(
     conn.send(&Request::Download {
         path: name.to_string(),
     })?;
+    receive_file(conn, local, name, progress)
+}
+
+/// How many download requests [`fetch_many`] keeps ahead of the replies.
+pub const FETCH_WINDOW: usize = 32;
+
+/// Fetches many files over one connection, as [`fetch_tcp`] each, but *pipelined*: up to
+/// [`FETCH_WINDOW`] requests are sent ahead, so the server always has the next request in hand
+/// and the connection never sits idle for a round trip between two files. (A request is a few
+/// dozen bytes, so the window always fits the socket buffers: we never block on sending while
+/// the server blocks on replying.) The replies come in the order of the requests; each one is
+/// handed to `done` with its index in `names` as soon as it is in.
+///
+/// A reply that leaves the connection in step (a verified file, the peer's error, bytes that did
+/// not verify) lets the batch go on. Anything else (a broken connection, a reply out of place,
+/// a local disk error in the middle of the bytes) ends it: `done` gets that error and is not
+/// called for the rest. Returns how many names `done` was called for.
+pub fn fetch_many(
+    conn: &mut Connection,
+    local: &LocalBox,
+    names: &[&str],
+    done: &mut dyn FnMut(usize, Result<(TempFile, Entry)>),
+) -> usize {
+    // Names the path gate refuses are not asked for; they fail at their turn.
+    let checks: Vec<_> = names.iter().map(|n| paths::check_name(n)).collect();
+    let mut sent = 0;
+    for (i, name) in names.iter().enumerate() {
+        let mut ask = || -> Result<()> {
+            while sent < names.len() && sent < i + FETCH_WINDOW {
+                if checks[sent].is_ok() {
+                    conn.queue(&Request::Download {
+                        path: names[sent].to_string(),
+                    })?;
+                }
+                sent += 1;
+            }
+            conn.flush()
+        };
+        let result = match (ask(), &checks[i]) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Err(refused)) => Err(Error::Path(refused.clone())),
+            (Ok(()), Ok(())) => receive_file(conn, local, name, &mut |_, _| {}),
+        };
+        let in_step = matches!(
+            result,
+            Ok(_) | Err(Error::Remote { .. } | Error::Verify(_) | Error::Path(_))
+        );
+        done(i, result);
+        if !in_step {
+            return i + 1;
+        }
+    }
+    names.len()
+}
+
+/// Reads the reply to a [`Request::Download`] of `name`: the header, the bytes into a temporary
+/// file (hashed on the way), the trailer; verifies.
+fn receive_file(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<(TempFile, Entry)> {
     let entry = match conn.recv::<Reply>()? {
         Reply::File { entry } => check_header(entry, name)?,
         other => return Err(unexpected(other)),
@@ -246,7 +309,7 @@ pub fn receive_into(
     size: u64,
     progress: Progress<'_>,
 ) -> io::Result<String> {
-    receive(from, FileSink::new(to, None, size)?, size, progress).map(|md5| md5.to_string())
+    receive(from, FileSink::append(to, size)?, size, progress).map(|md5| md5.to_string())
 }
 
 /// Reads exactly `size` bytes from `from` into the temporary file `to`, hashing them on the way
@@ -262,12 +325,7 @@ pub fn receive_temp(
     progress: Progress<'_>,
 ) -> io::Result<Md5> {
     let path = to.path.clone();
-    receive(
-        from,
-        FileSink::new(to.file(), Some(&path), size)?,
-        size,
-        progress,
-    )
+    receive(from, FileSink::new(to.file(), &path, size)?, size, progress)
 }
 
 fn receive(
@@ -319,14 +377,16 @@ impl TempFile {
     /// If it cannot be created.
     pub fn create(local: &LocalBox) -> Result<Self> {
         let path = local.temp_path();
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let open = || OpenOptions::new().write(true).create_new(true).open(&path);
+        // `.minibox/tmp/` is made when the box is opened; make it again only if it went.
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => path
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| open()),
+            other => other,
         }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        .map_err(|e| Error::io(&path, e))?;
         Ok(TempFile {
             path,
             file: Some(file),
@@ -364,15 +424,34 @@ pub fn system_time(ns: i64) -> SystemTime {
     }
 }
 
-/// Installs a verified temporary file as `entry.path`: sets its mtime and permission bits, takes
-/// the file's write lock, moves any existing file of that name to the trash, renames into place.
-/// When `entry.md5` is known it goes into the hash cache under the installed file's stamp, so the
-/// next scan does not read the file again.
+/// Installs a verified temporary file as `entry.path`, replacing whatever file is there: see
+/// [`install_over`].
 ///
 /// # Errors
-/// If the name is refused (a symlink appeared on the way), a folder stands where the file should
-/// go, or the disk fails. The temporary file is removed in every failure case.
-pub fn install(local: &LocalBox, mut tmp: TempFile, entry: &Entry) -> Result<()> {
+/// As [`install_over`].
+pub fn install(local: &LocalBox, tmp: TempFile, entry: &Entry) -> Result<Option<Stamp>> {
+    install_over(local, tmp, entry, |_| Ok(()))
+}
+
+/// Installs a verified temporary file as `entry.path`: sets its mtime and permission bits, takes
+/// the file's write lock, lets `expect` look at what stands at the destination now (nothing,
+/// or its metadata), moves an existing file there to the trash, and renames the new one into
+/// place. When `entry.md5` is known it goes into the stat cache under the installed file's
+/// stamp, so the next scan does not read the file again. Returns that stamp.
+///
+/// `expect` runs under the write lock, right before the rename: a sync round uses it to make
+/// sure the file it is about to replace is still the version it planned for.
+///
+/// # Errors
+/// [`Error::LocalChange`] with `expect`'s sentence if it said no; an error if the name is
+/// refused (a symlink appeared on the way), a folder stands where the file should go, or the
+/// disk fails. The temporary file is removed in every failure case.
+pub fn install_over(
+    local: &LocalBox,
+    mut tmp: TempFile,
+    entry: &Entry,
+    expect: impl FnOnce(Option<&fs::Metadata>) -> std::result::Result<(), String>,
+) -> Result<Option<Stamp>> {
     let name = &entry.path;
     {
         let file = tmp.file();
@@ -387,34 +466,43 @@ pub fn install(local: &LocalBox, mut tmp: TempFile, entry: &Entry) -> Result<()>
         .write(name, IDLE_TIMEOUT)
         .ok_or_else(|| Error::Timeout(format!("{name} stayed busy; nothing was installed")))?;
     let dest = resolve_for_write(local, name)?;
-    if let Some(parent) = dest.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    match fs::symlink_metadata(&dest) {
-        Ok(meta) if meta.is_dir() => {
+    let there = match fs::symlink_metadata(&dest) {
+        Ok(meta) => Some(meta),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(Error::io(&dest, e)),
+    };
+    expect(there.as_ref()).map_err(Error::LocalChange)?;
+    match there {
+        Some(meta) if meta.is_dir() => {
             return Err(Error::Usage(format!(
                 "{name} is a folder here; nothing was installed"
             )))
         }
-        Ok(_) => {
+        Some(_) => {
             move_to_trash(local, name)?;
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(&dest, e)),
+        None => {}
     }
-    let inode = tmp.file().metadata().map(|m| Stamp::of(&m).inode).ok();
-    fs::rename(&tmp.path, &dest).map_err(|e| Error::io(&dest, e))?;
-    tmp.file = None; // installed: nothing to clean up
-                     // The rename moved the ctime, so take the stamp now; the inode check makes sure it is still
-                     // the file we just wrote.
+    // The folder is there unless the name is new at more than one level: then make it.
+    let renamed = match fs::rename(&tmp.path, &dest) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => dest
+            .parent()
+            .map_or(Ok(()), fs::create_dir_all)
+            .and_then(|()| fs::rename(&tmp.path, &dest)),
+        other => other,
+    };
+    renamed.map_err(|e| Error::io(&dest, e))?;
+    // Installed: nothing to clean up. The rename moved the ctime, so take the stamp now, from
+    // the open file: it is the inode we wrote, whatever the name may lead to by now.
+    let file = tmp.file.take();
+    let stamp = file.and_then(|f| f.metadata().ok()).map(|m| Stamp::of(&m));
     let md5 = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
-    if let (Some(md5), Ok(meta)) = (md5, fs::symlink_metadata(&dest)) {
-        let stamp = Stamp::of(&meta);
-        if Some(stamp.inode) == inode && stamp.size == entry.size {
+    if let (Some(md5), Some(stamp)) = (md5, stamp) {
+        if stamp.size == entry.size {
             local.hashes.put(stamp, md5);
         }
     }
-    Ok(())
+    Ok(stamp)
 }
 
 /// Resolves `name` for writing through the path gate.

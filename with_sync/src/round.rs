@@ -47,7 +47,7 @@ use minibox::index::{split_parent, FolderSums, Scanned, MODE_MASK};
 use minibox::local::LocalBox;
 use minibox::protocol::{Entry, FolderSum, Kind, MAX_KNOWN};
 use minibox::shell::output::human_size;
-use minibox::transfer::{self, resolve_for_write};
+use minibox::transfer::{self, resolve_for_write, TempFile};
 use minibox::IDLE_TIMEOUT;
 use serde_json::{json, Value};
 
@@ -386,11 +386,26 @@ impl Syncer {
             }
             *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
         }
-        for action in &plan.actions {
+        let mut rest = plan.actions.as_slice();
+        while let Some(first) = rest.first() {
             if self.stopped() {
                 break;
             }
-            run.carry(conn, action);
+            // Downloads come as one phase of the plan: fetch them as one pipelined batch.
+            let batch = match first {
+                Action::Download { .. } => rest
+                    .iter()
+                    .position(|a| !matches!(a, Action::Download { .. }))
+                    .unwrap_or(rest.len()),
+                _ => 0,
+            };
+            if batch > 0 {
+                run.download_all(conn, &rest[..batch]);
+                rest = &rest[batch..];
+            } else {
+                run.carry(conn, first);
+                rest = &rest[1..];
+            }
         }
         run.finish_folders();
         let agreed = plan.settle(&run.after, &remote, state.seen.as_ref(), now);
@@ -418,6 +433,33 @@ enum Step {
     Done(String),
     /// Put off to the next round, and why.
     Skipped(String),
+    /// Already logged and counted (a download carried out through its batch).
+    Logged,
+}
+
+/// Whether what is at `path` on disk (`disk`, from `lstat`) is what the round believes is there
+/// (`planned`): nothing, a folder, or a file of that version. A file is that version if the stat
+/// cache vouches for its stamp with the version's MD5: every file of the scan was hashed or
+/// looked up under its stamp, and every file the round writes is recorded under its new one; a
+/// file a user touched since has a stamp the cache has never seen. Returns why not.
+fn as_planned(
+    local: &LocalBox,
+    path: &str,
+    planned: Option<&Version>,
+    disk: Option<&fs::Metadata>,
+) -> std::result::Result<(), String> {
+    match (planned, disk) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(format!("{path} appeared here during the round")),
+        (Some(_), None) => Err(format!("{path} was removed here during the round")),
+        (Some(v), Some(meta)) if v.is_dir() && meta.is_dir() => Ok(()),
+        (Some(v), Some(meta))
+            if !v.is_dir() && meta.is_file() && local.hashes.get(&Stamp::of(meta)) == v.md5 =>
+        {
+            Ok(())
+        }
+        _ => Err(format!("{path} changed here during the round")),
+    }
 }
 
 /// A round in progress: what it believes the box holds now, updated action by action.
@@ -443,12 +485,19 @@ struct Run<'a> {
 impl Run<'_> {
     /// Carries out one action, logs it and counts it.
     fn carry(&mut self, conn: &mut Connection, action: &Action) {
+        let step = self.step(conn, action);
+        self.finish(action, step);
+    }
+
+    /// Logs and counts how an action ended.
+    fn finish(&mut self, action: &Action, step: Result<Step>) {
         let what = describe(action);
-        match self.step(conn, action) {
+        match step {
             Ok(Step::Done(outcome)) => {
                 self.count(action);
                 self.local.log.record(self.peer, &what, &outcome);
             }
+            Ok(Step::Logged) => {}
             Ok(Step::Skipped(why)) => {
                 self.summary.skipped += 1;
                 self.local
@@ -531,7 +580,10 @@ impl Run<'_> {
                 }
                 Ok(Step::Done("ok".into()))
             }
-            Action::Download { path, to, version } => self.download(conn, path, to, version),
+            Action::Download { .. } => {
+                self.download_all(conn, std::slice::from_ref(action));
+                return Ok(Step::Logged);
+            }
             Action::SetMeta {
                 path,
                 mode,
@@ -541,8 +593,8 @@ impl Run<'_> {
         }
     }
 
-    /// Checks that `path` on disk is what the round believes is there: the same file (same
-    /// stamp), a folder, or nothing. Returns why not.
+    /// Checks that `path` on disk is what the round believes is there (see [`as_planned`]).
+    /// Returns why not.
     fn still_here(&self, path: &str) -> std::result::Result<(), String> {
         let disk = resolve_for_write(self.local, path)
             .map_err(|e| e.to_string())
@@ -551,20 +603,7 @@ impl Run<'_> {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(format!("{path}: {e}")),
             })?;
-        match (self.after.get(path), disk) {
-            (None, None) => Ok(()),
-            (None, Some(_)) => Err(format!("{path} appeared here during the round")),
-            (Some(_), None) => Err(format!("{path} was removed here during the round")),
-            (Some(v), Some(meta)) if v.is_dir() && meta.is_dir() => Ok(()),
-            (Some(v), Some(meta))
-                if !v.is_dir()
-                    && meta.is_file()
-                    && self.local.hashes.get(&Stamp::of(&meta)) == v.md5 =>
-            {
-                Ok(())
-            }
-            _ => Err(format!("{path} changed here during the round")),
-        }
+        as_planned(self.local, path, self.after.get(path), disk.as_ref())
     }
 
     fn forget(&mut self, path: &str) {
@@ -603,29 +642,65 @@ impl Run<'_> {
         Ok(Step::Done(format!("ok: our version kept as {to:?}")))
     }
 
-    fn download(
+    /// Fetches the files of a run of download actions over one pipelined batch (see
+    /// [`transfer::fetch_many`]) and installs each as it comes in.
+    fn download_all(&mut self, conn: &mut Connection, actions: &[Action]) {
+        let mut wanted = Vec::with_capacity(actions.len());
+        for action in actions {
+            let Action::Download { to, .. } = action else {
+                continue;
+            };
+            let put_off = if let Some(why) = &self.network_down {
+                Some(format!("the connection broke: {why}"))
+            } else if self.after.get(to).is_some_and(Version::is_dir) {
+                Some(format!("{to} is still a folder here"))
+            } else {
+                None
+            };
+            match put_off {
+                Some(why) => self.finish(action, Ok(Step::Skipped(why))),
+                None => wanted.push(action),
+            }
+        }
+        let names: Vec<&str> = wanted
+            .iter()
+            .map(|a| match a {
+                Action::Download { path, .. } => path.as_str(),
+                other => other.target(),
+            })
+            .collect();
+        let local = self.local;
+        let reported = transfer::fetch_many(conn, local, &names, &mut |i, fetched| {
+            let step = self.install_fetched(wanted[i], fetched);
+            self.finish(wanted[i], step);
+        });
+        for action in &wanted[reported..] {
+            let why = self.network_down.clone().unwrap_or_default();
+            self.finish(
+                action,
+                Ok(Step::Skipped(format!("the connection broke: {why}"))),
+            );
+        }
+    }
+
+    /// Installs a fetched file if it is the version the plan decided on and the file it
+    /// replaces here is still the one the plan saw.
+    fn install_fetched(
         &mut self,
-        conn: &mut Connection,
-        path: &str,
-        to: &str,
-        version: &Version,
+        action: &Action,
+        fetched: Result<(TempFile, Entry)>,
     ) -> Result<Step> {
-        if let Some(why) = &self.network_down {
-            return Ok(Step::Skipped(format!("the connection broke: {why}")));
-        }
-        if let Err(why) = self.still_here(to) {
-            return Ok(Step::Skipped(why));
-        }
-        if self.after.get(to).is_some_and(Version::is_dir) {
-            return Ok(Step::Skipped(format!("{to} is still a folder here")));
-        }
-        let (tmp, entry) = match transfer::fetch_tcp(conn, self.local, path, &mut |_, _| {}) {
+        let Action::Download { path, to, version } = action else {
+            return Ok(Step::Skipped("not a download".into()));
+        };
+        let (tmp, entry) = match fetched {
             Ok(got) => got,
             // The peer answered: the file went or changed since it was listed. Next round.
             Err(Error::Remote { message, .. }) => return Ok(Step::Skipped(message)),
-            // The bytes did not match what the peer vouched for: a fault or a lie. Nothing was
-            // installed and the connection is still in step; the round counts it as failed.
-            Err(e @ Error::Verify(_)) => return Err(e),
+            // The bytes did not match what the peer vouched for (a fault or a lie), or the name
+            // was refused: nothing was installed and the connection is still in step; the
+            // round counts it as failed.
+            Err(e @ (Error::Verify(_) | Error::Path(_))) => return Err(e),
             Err(e) => {
                 // Anything else leaves the connection unusable.
                 self.network_down = Some(e.to_string());
@@ -640,10 +715,6 @@ impl Run<'_> {
                 self.peer
             )));
         }
-        // The transfer took time: look again.
-        if let Err(why) = self.still_here(to) {
-            return Ok(Step::Skipped(why));
-        }
         let installed = Version::file(
             version.md5.unwrap_or_default(),
             entry.size,
@@ -654,8 +725,18 @@ impl Run<'_> {
             path: to.to_string(),
             ..entry
         };
-        transfer::install(self.local, tmp, &entry)?;
-        self.now_holds(to, installed, None);
+        // The transfer took time: under the file's lock, look again at what is there.
+        let planned = self.after.get(to);
+        let local = self.local;
+        let checked = transfer::install_over(local, tmp, &entry, |there| {
+            as_planned(local, to, planned, there)
+        });
+        match checked {
+            Ok(_) => {}
+            Err(Error::LocalChange(why)) => return Ok(Step::Skipped(why)),
+            Err(e) => return Err(e),
+        }
+        self.after.insert(to.to_string(), installed);
         Ok(Step::Done(if to == path {
             format!("ok {} bytes", entry.size)
         } else {

@@ -107,7 +107,7 @@ pub fn receive(
     let started = Instant::now();
     let mut reassembly = Reassembly::new(plan.blocks, plan.window);
     let mut sink =
-        FileSink::new(file, Some(plan.tmp), plan.size).map_err(|e| Error::io(plan.tmp, e))?;
+        FileSink::new(file, plan.tmp, plan.size).map_err(|e| Error::io(plan.tmp, e))?;
     let mut acker = Acker {
         socket,
         token: plan.token,
