@@ -389,8 +389,9 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
 ///
 /// It needs no `unsafe` and no extra crate: util-linux's `script(1)` makes the terminal and runs
 /// the program on it; the test types into `script`'s stdin and reads what the terminal shows.
-/// Where that `script` is missing (macOS ships a different one), [`Terminal::start`] returns
-/// `None` and the test says it was skipped.
+/// `script` is part of every Debian system (package `bsdutils`); where it is missing, or is
+/// another program of that name (macOS ships a BSD one), [`Terminal::start`] fails the test with
+/// a message that says so, rather than letting it pass without running.
 pub struct Terminal {
     /// `script` running the program.
     child: Child,
@@ -403,16 +404,22 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// Starts `bin args…` on a pseudo-terminal with extra environment variables; `None` if
-    /// util-linux `script` is not available.
+    /// Starts `bin args…` on a pseudo-terminal with extra environment variables.
     ///
     /// # Panics
-    /// If `script` is there but cannot be started.
-    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Terminal> {
-        let version = Command::new("script").arg("--version").output().ok()?;
-        if !String::from_utf8_lossy(&version.stdout).contains("util-linux") {
-            return None;
-        }
+    /// If util-linux `script` is not installed, or cannot be started.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Terminal {
+        const NEED: &str = "this test needs util-linux script(1) to make a terminal (on Debian \
+                            it is in the bsdutils package: apt-get install bsdutils)";
+        let version = Command::new("script")
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("{NEED}; running `script --version` failed: {e}"));
+        let said = String::from_utf8_lossy(&version.stdout);
+        assert!(
+            said.contains("util-linux"),
+            "{NEED}; the `script` found is another program: {said:?}"
+        );
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let line: Vec<String> = std::iter::once(bin)
             .chain(args.iter().copied())
@@ -438,12 +445,12 @@ impl Terminal {
                 }
             }
         });
-        Some(Terminal {
+        Terminal {
             stdin: child.stdin.take(),
             child,
             chunks,
             shown: String::new(),
-        })
+        }
     }
 
     /// Waits until the screen has shown `needle` at least `count` times in all; false if `limit`
