@@ -4,9 +4,10 @@
 //! Every download is checked byte for byte against the source, with its mtime and permission
 //! bits, and the JSON output must say `"transport": "udp"`. The relay's counts show that it
 //! really dropped, duplicated and reordered, and bound what the server resent: about what was
-//! lost, never the whole file. When the relay drops everything, the client must fail with a
-//! clear sentence within a bounded time, install nothing, leave nothing in `.minibox/tmp`, and
-//! the server must go on serving.
+//! lost, never the whole file. The LAN block size (1448 bytes) is forced once, through the same
+//! damage. When the relay drops everything, the client must fail with a clear sentence within a
+//! bounded time, install nothing, leave nothing in `.minibox/tmp`, and the server must go on
+//! serving.
 
 #![allow(clippy::unwrap_used)]
 
@@ -238,6 +239,21 @@ fn udp_download_at_30_percent_loss_is_identical() {
         LOOPBACK,
         &[],
     ));
+}
+
+#[test]
+fn udp_download_in_lan_sized_blocks_at_10_percent_loss_is_identical() {
+    // The block size a server offers a client on an Ethernet LAN (1500 - 20 - 8 - 24), forced
+    // on loopback: 23 times as many datagrams, acks with many gaps.
+    let block = minibox::udp::LAN_BLOCK_V4;
+    let t = download_through(
+        Damage::lossy(0.10, 14),
+        (2 << 20) + 5,
+        u64::from(block),
+        &[("MINIBOX_UDP_BLOCK", &block.to_string())],
+    );
+    assert_eq!(block, 1448);
+    assert_repaired(&t);
 }
 
 #[test]
