@@ -16,6 +16,12 @@
 //! queue every few seconds, and a hostile server can send one byte every 9 s. Each call then
 //! "progresses", and the transfer never ends. [`Pace`] closes that hole: a transfer must move at
 //! least [`MIN_PROGRESS`] bytes in every [`crate::IDLE_TIMEOUT`], or it is given up on.
+//!
+//! Frames have the same hole, and their own answer: once a frame's first byte is in, the whole
+//! frame must arrive within [`FRAME_TIME`] ([`crate::frame`] keeps the clock). While a frame is
+//! being read, [`Connection::recv_opt`] cuts the socket's read timeout to the time the frame has
+//! left, so the read that would outlast it returns at the deadline, and the connection is
+//! dropped then, not one idle timeout later.
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -26,7 +32,7 @@ use serde::Serialize;
 
 use crate::auth::{self, Role, Secret, Transcript};
 use crate::error::{Error, Result};
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame_within, write_frame, FRAME_TIME};
 use crate::protocol::{ErrorCode, Reply, Request};
 use crate::IDLE_TIMEOUT;
 
@@ -305,7 +311,28 @@ impl Connection {
     /// # Errors
     /// If the peer timed out or sent a bad frame.
     pub fn recv_opt<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
-        read_frame(&mut self.reader).map_err(Error::from)
+        // The socket's own timeout, once read, to put back after the frame.
+        let mut usual: Option<Option<Duration>> = None;
+        let got = read_frame_within(&mut self.reader, FRAME_TIME, |reader, left| {
+            // Bytes already in the buffer are read without waiting: nothing to limit.
+            if !reader.buffer().is_empty() {
+                return Ok(());
+            }
+            // The next read waits for the network: not past the frame's deadline.
+            let socket = reader.get_ref();
+            let idle = match usual {
+                Some(idle) => idle,
+                None => *usual.insert(socket.read_timeout()?),
+            };
+            socket.set_read_timeout(Some(idle.map_or(left, |idle| idle.min(left))))
+        });
+        if let Some(idle) = usual {
+            let restored = self.reader.get_ref().set_read_timeout(idle);
+            if got.is_ok() {
+                restored.map_err(|e| Error::net("configuring the socket", e))?;
+            }
+        }
+        got.map_err(Error::from)
     }
 
     /// The buffered reading side, for raw bytes that follow a header.

@@ -124,6 +124,9 @@ impl From<FrameError> for Error {
     fn from(e: FrameError) -> Self {
         match e {
             FrameError::Io(source) => Error::net("talking to the peer", source),
+            // Slow, not malformed: a timeout like a silent peer's (and, for a client, a peer
+            // worth trying again later).
+            slow @ FrameError::TooSlow(_) => Error::Timeout(slow.to_string()),
             other => Error::Frame(other),
         }
     }

@@ -15,10 +15,16 @@
 //! not an allocation), then reads exactly that many bytes and decodes the JSON. File contents do
 //! not go in frames: they follow a frame as raw bytes, whose count the frame announced.
 //!
+//! A frame that has begun must also end: once its first byte is in, the whole frame must arrive
+//! within [`FRAME_TIME`]. A socket's read timeout alone cannot say that, because it limits each
+//! `read` call, not the frame: a peer that sends one byte every 9 s satisfies every read and could
+//! take days over one frame, holding a one-client-at-a-time server all along.
+//!
 //! The codec is generic over [`Read`] and [`Write`], so tests can use a `Vec<u8>`.
 
 use std::fmt;
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +39,10 @@ pub const MAX_FRAME: u32 = 4 * 1024 * 1024;
 /// Length of the header in front of every frame.
 pub const HEADER_LEN: usize = 5;
 
+/// The longest one frame may take to arrive, from its first byte to its last: the contract's idle
+/// timeout. Frames are small and sent whole, so an honest peer needs a tiny part of it.
+pub const FRAME_TIME: Duration = crate::IDLE_TIMEOUT;
+
 /// Why a frame could not be read.
 #[derive(Debug)]
 pub enum FrameError {
@@ -46,6 +56,8 @@ pub enum FrameError {
     BadVersion(u8),
     /// The body was not the JSON expected here.
     Json(serde_json::Error),
+    /// The frame had begun but was not complete within this long (see [`FRAME_TIME`]).
+    TooSlow(Duration),
 }
 
 impl fmt::Display for FrameError {
@@ -68,6 +80,11 @@ impl fmt::Display for FrameError {
                 )
             }
             FrameError::Json(e) => write!(f, "malformed message: {e}"),
+            FrameError::TooSlow(limit) => write!(
+                f,
+                "the peer took more than {} s to send one message",
+                limit.as_secs()
+            ),
         }
     }
 }
@@ -88,19 +105,23 @@ impl std::error::Error for FrameError {
 /// Fails if the stream fails, or if the message would exceed [`MAX_FRAME`] (a bug on our side:
 /// the peer would refuse it).
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
-    let body = serde_json::to_vec(msg).map_err(FrameError::Json)?;
-    let len = u32::try_from(body.len())
+    // Header and body in one buffer, handed over in one call: a buffered writer then either keeps
+    // the whole frame or sends the whole frame, and never sends a header whose body waits in its
+    // buffer for the next flush (the peer would be in the middle of a frame all that time, and
+    // might give up on it: see FRAME_TIME).
+    let mut frame = vec![0u8; HEADER_LEN];
+    serde_json::to_writer(&mut frame, msg).map_err(FrameError::Json)?;
+    let len = u32::try_from(frame.len() - HEADER_LEN)
         .ok()
         .filter(|&n| n <= MAX_FRAME)
         .ok_or(FrameError::TooLarge(u32::MAX))?;
-    let mut header = [0u8; HEADER_LEN];
-    header[0] = VERSION;
-    header[1..].copy_from_slice(&len.to_be_bytes());
-    w.write_all(&header).map_err(FrameError::Io)?;
-    w.write_all(&body).map_err(FrameError::Io)
+    frame[0] = VERSION;
+    frame[1..HEADER_LEN].copy_from_slice(&len.to_be_bytes());
+    w.write_all(&frame).map_err(FrameError::Io)
 }
 
-/// Reads one frame and decodes it as a `T`.
+/// Reads one frame and decodes it as a `T`; the frame must be complete within [`FRAME_TIME`] of
+/// its first byte.
 ///
 /// Returns `Ok(None)` when the stream ends cleanly *between* frames (the peer hung up), and
 /// [`FrameError::Truncated`] when it ends inside one.
@@ -108,10 +129,30 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), Fra
 /// # Errors
 /// See [`FrameError`].
 pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, FrameError> {
+    read_frame_within(r, FRAME_TIME, |_, _| Ok(()))
+}
+
+/// [`read_frame`] with the frame's time limit given, and a say in how long each read may wait.
+///
+/// The wait for the first byte is not limited here: between frames a peer may think (the
+/// caller's socket timeout decides for how long). From the first byte on, the frame has `limit`
+/// in all. Before every further read, `wait(r, left)` is told the time `left` (never zero), so a
+/// caller whose reads block (a socket) can make the next read give up when the frame's time is
+/// up, rather than after its usual timeout; [`crate::conn::Connection`] does. Readers that never
+/// block can pass `|_, _| Ok(())`.
+///
+/// # Errors
+/// See [`FrameError`]; [`FrameError::TooSlow`] when the limit passes inside the frame.
+pub fn read_frame_within<R: Read, T: DeserializeOwned>(
+    r: &mut R,
+    limit: Duration,
+    mut wait: impl FnMut(&mut R, Duration) -> io::Result<()>,
+) -> Result<Option<T>, FrameError> {
+    let mut clock = FrameClock::new(limit);
     let mut header = [0u8; HEADER_LEN];
     // read_exact, not read: one read may return half a header. But a clean EOF before the first
     // byte is not an error, so look at the first byte on its own.
-    match read_fully(r, &mut header)? {
+    match read_fully(r, &mut header, &mut clock, &mut wait)? {
         0 => return Ok(None),
         n if n < HEADER_LEN => return Err(FrameError::Truncated),
         _ => {}
@@ -125,7 +166,7 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, 
     }
     // Only now, with the length known to be sane, allocate.
     let mut body = vec![0u8; len as usize];
-    if read_fully(r, &mut body)? < body.len() {
+    if read_fully(r, &mut body, &mut clock, &mut wait)? < body.len() {
         return Err(FrameError::Truncated);
     }
     serde_json::from_slice(&body)
@@ -133,15 +174,70 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<Option<T>, 
         .map_err(FrameError::Json)
 }
 
+/// When the frame being read began, and so how long it has left.
+#[derive(Debug)]
+struct FrameClock {
+    /// The whole frame's time.
+    limit: Duration,
+    /// When its first byte arrived; `None` until then.
+    began: Option<Instant>,
+}
+
+impl FrameClock {
+    fn new(limit: Duration) -> Self {
+        FrameClock { limit, began: None }
+    }
+
+    /// Notes that bytes arrived at `now` (only the first time counts).
+    fn bytes_at(&mut self, now: Instant) {
+        self.began.get_or_insert(now);
+    }
+
+    /// The time left at `now`: `None` before the first byte (no limit yet), zero once it is up.
+    fn left(&self, now: Instant) -> Option<Duration> {
+        self.began.map(|began| {
+            self.limit
+                .saturating_sub(now.saturating_duration_since(began))
+        })
+    }
+
+    /// Whether the frame's time is up at `now`.
+    fn is_up(&self, now: Instant) -> bool {
+        self.left(now).is_some_and(|left| left.is_zero())
+    }
+}
+
 /// Fills `buf` as far as the stream allows; returns how many bytes were read (less than
-/// `buf.len()` only at end of stream).
-fn read_fully<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, FrameError> {
+/// `buf.len()` only at end of stream). Checks the frame's clock before every read.
+fn read_fully<R: Read>(
+    r: &mut R,
+    buf: &mut [u8],
+    clock: &mut FrameClock,
+    wait: &mut impl FnMut(&mut R, Duration) -> io::Result<()>,
+) -> Result<usize, FrameError> {
     let mut filled = 0;
     while filled < buf.len() {
+        match clock.left(Instant::now()) {
+            Some(left) if left.is_zero() => return Err(FrameError::TooSlow(clock.limit)),
+            Some(left) => wait(r, left).map_err(FrameError::Io)?,
+            None => {}
+        }
         match r.read(&mut buf[filled..]) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                clock.bytes_at(Instant::now());
+                filled += n;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A read cut short by `wait` to the frame's deadline: say why, not just "timed out".
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) && clock.is_up(Instant::now()) =>
+            {
+                return Err(FrameError::TooSlow(clock.limit))
+            }
             Err(e) => return Err(FrameError::Io(e)),
         }
     }
@@ -152,6 +248,9 @@ fn read_fully<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize, FrameError> {
 mod tests {
     use super::*;
     use serde::Deserialize;
+
+    /// The default frame time, for tests that must not run into it.
+    const IDLE: Duration = FRAME_TIME;
 
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     struct Msg {
@@ -265,6 +364,156 @@ mod tests {
         assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), Some(sample()));
         assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), Some(sample()));
         assert_eq!(read_frame::<_, Msg>(&mut r).unwrap(), None);
+    }
+
+    /// A fake network: hands out `bytes` at most `per_read` at a time, sleeping `delay` before
+    /// each read, and once they are gone answers `then` (end of stream, or a socket timeout).
+    struct SlowPeer {
+        bytes: Vec<u8>,
+        per_read: usize,
+        delay: Duration,
+        then: Option<io::ErrorKind>,
+        reads: usize,
+    }
+
+    impl SlowPeer {
+        fn new(bytes: Vec<u8>, per_read: usize, delay: Duration) -> Self {
+            SlowPeer {
+                bytes,
+                per_read,
+                delay,
+                then: None,
+                reads: 0,
+            }
+        }
+    }
+
+    impl Read for SlowPeer {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.reads += 1;
+            std::thread::sleep(self.delay);
+            if self.bytes.is_empty() {
+                return match self.then {
+                    Some(kind) => Err(io::Error::from(kind)),
+                    None => Ok(0),
+                };
+            }
+            let n = self.per_read.min(buf.len()).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes.drain(..n);
+            Ok(n)
+        }
+    }
+
+    fn framed(msg: &Msg) -> Vec<u8> {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, msg).unwrap();
+        buf
+    }
+
+    #[test]
+    fn a_frame_dripped_past_its_time_is_too_slow_however_busy_each_read_was() {
+        // One byte per read, each read 20 ms: every read "succeeds", yet after a few of them the
+        // frame has had its 50 ms. (Sleeps never end early, so this cannot pass by luck.)
+        let limit = Duration::from_millis(50);
+        let mut peer = SlowPeer::new(framed(&sample()), 1, Duration::from_millis(20));
+        let mut told = Vec::new();
+        let got = read_frame_within::<_, Msg>(&mut peer, limit, |_, left| {
+            told.push(left);
+            Ok(())
+        });
+        assert!(
+            matches!(got, Err(FrameError::TooSlow(l)) if l == limit),
+            "{got:?}"
+        );
+        assert!(peer.reads < 10, "gave up only after {} reads", peer.reads);
+        // Told before every read after the first byte, each time with what was left: never
+        // nothing, never more than the limit, and less and less.
+        assert_eq!(told.len(), peer.reads - 1);
+        assert!(told.iter().all(|l| !l.is_zero() && *l <= limit), "{told:?}");
+        assert!(told.windows(2).all(|w| w[1] < w[0]), "{told:?}");
+        let err = crate::Error::from(got.unwrap_err());
+        assert!(matches!(err, crate::Error::Timeout(_)), "{err:?}");
+        assert!(err.to_string().contains("to send one message"), "{err}");
+    }
+
+    #[test]
+    fn a_read_cut_short_at_the_deadline_is_too_slow_and_one_before_it_is_a_timeout() {
+        // Half a header, then the socket's (shortened) timeout, once the limit has passed.
+        let limit = Duration::from_millis(30);
+        let mut peer = SlowPeer::new(vec![VERSION, 0, 0], 3, Duration::ZERO);
+        peer.then = Some(io::ErrorKind::WouldBlock);
+        let mut slept = false;
+        let got = read_frame_within::<_, Msg>(&mut peer, limit, |_, left| {
+            // Stands for the read that waited out the time left.
+            std::thread::sleep(left);
+            slept = true;
+            Ok(())
+        });
+        assert!(slept);
+        assert!(matches!(got, Err(FrameError::TooSlow(_))), "{got:?}");
+        // The same timeout long before the frame's limit is an ordinary one.
+        let mut peer = SlowPeer::new(vec![VERSION, 0, 0], 3, Duration::ZERO);
+        peer.then = Some(io::ErrorKind::WouldBlock);
+        let got = read_frame_within::<_, Msg>(&mut peer, IDLE, |_, _| Ok(()));
+        assert!(
+            matches!(&got, Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock),
+            "{got:?}"
+        );
+    }
+
+    #[test]
+    fn the_wait_before_the_first_byte_is_not_the_frames() {
+        /// Silent for a while before its first byte, then quick.
+        struct LateStart<'a> {
+            silence: Option<Duration>,
+            rest: &'a [u8],
+        }
+        impl Read for LateStart<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if let Some(silence) = self.silence.take() {
+                    std::thread::sleep(silence);
+                }
+                self.rest.read(buf)
+            }
+        }
+        // 600 ms of silence, then the frame: a limit of 500 ms is not broken, because the frame
+        // began with its first byte, and nothing was asked of `wait` before that.
+        let bytes = framed(&sample());
+        let mut peer = LateStart {
+            silence: Some(Duration::from_millis(600)),
+            rest: &bytes,
+        };
+        let mut waits = 0;
+        let got = read_frame_within::<_, Msg>(&mut peer, Duration::from_millis(500), |_, _| {
+            waits += 1;
+            Ok(())
+        });
+        assert_eq!(got.unwrap(), Some(sample()));
+        assert_eq!(waits, 1, "asked once, before the body's read");
+        // And the clock itself: it starts at the first byte, and only the first.
+        let t0 = Instant::now();
+        let mut clock = FrameClock::new(IDLE);
+        assert_eq!(clock.left(t0 + IDLE * 5), None, "no frame yet, no limit");
+        clock.bytes_at(t0);
+        clock.bytes_at(t0 + Duration::from_secs(4));
+        assert_eq!(
+            clock.left(t0 + Duration::from_secs(3)),
+            Some(IDLE - Duration::from_secs(3))
+        );
+        assert!(!clock.is_up(t0 + IDLE - Duration::from_millis(1)));
+        assert!(clock.is_up(t0 + IDLE));
+        assert_eq!(clock.left(t0 + IDLE * 2), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_failing_wait_fails_the_frame() {
+        let mut peer = SlowPeer::new(framed(&sample()), 2, Duration::ZERO);
+        let got = read_frame_within::<_, Msg>(&mut peer, IDLE, |_, _| {
+            Err(io::Error::other("cannot set the timeout"))
+        });
+        assert!(matches!(got, Err(FrameError::Io(_))), "{got:?}");
+        assert_eq!(peer.reads, 1, "no read after the failed wait");
     }
 
     #[test]

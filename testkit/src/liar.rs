@@ -3,7 +3,9 @@
 //! [`Liar`] speaks the real protocol (it is built on [`minibox::conn::Connection`] and the real
 //! frames), answers the handshake politely, and then lies in one way, chosen by a [`Lie`]: names
 //! that leave the box, a size that does not match the bytes sent, a wrong MD5, a listing of a
-//! million entries, a transfer that stalls or trickles. [`check`] runs the downloading side (the
+//! million entries, a transfer that stalls or trickles. Like a box, it listens for UDP on its TCP
+//! port, and two lies are told over UDP: a download offered and sent as datagrams whose bytes do
+//! not match the MD5 it announced, and one whose trailer brings the wrong MD5. [`check`] runs the downloading side (the
 //! stage-1 `client`, later `with_sync --once`) against it and demands a refusal with a clear
 //! sentence, a failure exit status, and nothing installed: the file the box already had is
 //! untouched, no other file appeared, `.minibox/tmp/` is empty, and nothing was written next to
@@ -14,7 +16,7 @@
 
 use std::fs;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use minibox::conn::Connection;
 use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request, ENTRIES_PER_CHUNK};
+use minibox::udp::wire::{self, Datagram, DATA_HEADER};
 
 use crate::arena::{difference, md5_of, tree};
 use crate::{pseudo_random, ShellRun};
@@ -68,10 +71,17 @@ pub enum Lie {
     TrickleMidTransfer,
     /// Accepts the connection and never answers the hello.
     StallHandshake,
+    /// Offers a UDP download with the honest MD5 in the offer and the trailer, and sends blocks
+    /// whose bytes are not those (one byte changed).
+    UdpBlocks,
+    /// Offers a UDP download without an MD5, sends the honest blocks, and then a trailer with
+    /// another MD5.
+    UdpTrailer,
 }
 
 impl Lie {
-    /// Every lie.
+    /// Every lie told over TCP: what any downloading side (a shell's `download TCP`, a sync
+    /// round) can walk into.
     pub const ALL: [Lie; 13] = [
         Lie::ParentName,
         Lie::AbsoluteName,
@@ -88,6 +98,9 @@ impl Lie {
         Lie::StallHandshake,
     ];
 
+    /// The lies told over UDP, for a shell's `download UDP`.
+    pub const UDP: [Lie; 2] = [Lie::UdpBlocks, Lie::UdpTrailer];
+
     /// What the shell of a client should type to walk into this lie.
     pub fn shell_input(self) -> &'static str {
         match self {
@@ -95,6 +108,7 @@ impl Lie {
                 "index longlist\ndownload TCP a.txt\n"
             }
             Lie::MillionEntries | Lie::CountMismatch => "index longlist\n",
+            Lie::UdpBlocks | Lie::UdpTrailer => "download UDP a.txt\n",
             _ => "download TCP a.txt\n",
         }
     }
@@ -109,7 +123,9 @@ impl Lie {
             Lie::OtherFile => &["but the peer offered"],
             Lie::FewerBytes => &["closed after"],
             Lie::MoreBytes => &["bad message from the peer", "did not verify"],
-            Lie::WrongMd5 | Lie::HeaderMd5 => &["did not verify"],
+            Lie::WrongMd5 | Lie::HeaderMd5 | Lie::UdpBlocks | Lie::UdpTrailer => {
+                &["did not verify"]
+            }
             Lie::MillionEntries => &["more than 500000 entries"],
             Lie::CountMismatch => &["announced"],
             Lie::StallMidTransfer | Lie::StallHandshake => &["no answer for too long"],
@@ -151,7 +167,8 @@ impl Liar {
     /// # Panics
     /// If it cannot bind.
     pub fn start(lie: Lie, outside: &Path) -> Liar {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the liar");
+        let (listener, udp) = bind_tcp_and_udp();
+        let udp = Arc::new(udp);
         let addr = listener.local_addr().expect("liar address");
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
@@ -168,8 +185,9 @@ impl Liar {
                     let Ok(stream) = stream else { continue };
                     let flag = Arc::clone(&flag);
                     let absolute = absolute.clone();
+                    let udp = Arc::clone(&udp);
                     workers.push(thread::spawn(move || {
-                        let _ = serve(stream, lie, &absolute, &flag);
+                        let _ = serve(stream, lie, &absolute, &udp, &flag);
                     }));
                 }
                 for w in workers {
@@ -201,6 +219,19 @@ impl Drop for Liar {
     }
 }
 
+/// A TCP listener and a UDP socket on one port of 127.0.0.1, as a box has: a client sends its
+/// UDP datagrams to the address it reached over TCP.
+fn bind_tcp_and_udp() -> (TcpListener, UdpSocket) {
+    for _ in 0..50 {
+        let tcp = TcpListener::bind("127.0.0.1:0").expect("bind the liar");
+        let addr = tcp.local_addr().expect("liar address");
+        if let Ok(udp) = UdpSocket::bind(addr) {
+            return (tcp, udp);
+        }
+    }
+    panic!("no port free for both TCP and UDP");
+}
+
 /// The entry the liar announces for `name` (honest size and MD5 unless told otherwise).
 fn entry(name: &str, md5: Option<String>) -> Entry {
     Entry {
@@ -223,7 +254,13 @@ fn hold(stop: &AtomicBool) {
 }
 
 /// One connection of the liar.
-fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> minibox::Result<()> {
+fn serve(
+    stream: TcpStream,
+    lie: Lie,
+    absolute: &str,
+    udp: &UdpSocket,
+    stop: &AtomicBool,
+) -> minibox::Result<()> {
     let mut conn = Connection::new(stream)?;
     if lie == Lie::StallHandshake {
         hold(stop);
@@ -283,6 +320,9 @@ fn serve(stream: TcpStream, lie: Lie, absolute: &str, stop: &AtomicBool) -> mini
             Request::Hash { path } => conn.send(&Reply::Entry {
                 entry: entry(&path, Some(md5.clone())),
             })?,
+            Request::DownloadUdp { path } if Lie::UDP.contains(&lie) => {
+                udp_lie(&mut conn, udp, lie, &path, &bytes, &md5, stop)?;
+            }
             Request::DownloadUdp { .. } | Request::UdpReceived { .. } => conn.send(
                 &Reply::error(ErrorCode::Unsupported, "the liar offers no UDP"),
             )?,
@@ -366,17 +406,96 @@ fn send_lie(
     Ok(())
 }
 
+/// The block size of the liar's UDP downloads (what a box offers on loopback).
+const UDP_BLOCK: usize = 32 * 1024;
+
+/// The token of the liar's UDP downloads (any number below 2^53 will do).
+const UDP_TOKEN: u64 = 0x11A2_5EED;
+
+/// Answers a `download_udp` with a UDP lie: the offer, the blocks (resent as the client's acks ask;
+/// loopback loses nothing, but a lie must not fail for a dull reason), then, once the client says
+/// it has them all, the trailer.
+fn udp_lie(
+    conn: &mut Connection,
+    udp: &UdpSocket,
+    lie: Lie,
+    asked: &str,
+    bytes: &[u8],
+    md5: &str,
+    stop: &AtomicBool,
+) -> minibox::Result<()> {
+    let net = |e| minibox::Error::net("lying over UDP", e);
+    let mut sent_bytes = bytes.to_vec();
+    let (offer_md5, trailer_md5) = match lie {
+        Lie::UdpBlocks => {
+            // One byte of the third block, which the offer's and the trailer's MD5 do not cover.
+            sent_bytes[2 * UDP_BLOCK + 7] ^= 0x20;
+            (Some(md5.to_string()), md5.to_string())
+        }
+        _ => (None, md5_of(b"not these bytes")),
+    };
+    conn.send(&Reply::UdpOffer {
+        entry: entry(asked, offer_md5),
+        token: UDP_TOKEN,
+        block_size: UDP_BLOCK as u32,
+    })?;
+    let blocks: Vec<&[u8]> = sent_bytes.chunks(UDP_BLOCK).collect();
+    let count = u32::try_from(blocks.len()).expect("a few blocks");
+    udp.set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(net)?;
+    let mut incoming = [0u8; wire::MAX_ACK + 64];
+    let mut datagram = vec![0u8; DATA_HEADER + UDP_BLOCK];
+    let mut clock = 0u64;
+    let until = Instant::now() + HOLD;
+    // The client speaks on TCP once it has every block: then the datagrams are done.
+    while !conn.poll_input()? {
+        if stop.load(Ordering::SeqCst) || Instant::now() > until {
+            return Ok(());
+        }
+        let Ok((n, client)) = udp.recv_from(&mut incoming) else {
+            continue; // nothing yet (the read timeout), or an ICMP error: look at TCP again
+        };
+        let Ok(Datagram::Ack(ack)) = wire::decode(&incoming[..n]) else {
+            continue;
+        };
+        if ack.token != UDP_TOKEN {
+            continue;
+        }
+        // Every block the ack does not report as received, within the client's window.
+        let end = count.min(ack.cumulative.saturating_add(ack.window));
+        let wanted: Vec<u32> = (ack.cumulative..end)
+            .filter(|b| *b >= ack.seen_end || ack.gaps.iter().any(|g| g.contains(b)))
+            .collect();
+        for (i, &b) in wanted.iter().enumerate() {
+            let payload = blocks[b as usize];
+            clock += 1;
+            let last = i + 1 == wanted.len();
+            wire::put_data_header(&mut datagram, UDP_TOKEN, b, clock, last);
+            datagram[DATA_HEADER..DATA_HEADER + payload.len()].copy_from_slice(payload);
+            udp.send_to(&datagram[..DATA_HEADER + payload.len()], client)
+                .map_err(net)?;
+        }
+    }
+    match conn.recv_opt::<Request>()? {
+        Some(Request::UdpReceived { token }) if token == UDP_TOKEN => {
+            conn.send(&Reply::Trailer { md5: trailer_md5 })
+        }
+        // The victim hung up or said something else: the lie is over either way.
+        _ => Ok(()),
+    }
+}
+
 /// Runs the downloading side against a liar: given the lie, the liar's address and the victim's
 /// box folder, returns how the run ended.
 pub type Pull<'a> = &'a dyn Fn(Lie, &str, &Path) -> ShellRun;
 
 /// Puts a victim against a liar telling `lie` and checks that it refused with a clear sentence,
 /// failed, and installed nothing. `failure_code` is the exit status required (`None`: any
-/// non-zero status).
+/// non-zero status). Returns the victim's run, for checks of a stage's own.
 ///
 /// # Panics
 /// On the first thing the victim got wrong.
-pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) {
+pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) -> ShellRun {
     let tmp = crate::tempdir();
     let root = fs::canonicalize(tmp.path()).expect("canonical");
     let boxdir = root.join("box");
@@ -422,6 +541,7 @@ pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) {
         let left = fs::read_dir(meta.join(sub)).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "{lie:?}: .minibox/{sub} is not empty");
     }
+    run
 }
 
 /// Writes one `#[test]` per [`Lie`], each calling [`check`] with the given puller and failure

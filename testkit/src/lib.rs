@@ -7,6 +7,8 @@
 //! - [`Proc`]: a running binary that listens, started with `--listen 127.0.0.1:0`; it waits for
 //!   the `minibox: serving DIR on ADDR` line to learn the port, and kills the process on drop;
 //! - [`run_shell`]: runs a client binary with some shell input on a pipe, with a time limit;
+//!   [`RunningShell`] does the same in two halves, so that a test can [`signal`] the client
+//!   while it runs, and [`freeze_mid_download`] stops a process in the middle of a transfer;
 //! - [`Terminal`]: runs a shell on a pseudo-terminal, to test the prompt and line editing;
 //! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
 //!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
@@ -152,14 +154,9 @@ impl Proc {
         self.addr.to_string()
     }
 
-    /// Sends a signal (e.g. `"TERM"`, `"INT"`, `"KILL"`) with `kill(1)`.
+    /// Sends a signal (e.g. `"TERM"`, `"INT"`, `"KILL"`, `"STOP"`) with `kill(1)`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill(1) runs");
-        assert!(status.success(), "kill -{name} failed");
+        signal(self.child.id(), name);
     }
 
     /// Waits up to `limit` for the process to exit; `None` if it is still running.
@@ -338,42 +335,178 @@ pub fn run_shell_env(
     limit: Duration,
     env: &[(&str, &str)],
 ) -> ShellRun {
-    let mut cmd = Command::new(bin);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
+    RunningShell::start(bin, args, input, env).finish(limit)
+}
+
+/// A client binary started with some shell input on a pipe, still running: what [`run_shell`]
+/// does in two halves, so that a test can act on the process in between (freeze it with
+/// [`RunningShell::signal`] in the middle of a transfer, say). Killed and reaped on drop.
+pub struct RunningShell {
+    /// The process.
+    child: Child,
+    /// What it was started as, for messages.
+    what: String,
+    /// Writes the input, then closes stdin (end of input).
+    writer: Option<std::thread::JoinHandle<()>>,
+    /// Collects stdout.
+    out: Option<std::thread::JoinHandle<String>>,
+    /// Collects stderr.
+    err: Option<std::thread::JoinHandle<String>>,
+}
+
+impl RunningShell {
+    /// Starts `bin args…` with `input` on stdin (then end of input) and extra environment
+    /// variables.
+    ///
+    /// # Panics
+    /// If the process cannot start.
+    pub fn start(bin: &str, args: &[&str], input: &str, env: &[(&str, &str)]) -> RunningShell {
+        let mut cmd = Command::new(bin);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        let input = input.to_string();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(input.as_bytes());
+        });
+        let out = drain(child.stdout.take().expect("stdout is piped"));
+        let err = drain(child.stderr.take().expect("stderr is piped"));
+        RunningShell {
+            child,
+            what: format!("{bin} {args:?}"),
+            writer: Some(writer),
+            out: Some(out),
+            err: Some(err),
+        }
     }
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = drain(child.stdout.take().expect("stdout is piped"));
-    let err = drain(child.stderr.take().expect("stderr is piped"));
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal (e.g. `"STOP"`, `"CONT"`, `"TERM"`) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        signal(self.pid(), name);
+    }
+
+    /// Whether the process is still running (a stopped process counts as running).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the process to end and returns what it printed.
+    ///
+    /// # Panics
+    /// If it does not end in time (it is killed first).
+    pub fn finish(mut self, limit: Duration) -> ShellRun {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("{} did not finish within {limit:?}", self.what);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+        let collect = |h: Option<std::thread::JoinHandle<String>>| {
+            h.and_then(|h| h.join().ok()).unwrap_or_default()
+        };
+        ShellRun {
+            status,
+            stdout: collect(self.out.take()),
+            stderr: collect(self.err.take()),
+        }
+    }
+}
+
+impl Drop for RunningShell {
+    fn drop(&mut self) {
+        // A frozen process would ignore nothing but SIGKILL; kill it whatever state it is in.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends the signal `name` (`"TERM"`, `"STOP"`, `"CONT"` …) to the process `pid` with `kill(1)`.
+///
+/// # Panics
+/// If `kill` fails (no such process).
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill(1) runs");
+    assert!(status.success(), "kill -{name} {pid} failed");
+}
+
+/// How many bytes a download into the box `root` has written so far: the size of the largest
+/// file in its `.minibox/tmp/` (`None` when there is none).
+pub fn partial_download(root: &Path) -> Option<u64> {
+    fs::read_dir(root.join(".minibox").join("tmp"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .max()
+}
+
+/// Freezes the process `pid` (SIGSTOP) in the middle of a download of `size` bytes into the box
+/// `root`: as soon as the download's temporary file holds its first bytes, while less than half
+/// of the file has arrived. `pid` may be the receiving process or the one sending to it; either
+/// way, once the stop is in place the transfer cannot end until the test sends SIGCONT, and a file
+/// much larger than the socket buffers between them cannot be complete either.
+///
+/// Returns true when the process is frozen midway. Returns false (and leaves it running) if
+/// `still_going` says the download ended first, if it went past half before the stop took hold,
+/// or if nothing arrived within `limit`.
+pub fn freeze_mid_download(
+    pid: u32,
+    root: &Path,
+    size: u64,
+    limit: Duration,
+    mut still_going: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            break status;
+    // Poll fast: the transfer takes a second or two, and we want to catch its beginning.
+    while partial_download(root).unwrap_or(0) == 0 {
+        if Instant::now() > deadline || !still_going() {
+            return false;
         }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{bin} {args:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    ShellRun {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        std::thread::sleep(Duration::from_millis(1));
     }
+    signal(pid, "STOP");
+    // A signal is delivered asynchronously: wait until the kernel shows the process stopped
+    // (state `T` in /proc/PID/stat) before measuring. Bytes already in the socket buffers may
+    // still reach the temporary file after that; the half-way margin is for them.
+    let stopped = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .is_some_and(|rest| rest.trim_start().starts_with('T'))
+        })
+    });
+    let caught = stopped && still_going() && partial_download(root).is_some_and(|n| n < size / 2);
+    if !caught {
+        signal(pid, "CONT");
+    }
+    caught
 }
 
 fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
@@ -389,8 +522,9 @@ fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
 ///
 /// It needs no `unsafe` and no extra crate: util-linux's `script(1)` makes the terminal and runs
 /// the program on it; the test types into `script`'s stdin and reads what the terminal shows.
-/// Where that `script` is missing (macOS ships a different one), [`Terminal::start`] returns
-/// `None` and the test says it was skipped.
+/// `script` is part of every Debian system (package `bsdutils`); where it is missing, or is
+/// another program of that name (macOS ships a BSD one), [`Terminal::start`] fails the test with
+/// a message that says so, rather than letting it pass without running.
 pub struct Terminal {
     /// `script` running the program.
     child: Child,
@@ -403,16 +537,22 @@ pub struct Terminal {
 }
 
 impl Terminal {
-    /// Starts `bin args…` on a pseudo-terminal with extra environment variables; `None` if
-    /// util-linux `script` is not available.
+    /// Starts `bin args…` on a pseudo-terminal with extra environment variables.
     ///
     /// # Panics
-    /// If `script` is there but cannot be started.
-    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Option<Terminal> {
-        let version = Command::new("script").arg("--version").output().ok()?;
-        if !String::from_utf8_lossy(&version.stdout).contains("util-linux") {
-            return None;
-        }
+    /// If util-linux `script` is not installed, or cannot be started.
+    pub fn start(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Terminal {
+        const NEED: &str = "this test needs util-linux script(1) to make a terminal (on Debian \
+                            it is in the bsdutils package: apt-get install bsdutils)";
+        let version = Command::new("script")
+            .arg("--version")
+            .output()
+            .unwrap_or_else(|e| panic!("{NEED}; running `script --version` failed: {e}"));
+        let said = String::from_utf8_lossy(&version.stdout);
+        assert!(
+            said.contains("util-linux"),
+            "{NEED}; the `script` found is another program: {said:?}"
+        );
         let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
         let line: Vec<String> = std::iter::once(bin)
             .chain(args.iter().copied())
@@ -438,12 +578,12 @@ impl Terminal {
                 }
             }
         });
-        Some(Terminal {
+        Terminal {
             stdin: child.stdin.take(),
             child,
             chunks,
             shown: String::new(),
-        })
+        }
     }
 
     /// Waits until the screen has shown `needle` at least `count` times in all; false if `limit`

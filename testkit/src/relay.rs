@@ -93,6 +93,9 @@ pub struct Counters {
     pub reordered: AtomicU64,
     /// Forged datagrams sent (see [`Damage::junk`]).
     pub injected: AtomicU64,
+    /// The largest datagram received, in bytes (for data datagrams: the block size plus the
+    /// 24-byte header, so a test can tell which block size the server chose).
+    pub largest: AtomicU64,
 }
 
 /// What the relay did, by direction.
@@ -290,6 +293,9 @@ impl<'a> Pipe<'a> {
     /// Passes one datagram through: maybe dropped, held, duplicated.
     fn push(&mut self, bytes: &[u8], send: &mut impl FnMut(&[u8])) {
         self.counters.seen.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .largest
+            .fetch_max(bytes.len() as u64, Ordering::Relaxed);
         if self.chance() < self.damage.drop {
             self.counters.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -465,6 +471,7 @@ mod tests {
         }
         let (seen, dropped, duplicated, reordered) = counters.get();
         assert_eq!(seen, 10_000);
+        assert_eq!(counters.largest.load(Ordering::Relaxed), 4);
         assert!((2_700..3_300).contains(&dropped), "{dropped}");
         assert!(duplicated > 200 && reordered > 200);
         // Out of order somewhere, and the same again with the same seed.

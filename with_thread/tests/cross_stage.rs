@@ -1,5 +1,6 @@
-//! Stages speak one protocol: a stage-1 `client` queries and downloads from a `with_thread` box,
-//! and a `with_thread` shell does the same from a stage-1 `server`.
+//! Stages speak one protocol: a stage-1 `client` queries and downloads from a `with_thread` box
+//! (over TCP and over UDP, which the threaded box serves through its one shared UDP socket), and
+//! a `with_thread` shell does the same from a stage-1 `server`.
 //!
 //! The stage-1 binaries belong to another crate, so they are found next to this test's
 //! executable (`testkit::sibling_bin`, which builds them with cargo if needed).
@@ -74,4 +75,49 @@ fn a_with_thread_shell_works_against_a_stage1_server() {
     );
     let run = run_json(c_tmp.path(), &server.addr_string(), INPUT);
     check_answers(&run, &data, c_tmp.path());
+}
+
+#[test]
+fn a_stage1_client_downloads_over_udp_from_a_with_thread_box() {
+    let (s_tmp, c_tmp) = (testkit::tempdir(), testkit::tempdir());
+    let data = fill(s_tmp.path());
+    let big = s_tmp.path().join("sub/data.bin");
+    testkit::chmod(&big, 0o640);
+    testkit::set_mtime(&big, 1_700_000_000_123_456_789);
+    let server = serve_only(s_tmp.path());
+    let client = testkit::sibling_bin("before_thread", "client");
+    let run = testkit::run_shell(
+        path_str(&client),
+        &[
+            "--dir",
+            path_str(c_tmp.path()),
+            "--peer",
+            &server.addr_string(),
+            "--json",
+        ],
+        "download UDP sub/data.bin\ndownload udp notes.txt\n",
+        LIMIT,
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    let lines = run.json_lines();
+    assert_eq!(lines.len(), 2, "{run:?}");
+    for line in &lines {
+        assert_eq!(line["ok"], true, "{line}");
+        assert_eq!(line["transport"], "udp", "{line}");
+        assert_eq!(line["verified"], true, "{line}");
+    }
+    assert_eq!(lines[0]["file"]["md5"], md5_of(&data).as_str());
+    // Bytes, permission bits and mtime to the nanosecond, as the threaded box has them.
+    let want = testkit::snapshot(s_tmp.path());
+    let got = testkit::snapshot(c_tmp.path());
+    for name in ["sub/data.bin", "notes.txt"] {
+        assert!(
+            got[name] == want[name],
+            "{name}: bytes, mode or mtime differ"
+        );
+    }
+    // The threaded box logged the transfer as one over UDP.
+    log_until(s_tmp.path(), |log| {
+        log.contains("download udp \"sub/data.bin\"\tok")
+    });
 }

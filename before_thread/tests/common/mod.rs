@@ -35,12 +35,17 @@ pub struct Setup {
 impl Setup {
     /// Builds the server box with `fill`, then starts the server on it.
     pub fn new(fill: impl FnOnce(&Path)) -> Setup {
+        Setup::with_env(fill, &[])
+    }
+
+    /// [`Setup::new`] with extra environment variables for the server (`MINIBOX_UDP_BLOCK`).
+    pub fn with_env(fill: impl FnOnce(&Path), env: &[(&str, &str)]) -> Setup {
         let tmp = testkit::tempdir();
         let server_box = tmp.path().join("box1");
         let client_box = tmp.path().join("box2");
         std::fs::create_dir_all(&server_box).expect("mkdir box1");
         fill(&server_box);
-        let server = start_server(&server_box);
+        let server = start_server_with(&server_box, env);
         Setup {
             tmp,
             server_box,
@@ -73,12 +78,15 @@ impl Setup {
 
 /// Starts the stage-1 server on `dir`, on a port the OS picks.
 pub fn start_server(dir: &Path) -> Proc {
+    start_server_with(dir, &[])
+}
+
+/// [`start_server`] with extra environment variables.
+pub fn start_server_with(dir: &Path, env: &[(&str, &str)]) -> Proc {
     let dir = dir.to_str().expect("UTF-8 temp path");
-    Proc::start_with(
-        SERVER,
-        &["--dir", dir, "--listen", "127.0.0.1:0"],
-        &[("TZ", "UTC")],
-    )
+    let mut all = vec![("TZ", "UTC")];
+    all.extend_from_slice(env);
+    Proc::start_with(SERVER, &["--dir", dir, "--listen", "127.0.0.1:0"], &all)
 }
 
 /// Runs the stage-1 client on `dir` against `peer`.
