@@ -547,12 +547,22 @@ fn send_file(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<Stri
 /// Sends a small file: reads it whole, then queues header, bytes and trailer, so that a client
 /// fetching many small files gets several in one write (see the serving loop). One read, no
 /// `sendfile` set-up, and a file that cannot be read gets an error reply before any header.
-fn send_small(conn: &mut Connection, local: &LocalBox, out: &Outgoing<'_>) -> Result<String, Failure> {
+fn send_small(
+    conn: &mut Connection,
+    local: &LocalBox,
+    out: &Outgoing<'_>,
+) -> Result<String, Failure> {
     let size = out.entry.size;
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    (&out.file).take(size).read_to_end(&mut bytes).map_err(|e| {
-        Failure::Reply(ErrorCode::Io, format!("cannot read {}: {e}", out.entry.path))
-    })?;
+    (&out.file)
+        .take(size)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            Failure::Reply(
+                ErrorCode::Io,
+                format!("cannot read {}: {e}", out.entry.path),
+            )
+        })?;
     // The file shrank under us: the client expects `size` bytes, so pad, and say so after.
     let complete = bytes.len() as u64 == size;
     bytes.resize(usize::try_from(size).unwrap_or(0), 0);

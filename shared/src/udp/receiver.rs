@@ -106,8 +106,7 @@ pub fn receive(
 ) -> Result<Md5> {
     let started = Instant::now();
     let mut reassembly = Reassembly::new(plan.blocks, plan.window);
-    let mut sink =
-        FileSink::new(file, plan.tmp, plan.size).map_err(|e| Error::io(plan.tmp, e))?;
+    let mut sink = FileSink::new(file, plan.tmp, plan.size).map_err(|e| Error::io(plan.tmp, e))?;
     let mut acker = Acker {
         socket,
         token: plan.token,
