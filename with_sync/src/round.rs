@@ -582,7 +582,7 @@ impl Run<'_> {
             }
             Action::Download { .. } => {
                 self.download_all(conn, std::slice::from_ref(action));
-                return Ok(Step::Logged);
+                Ok(Step::Logged)
             }
             Action::SetMeta {
                 path,
