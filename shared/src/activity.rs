@@ -2,9 +2,15 @@
 //! `.minibox/log`.
 //!
 //! The assignment minibox comes from asks each box to keep a history of what it did, so that a
-//! user can see who asked for what. Lines are appended with a single `write` each, under a mutex,
-//! so that lines from different threads never interleave. Failing to log never fails a request: a
-//! warning goes to stderr instead.
+//! user can see who asked for what. Lines are appended under a mutex, so that lines from
+//! different threads never interleave. Failing to log never fails a request: a warning goes to
+//! stderr instead.
+//!
+//! A line is normally written at once. In a burst (a server answering a client's pipelined
+//! batch of downloads, a sync round installing thousands of files) the lines are
+//! [`ActivityLog::defer`]red and go out together at the next [`ActivityLog::flush`] (the server
+//! flushes when it flushes its replies, a round when it ends): one system call for many lines,
+//! and lines still in time order.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -13,13 +19,17 @@ use std::sync::Mutex;
 
 use crate::META_DIR;
 
+/// Deferred lines are written anyway once this many bytes wait.
+const DEFER_MAX: usize = 64 * 1024;
+
 /// The append-only log of one box.
 #[derive(Debug)]
 pub struct ActivityLog {
     /// Where the lines go.
     path: PathBuf,
-    /// Open lazily; `None` until the first line or after a failure.
-    file: Mutex<Option<File>>,
+    /// The open file (lazily; `None` until the first write or after a failure) and the lines
+    /// not written yet.
+    state: Mutex<(Option<File>, Vec<u8>)>,
 }
 
 impl ActivityLog {
@@ -27,7 +37,7 @@ impl ActivityLog {
     pub fn new(root: &Path) -> Self {
         ActivityLog {
             path: root.join(META_DIR).join("log"),
-            file: Mutex::new(None),
+            state: Mutex::new((None, Vec::new())),
         }
     }
 
@@ -36,8 +46,24 @@ impl ActivityLog {
         &self.path
     }
 
-    /// Appends `time<TAB>peer<TAB>what<TAB>outcome`.
+    /// Appends `time<TAB>peer<TAB>what<TAB>outcome`, now (with any deferred lines before it).
     pub fn record(&self, peer: &str, what: &str, outcome: &str) {
+        self.add(peer, what, outcome, true);
+    }
+
+    /// Appends a line as [`ActivityLog::record`] does, but writes it only at the next
+    /// [`ActivityLog::flush`] or [`ActivityLog::record`] (or once many lines wait).
+    pub fn defer(&self, peer: &str, what: &str, outcome: &str) {
+        self.add(peer, what, outcome, false);
+    }
+
+    /// Writes the deferred lines.
+    pub fn flush(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_out(&mut state);
+    }
+
+    fn add(&self, peer: &str, what: &str, outcome: &str, now: bool) {
         let time = chrono::Local::now().format("%Y-%m-%dT%H:%M:%S%.3f%:z");
         // Every field may hold words from the network (a peer's name, a path it asked for):
         // `field` keeps each on its one line and bounds its length.
@@ -47,7 +73,20 @@ impl ActivityLog {
             field(what),
             field(outcome)
         );
-        let mut slot = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.1.extend_from_slice(line.as_bytes());
+        if now || state.1.len() >= DEFER_MAX {
+            self.write_out(&mut state);
+        }
+    }
+
+    /// Writes what waits, with one `write` call (the file is opened in append mode, so every
+    /// call lands whole at the end).
+    fn write_out(&self, state: &mut (Option<File>, Vec<u8>)) {
+        let (slot, pending) = state;
+        if pending.is_empty() {
+            return;
+        }
         if slot.is_none() {
             let opened =
                 fs::create_dir_all(self.path.parent().unwrap_or(Path::new("."))).and_then(|()| {
@@ -60,16 +99,24 @@ impl ActivityLog {
                 Ok(f) => *slot = Some(f),
                 Err(e) => {
                     log::warn!("cannot open {}: {e}", self.path.display());
+                    pending.clear();
                     return;
                 }
             }
         }
         if let Some(f) = slot.as_mut() {
-            if let Err(e) = f.write_all(line.as_bytes()) {
+            if let Err(e) = f.write_all(pending) {
                 log::warn!("cannot write {}: {e}", self.path.display());
                 *slot = None;
             }
         }
+        pending.clear();
+    }
+}
+
+impl Drop for ActivityLog {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -129,5 +176,33 @@ mod tests {
         assert!(text
             .lines()
             .all(|l| l.split('\t').count() == 4 && l.ends_with("ok")));
+    }
+
+    #[test]
+    fn deferred_lines_wait_for_a_flush_and_keep_their_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let log = ActivityLog::new(tmp.path());
+        log.defer("p", "one", "ok");
+        log.defer("p", "two", "ok");
+        assert!(!log.path().exists(), "nothing written yet");
+        log.record("p", "three", "ok");
+        log.defer("p", "four", "ok");
+        let read = || fs::read_to_string(log.path()).unwrap();
+        let whats = |text: String| -> Vec<String> {
+            text.lines()
+                .map(|l| l.split('\t').nth(2).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(whats(read()), ["one", "two", "three"]);
+        log.flush();
+        assert_eq!(whats(read()), ["one", "two", "three", "four"]);
+        log.defer("p", "five", "ok");
+        drop(log);
+        let text = fs::read_to_string(tmp.path().join(META_DIR).join("log")).unwrap();
+        assert_eq!(
+            whats(text).last().map(String::as_str),
+            Some("five"),
+            "flushed on drop"
+        );
     }
 }

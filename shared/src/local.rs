@@ -37,6 +37,8 @@ pub struct LocalBox {
     pub log: ActivityLog,
     /// Numbers temporary files uniquely within this process.
     tmp_counter: AtomicU64,
+    /// This process's id, in temporary file names (asked once: each ask is a system call).
+    pid: u32,
     /// The shared secret (`--secret-file`), if any: the server demands it of every peer and
     /// every connection this box opens proves it. Set once at start with
     /// [`LocalBox::with_secret`].
@@ -64,6 +66,7 @@ impl LocalBox {
             root,
             name: name.to_string(),
             tmp_counter: AtomicU64::new(0),
+            pid: std::process::id(),
             secret: None,
             witness: OnceLock::new(),
         })
@@ -123,7 +126,7 @@ impl LocalBox {
         self.root
             .join(META_DIR)
             .join("tmp")
-            .join(format!("{}-{n}.part", std::process::id()))
+            .join(format!("{}-{n}.part", self.pid))
     }
 
     /// Registers the [`Witness`] the server tells about sync listings. Only the first call counts;

@@ -15,6 +15,7 @@
 //! file as busy, rather than hanging forever behind a stuck transfer.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,10 @@ pub struct LockTable {
     held: Mutex<HashMap<String, Held>>,
     /// Signalled whenever a lock is released or a writer gives up waiting.
     released: Condvar,
+    /// Threads waiting on `released` (changed and read only with `held` locked). A release
+    /// wakes nobody when nobody waits: waking is a system call, and most releases have no
+    /// waiter.
+    sleepers: AtomicUsize,
 }
 
 /// Proof of a shared (read) lock on one file; released on drop.
@@ -137,11 +142,13 @@ impl LockTable {
             if left.is_zero() {
                 return (table, false);
             }
+            self.sleepers.fetch_add(1, Ordering::Relaxed);
             table = self
                 .released
                 .wait_timeout(table, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            self.sleepers.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -150,9 +157,7 @@ impl LockTable {
         if let Some(held) = table.get_mut(name) {
             held.readers = held.readers.saturating_sub(1);
         }
-        tidy(&mut table, name);
-        drop(table);
-        self.released.notify_all();
+        self.tidy_and_wake(table, name);
     }
 
     fn release_write(&self, name: &str) {
@@ -160,9 +165,18 @@ impl LockTable {
         if let Some(held) = table.get_mut(name) {
             held.writer = false;
         }
+        self.tidy_and_wake(table, name);
+    }
+
+    /// After a release: forgets a free entry and wakes the waiters, if there are any.
+    fn tidy_and_wake(&self, mut table: MutexGuard<'_, HashMap<String, Held>>, name: &str) {
         tidy(&mut table, name);
+        // Read under the lock: a waiter counts itself in before it sleeps, with the lock held.
+        let waiting = self.sleepers.load(Ordering::Relaxed) > 0;
         drop(table);
-        self.released.notify_all();
+        if waiting {
+            self.released.notify_all();
+        }
     }
 }
 

@@ -101,31 +101,60 @@ pub fn check_name(name: &str) -> Result<(), PathError> {
 /// [`PathError`] for a refused name; an `io::Error` only if `lstat` itself fails for a reason other
 /// than "not found".
 pub fn resolve(root: &Path, name: &str) -> Result<PathBuf, ResolveError> {
+    resolve_at(root, name).map(|(path, _)| path)
+}
+
+/// [`resolve`], also returning what `lstat` said of the last part of the path (`None` if nothing
+/// is there), which the check had to look at anyway: a caller about to replace the file needs
+/// it too.
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_at(
+    root: &Path,
+    name: &str,
+) -> Result<(PathBuf, Option<fs::Metadata>), ResolveError> {
+    walk(root, name, true)
+}
+
+/// [`resolve`] for a file about to be opened with `O_NOFOLLOW` ([`open_for_reading`]): only the
+/// folders on the way are examined, since the kernel itself refuses a link in the last part.
+///
+/// # Errors
+/// As [`resolve`].
+pub fn resolve_folders(root: &Path, name: &str) -> Result<PathBuf, ResolveError> {
+    walk(root, name, false).map(|(path, _)| path)
+}
+
+fn walk(
+    root: &Path,
+    name: &str,
+    last_too: bool,
+) -> Result<(PathBuf, Option<fs::Metadata>), ResolveError> {
     check_name(name)?;
     let mut path = root.to_path_buf();
     let mut parts = name.split('/').peekable();
     while let Some(part) = parts.next() {
         path.push(part);
+        let last = parts.peek().is_none();
+        if last && !last_too {
+            break;
+        }
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 return Err(PathError::Symlink(name.to_string()).into())
             }
+            Ok(meta) if last => return Ok((path, Some(meta))),
             // A file where the name needs a folder (`a.txt/b`): nothing further down can exist,
             // and opening the path will say so.
-            Ok(meta) if !meta.is_dir() && parts.peek().is_some() => {
-                path = root.join(name);
-                break;
-            }
+            Ok(meta) if !meta.is_dir() => return Ok((root.join(name), None)),
             Ok(_) => {}
             // Nothing further down can exist either.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                path = root.join(name);
-                break;
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((root.join(name), None)),
             Err(e) => return Err(ResolveError::Io(e)),
         }
     }
-    Ok(path)
+    Ok((path, None))
 }
 
 /// The ways [`resolve`] can fail.

@@ -60,7 +60,9 @@ pub fn is_sync_listing(filter: &Filter, hashes: bool, folders: bool) -> bool {
 /// never stop a server.
 pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: &ServeOptions<'_>) {
     let addr = conn.peer_addr();
-    match serve(&mut conn, local, opts) {
+    let served = serve(&mut conn, local, opts);
+    local.log.flush();
+    match served {
         Ok(()) => log::debug!("{addr}: connection closed"),
         Err(e) => {
             log::info!("{addr}: dropping the connection: {e}");
@@ -90,9 +92,9 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
         match outcome {
             Ok(summary) => local
                 .log
-                .record(&peer, &what, format!("ok {summary}").trim_end()),
+                .defer(&peer, &what, format!("ok {summary}").trim_end()),
             Err(Failure::Reply(code, message)) => {
-                local.log.record(&peer, &what, &format!("error: {message}"));
+                local.log.defer(&peer, &what, &format!("error: {message}"));
                 conn.queue(&Reply::error(code, message))?;
             }
             Err(Failure::Connection(e)) => {
@@ -101,8 +103,10 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: &ServeOptions<'_>) -> Re
             }
         }
         // A client that pipelines has its next request waiting already: answer it before
-        // flushing, so that a batch of small replies leaves in a few large writes.
+        // flushing, so that a batch of small replies (and their log lines) leaves in a few
+        // large writes.
         if !conn.input_pending() {
+            local.log.flush();
             conn.flush()?;
         }
     }
@@ -412,7 +416,7 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
 
 /// [`open_file`], with the opened file's metadata.
 fn open_regular(local: &LocalBox, name: &str) -> Result<(File, fs::Metadata), Failure> {
-    let path = paths::resolve(local.root(), name)?;
+    let path = paths::resolve_folders(local.root(), name)?;
     let not_found = || {
         Failure::Reply(
             ErrorCode::NotFound,

@@ -182,7 +182,8 @@ pub fn fetch_tcp(
     receive_file(conn, local, name, progress)
 }
 
-/// How many download requests [`fetch_many`] keeps ahead of the replies.
+/// How many download requests [`fetch_many`] keeps ahead of the replies. It tops the window up
+/// when half of it has been answered, so that requests leave in batches, not one per reply.
 pub const FETCH_WINDOW: usize = 32;
 
 /// Fetches many files over one connection, as [`fetch_tcp`] each, but *pipelined*: up to
@@ -207,6 +208,9 @@ pub fn fetch_many(
     let mut sent = 0;
     for (i, name) in names.iter().enumerate() {
         let mut ask = || -> Result<()> {
+            if sent >= names.len() || sent > i + FETCH_WINDOW / 2 {
+                return Ok(());
+            }
             while sent < names.len() && sent < i + FETCH_WINDOW {
                 if checks[sent].is_ok() {
                     conn.queue(&Request::Download {
@@ -465,12 +469,10 @@ pub fn install_over(
         .locks
         .write(name, IDLE_TIMEOUT)
         .ok_or_else(|| Error::Timeout(format!("{name} stayed busy; nothing was installed")))?;
-    let dest = resolve_for_write(local, name)?;
-    let there = match fs::symlink_metadata(&dest) {
-        Ok(meta) => Some(meta),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(Error::io(&dest, e)),
-    };
+    let (dest, there) = paths::resolve_at(local.root(), name).map_err(|e| match e {
+        ResolveError::Refused(p) => Error::Path(p),
+        ResolveError::Io(e) => Error::io(local.root().join(name), e),
+    })?;
     expect(there.as_ref()).map_err(Error::LocalChange)?;
     match there {
         Some(meta) if meta.is_dir() => {

@@ -329,6 +329,8 @@ impl Syncer {
             conn.shutdown();
         }
         let result = self.pull(&mut conn, scan);
+        // The round's actions were logged as deferred lines: out they go.
+        self.local.log.flush();
         *self.live() = None;
         // Hang up only now, with the state saved: the peer's witness takes a clean close to mean
         // that our round is over.
@@ -417,7 +419,7 @@ impl Syncer {
         }
         let summary = run.summary;
         if summary.changed() || summary.failed > 0 {
-            self.local.log.record(&peer, "sync round", &summary.text());
+            self.local.log.defer(&peer, "sync round", &summary.text());
         }
         log::info!(target: "with_sync::round", "round done: {}", summary.text());
         if self.stopped() {
@@ -495,14 +497,14 @@ impl Run<'_> {
         match step {
             Ok(Step::Done(outcome)) => {
                 self.count(action);
-                self.local.log.record(self.peer, &what, &outcome);
+                self.local.log.defer(self.peer, &what, &outcome);
             }
             Ok(Step::Logged) => {}
             Ok(Step::Skipped(why)) => {
                 self.summary.skipped += 1;
                 self.local
                     .log
-                    .record(self.peer, &what, &format!("put off: {why}"));
+                    .defer(self.peer, &what, &format!("put off: {why}"));
             }
             Err(e) => {
                 self.summary.failed += 1;
@@ -511,7 +513,7 @@ impl Run<'_> {
                 }
                 self.local
                     .log
-                    .record(self.peer, &what, &format!("failed: {e}"));
+                    .defer(self.peer, &what, &format!("failed: {e}"));
             }
         }
     }
@@ -794,7 +796,7 @@ impl Run<'_> {
                     self.summary.failed += 1;
                     self.local
                         .log
-                        .record(self.peer, &what, &format!("failed: {e}"));
+                        .defer(self.peer, &what, &format!("failed: {e}"));
                 }
             }
         }
