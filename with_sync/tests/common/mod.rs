@@ -126,9 +126,9 @@ impl Pair {
     }
 
     /// Waits until both boxes hold the same tree (paths, bytes, modes, file mtimes, empty
-    /// folders).
+    /// folders). The peers may be moving files while it looks ([`same_live`]).
     pub fn wait_converged(&self, limit: Duration) -> bool {
-        testkit::wait_until(limit, || same(&self.dirs[0], &self.dirs[1]))
+        testkit::wait_until(limit, || same_live(&self.dirs[0], &self.dirs[1]))
     }
 
     /// Waits until the boxes are the same and each running peer has finished two more rounds:
@@ -144,6 +144,7 @@ impl Pair {
             (0..2).all(|i| self.procs[i].is_none() || self.rounds(i) >= marks[i] + 2)
         });
         assert!(done, "peers stopped doing rounds");
+        // Settled: nothing may move any more, so this read is strict.
         assert!(
             same(&self.dirs[0], &self.dirs[1]),
             "boxes drifted apart:\n{}",
@@ -151,10 +152,10 @@ impl Pair {
         );
     }
 
-    /// What differs between the boxes, for failure messages.
+    /// What differs between the boxes, for failure messages (the peers may still be running).
     pub fn diff(&self) -> String {
-        let a = testkit::snapshot(&self.dirs[0]);
-        let b = testkit::snapshot(&self.dirs[1]);
+        let a = testkit::snapshot_live(&self.dirs[0]);
+        let b = testkit::snapshot_live(&self.dirs[1]);
         let mut out = String::new();
         for k in a
             .keys()
@@ -197,9 +198,14 @@ impl Default for Pair {
     }
 }
 
-/// Whether two boxes hold the same tree.
+/// Whether two boxes hold the same tree, read strictly: for boxes that have settled.
 pub fn same(a: &Path, b: &Path) -> bool {
     testkit::snapshot(a) == testkit::snapshot(b)
+}
+
+/// Whether two boxes hold the same tree, while peers may be moving files about (for polling).
+pub fn same_live(a: &Path, b: &Path) -> bool {
+    testkit::snapshot_live(a) == testkit::snapshot_live(b)
 }
 
 /// MD5s of every file in a box's trash.
