@@ -39,6 +39,8 @@ pub struct Pair {
     pub ports: [u16; 2],
     /// The running peers (`None` while stopped).
     pub procs: [Option<Proc>; 2],
+    /// More arguments for each peer (e.g. `--secret-file FILE`).
+    pub extra: [Vec<String>; 2],
 }
 
 /// Box names.
@@ -57,6 +59,7 @@ impl Pair {
             dirs,
             ports: [0, 0],
             procs: [None, None],
+            extra: [Vec::new(), Vec::new()],
         }
     }
 
@@ -74,22 +77,20 @@ impl Pair {
         let listen = format!("127.0.0.1:{port}");
         let peer = format!("127.0.0.1:{}", self.ports[1 - i]);
         let dir = self.dirs[i].to_string_lossy().into_owned();
-        Proc::start_with(
-            bin(),
-            &[
-                "--dir",
-                &dir,
-                "--listen",
-                &listen,
-                "--peer",
-                &peer,
-                "--interval",
-                INTERVAL,
-                "--name",
-                NAMES[i],
-            ],
-            &[("RUST_LOG", "with_sync=info")],
-        )
+        let mut args = vec![
+            "--dir",
+            &dir,
+            "--listen",
+            &listen,
+            "--peer",
+            &peer,
+            "--interval",
+            INTERVAL,
+            "--name",
+            NAMES[i],
+        ];
+        args.extend(self.extra[i].iter().map(String::as_str));
+        Proc::start_with(bin(), &args, &[("RUST_LOG", "with_sync=info")])
     }
 
     /// Starts peer `i` again on its old port.
@@ -206,6 +207,16 @@ pub fn same(a: &Path, b: &Path) -> bool {
 /// Whether two boxes hold the same tree, while peers may be moving files about (for polling).
 pub fn same_live(a: &Path, b: &Path) -> bool {
     testkit::snapshot_live(a) == testkit::snapshot_live(b)
+}
+
+/// The outcome column of every `sync round\tfailed` line of a box's log, in order.
+pub fn round_failures(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join(".minibox/log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\tsync round\tfailed"))
+        .map(|l| l.rsplit('\t').next().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// MD5s of every file in a box's trash.
