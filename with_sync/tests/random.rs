@@ -164,7 +164,7 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
                 None => 1 + rng.below(5000),
             };
             if is_file {
-                doomed(&[full.clone()]);
+                doomed(std::slice::from_ref(&full));
             }
             write_file(root, path, &content(rng, len));
         }
@@ -173,14 +173,14 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
             if let (Some(len), Ok(meta)) = (len_of(&full), fs::symlink_metadata(&full)) {
                 use std::os::unix::fs::MetadataExt;
                 let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                doomed(&[full.clone()]);
+                doomed(std::slice::from_ref(&full));
                 if fs::write(&full, content(rng, len)).is_ok() {
                     set_mtime(&full, mtime);
                 }
             }
         }
         3 if is_file => {
-            doomed(&[full.clone()]);
+            doomed(std::slice::from_ref(&full));
             let _ = fs::remove_file(&full);
         }
         // rm -rf
