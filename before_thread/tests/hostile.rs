@@ -18,7 +18,5 @@ fn launch(dir: &Path) -> Proc {
 #[test]
 fn the_server_survives_every_attack() {
     let report = run_all(&Target::new("server", &launch, Serving::OneAtATime));
-    assert_eq!(report.survived as usize, testkit::attack::ATTACKS.len());
-    assert_eq!(report.bytes_outside, 0);
-    assert!(report.inputs > 1_000, "{report:?}");
+    report.assert_clean();
 }

@@ -225,20 +225,26 @@ impl Arena {
         difference(&self.outside_before, &tree(&self.root, BOXES))
     }
 
-    /// Asserts that nothing outside the boxes changed, and that the box under attack is as it
-    /// was (serving never writes outside `.minibox/`).
+    /// What changed since the start where nothing may change: outside the two boxes, and in
+    /// the box under attack (serving never writes outside `.minibox/`). `None` if nothing did.
+    pub fn changes(&self) -> Option<String> {
+        let (bytes, names) = self.bytes_outside();
+        if bytes != 0 {
+            return Some(format!("{bytes} bytes written outside the box: {names:?}"));
+        }
+        let (bytes, names) =
+            difference(&self.box_before, &tree(&self.boxdir, &[minibox::META_DIR]));
+        (bytes != 0).then(|| format!("the served box changed by {bytes} bytes: {names:?}"))
+    }
+
+    /// Asserts that [`Arena::changes`] finds nothing.
     ///
     /// # Panics
     /// With the names that changed.
     pub fn assert_untouched(&self, after: &str) {
-        let (bytes, names) = self.bytes_outside();
-        assert_eq!(
-            bytes, 0,
-            "after {after}: written outside the box: {names:?}"
-        );
-        let (bytes, names) =
-            difference(&self.box_before, &tree(&self.boxdir, &[minibox::META_DIR]));
-        assert_eq!(bytes, 0, "after {after}: the served box changed: {names:?}");
+        if let Some(what) = self.changes() {
+            panic!("after {after}: {what}");
+        }
     }
 }
 

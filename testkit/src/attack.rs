@@ -6,6 +6,11 @@
 //! a hash, a verified download, compared with the real contents of the box); nothing outside the
 //! box was written and nothing was read from the canary (see [`crate::arena`]).
 //!
+//! A failed attack or check does not stop the run: it is recorded (a process that died is
+//! started again for the attacks after it), so the [`Report`] holds real counts (inputs tried
+//! per attack, attacks survived, bytes written outside the box measured over the whole run) and
+//! [`Report::assert_clean`] fails with all of them, not only the first.
+//!
 //! Each stage adds its binary in a few lines, because all a [`Target`] needs is a way to start
 //! the binary on a box folder:
 //!
@@ -17,7 +22,7 @@
 //!     Proc::start(bin, &["--dir", dir.to_str().unwrap(), "--listen", "127.0.0.1:0"])
 //! };
 //! let report = run_all(&Target::new("server", &launch, Serving::OneAtATime));
-//! assert_eq!(report.bytes_outside, 0);
+//! report.assert_clean();
 //! ```
 //!
 //! Every wait is bounded: an attack that makes the server hang fails the test after at most
@@ -90,17 +95,87 @@ impl<'a> Target<'a> {
     }
 }
 
+/// How one attack went.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The attack's name.
+    pub name: &'static str,
+    /// Inputs it tried (0 if it failed before saying).
+    pub inputs: u64,
+    /// The fewest inputs it must try to count as done (see [`ATTACKS`]).
+    pub floor: u64,
+    /// Seconds it took, checks included.
+    pub secs: f64,
+    /// What went wrong: the attack's own assertion, a dead process, a wrong honest answer, or
+    /// bytes changed outside the box. `None` if it was survived.
+    pub failure: Option<String>,
+}
+
 /// What [`run_all`] did.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// One line per attack: name, inputs tried, seconds taken.
-    pub attacks: Vec<(&'static str, u64, f64)>,
+    /// The binary attacked, for messages.
+    pub target: String,
+    /// One entry per attack, in order.
+    pub attacks: Vec<Outcome>,
     /// Inputs tried in all (connections, frames, requests, datagrams).
     pub inputs: u64,
     /// Attacks after which the process was alive, correct and the canary untouched.
     pub survived: u32,
-    /// Bytes written outside the box over the whole run (must be 0).
+    /// Bytes by which the arena outside the boxes differs, at the end, from how it was before
+    /// the first attack (the canary tree compared whole; must be 0).
     pub bytes_outside: u64,
+}
+
+impl Report {
+    /// Attacks that were not survived, with why.
+    pub fn failures(&self) -> Vec<String> {
+        self.attacks
+            .iter()
+            .filter_map(|a| a.failure.as_ref().map(|f| format!("{}: {f}", a.name)))
+            .collect()
+    }
+
+    /// Asserts that every attack ran and was survived, each tried at least its floor of inputs,
+    /// and not a byte outside the box changed.
+    ///
+    /// # Panics
+    /// Listing everything that was wrong.
+    pub fn assert_clean(&self) {
+        let mut wrong = self.failures();
+        if self.attacks.len() != ATTACKS.len() {
+            wrong.push(format!(
+                "{} attacks ran, not {}",
+                self.attacks.len(),
+                ATTACKS.len()
+            ));
+        }
+        for a in self.attacks.iter().filter(|a| a.inputs < a.floor) {
+            wrong.push(format!(
+                "{}: only {} inputs tried (at least {} expected)",
+                a.name, a.inputs, a.floor
+            ));
+        }
+        if self.survived as usize != self.attacks.len() {
+            wrong.push(format!(
+                "{} of {} attacks survived",
+                self.survived,
+                self.attacks.len()
+            ));
+        }
+        if self.bytes_outside != 0 {
+            wrong.push(format!(
+                "{} bytes written outside the box",
+                self.bytes_outside
+            ));
+        }
+        assert!(
+            wrong.is_empty(),
+            "{}: the hostile-input suite failed:\n  {}",
+            self.target,
+            wrong.join("\n  ")
+        );
+    }
 }
 
 /// What an attack sees: where to strike, and the arena.
@@ -119,84 +194,137 @@ pub struct Ctx<'a> {
 /// wrongly to the attack; the checks after it are [`run_all`]'s job.
 pub type Attack = fn(&Ctx<'_>) -> u64;
 
-/// Every attack, in the order [`run_all`] runs them.
-pub const ATTACKS: &[(&str, Attack)] = &[
-    ("random bytes", random_bytes),
-    ("truncated frames", truncated_frames),
-    ("huge length prefixes", huge_lengths),
-    ("unknown protocol versions", unknown_versions),
-    ("valid frames of the wrong type", wrong_types),
-    ("names that leave the box", bad_names),
-    ("hostile peer names and log injection", hostile_peer_names),
+/// Every attack, in the order [`run_all`] runs them, with the fewest inputs it must try: an
+/// attack that quietly did less than it was written to do does not count as survived.
+pub const ATTACKS: &[(&str, Attack, u64)] = &[
+    ("random bytes", random_bytes, 240),
+    ("truncated frames", truncated_frames, 60),
+    ("huge length prefixes", huge_lengths, 9),
+    ("unknown protocol versions", unknown_versions, 16),
+    ("valid frames of the wrong type", wrong_types, 50),
+    ("names that leave the box", bad_names, 90),
+    (
+        "hostile peer names and log injection",
+        hostile_peer_names,
+        15,
+    ),
     (
         "symlinks out of the box, FIFO, socket, unreadable files",
         traps,
+        18,
     ),
-    ("hostile regular expressions and ranges", hostile_filters),
-    ("clients that vanish mid-transfer", vanishing_clients),
-    ("clients that connect and say nothing", silent_clients),
-    ("a client that stops reading", stalled_reader),
-    ("200 connections at once, then 20 real clients", flood),
+    (
+        "hostile regular expressions and ranges",
+        hostile_filters,
+        20,
+    ),
+    ("clients that vanish mid-transfer", vanishing_clients, 7),
+    ("clients that connect and say nothing", silent_clients, 1),
+    ("a client that stops reading", stalled_reader, 9),
+    ("200 connections at once, then 20 real clients", flood, 220),
     (
         "UDP datagrams with wrong tokens, from other addresses",
         udp_junk,
+        400,
+    ),
+    (
+        "UDP datagrams with the right token from another IP address",
+        udp_right_token_other_ip,
+        20,
     ),
 ];
 
 /// Starts the target on a fresh arena and runs every attack, checking after each one. Prints a
-/// table of what was tried to stderr and returns the counts.
+/// table of what was tried to stderr and returns the counts; see [`Report::assert_clean`].
 ///
 /// # Panics
-/// On the first attack the target does not survive, with the attack's name.
+/// Only if the target cannot be started, or fails the honest checks before any attack.
 pub fn run_all(target: &Target<'_>) -> Report {
     run_some(target, ATTACKS)
+}
+
+/// The message of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// Runs `f`, turning a panic (a failed assertion) into its message.
+fn caught<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| panic_text(&*p))
 }
 
 /// [`run_all`] for a chosen list of attacks.
 ///
 /// # Panics
 /// As [`run_all`].
-pub fn run_some(target: &Target<'_>, attacks: &[(&'static str, Attack)]) -> Report {
+pub fn run_some(target: &Target<'_>, attacks: &[(&'static str, Attack, u64)]) -> Report {
     let arena = Arena::new();
     let mut proc = (target.launch)(&arena.boxdir);
-    let cx = Ctx {
-        addr: proc.addr,
-        arena: &arena,
-        serving: target.serving,
-        connect: target.connect,
-    };
     // First the honest answers with no attack at all: the checks themselves must pass.
-    check_alive_and_correct(cx.addr, &arena, cx.connect);
-    let mut report = Report::default();
-    for &(name, attack) in attacks {
+    check_alive_and_correct(proc.addr, &arena, target.connect);
+    let mut report = Report {
+        target: target.name.to_string(),
+        ..Report::default()
+    };
+    for &(name, attack, floor) in attacks {
         eprintln!("[hostile] {}: {name}", target.name);
         let started = Instant::now();
-        let inputs = attack(&cx);
-        assert!(
-            proc.alive(),
-            "{}: the process died during \"{name}\"; stderr:\n{}",
-            target.name,
-            proc.stderr_text()
-        );
-        check_alive_and_correct(cx.addr, &arena, cx.connect);
-        arena.assert_untouched(name);
-        report
-            .attacks
-            .push((name, inputs, started.elapsed().as_secs_f64()));
+        let cx = Ctx {
+            addr: proc.addr,
+            arena: &arena,
+            serving: target.serving,
+            connect: target.connect,
+        };
+        let (inputs, mut failure) = match caught(|| attack(&cx)) {
+            Ok(n) => (n, None),
+            Err(why) => (0, Some(why)),
+        };
+        if !proc.alive() {
+            let why = format!("the process died; stderr:\n{}", proc.stderr_text());
+            failure.get_or_insert(why);
+            // The next attacks need a target: the same box, a new process.
+            proc = (target.launch)(&arena.boxdir);
+        } else if let Err(why) = caught(|| check_alive_and_correct(cx.addr, &arena, cx.connect)) {
+            failure.get_or_insert(format!("afterwards, honest answers were wrong: {why}"));
+        }
+        if let Some(why) = arena.changes() {
+            failure.get_or_insert(why);
+        }
+        if failure.is_none() {
+            report.survived += 1;
+        }
         report.inputs += inputs;
-        report.survived += 1;
+        report.attacks.push(Outcome {
+            name,
+            inputs,
+            floor,
+            secs: started.elapsed().as_secs_f64(),
+            failure,
+        });
     }
     report.bytes_outside = arena.bytes_outside().0;
     eprintln!(
         "[hostile] {}: {:>8} {:>7}  attack",
         target.name, "inputs", "secs"
     );
-    for (name, inputs, secs) in &report.attacks {
-        eprintln!("[hostile] {}: {inputs:>8} {secs:>7.1}  {name}", target.name);
+    for a in &report.attacks {
+        let verdict = if a.failure.is_some() { "FAILED" } else { "ok" };
+        eprintln!(
+            "[hostile] {}: {:>8} {:>7.1}  {} ({verdict})",
+            target.name, a.inputs, a.secs, a.name
+        );
     }
     eprintln!(
-        "[hostile] {}: {} inputs tried, {} attacks survived, {} bytes written outside the box",
-        target.name, report.inputs, report.survived, report.bytes_outside
+        "[hostile] {}: {} inputs tried, {} of {} attacks survived, {} bytes written outside the box",
+        target.name,
+        report.inputs,
+        report.survived,
+        report.attacks.len(),
+        report.bytes_outside
     );
     report
 }
@@ -997,5 +1125,100 @@ pub fn udp_junk(cx: &Ctx<'_>) -> u64 {
         }) => {}
         Err(e) => panic!("a UDP download under junk failed: {e}"),
     }
+    tried
+}
+
+/// The other loopback address the next attack sends from: Linux puts all of 127.0.0.0/8 on the
+/// loopback interface, so a socket can be bound there without any setup.
+pub const OTHER_LOOPBACK_IP: &str = "127.0.0.2";
+
+/// A UDP download asked for honestly over TCP (from 127.0.0.1), then acks that carry its very
+/// token sent from another IP address ([`OTHER_LOOPBACK_IP`]): the server must not send that
+/// address a single datagram, neither before the real client speaks nor after. (Datagrams are
+/// bound to the IP of the TCP connection that asked for the transfer.) Then, as a control, the
+/// same ack from the client's own IP gets blocks at once: the transfer was alive all along, only
+/// the other address was ignored.
+pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
+    use minibox::udp::wire::{self, Ack, Datagram};
+    let intruder = UdpSocket::bind((OTHER_LOOPBACK_IP, 0)).unwrap_or_else(|e| {
+        panic!("this attack needs {OTHER_LOOPBACK_IP} on the loopback interface (as on Linux): {e}")
+    });
+    let honest = UdpSocket::bind("127.0.0.1:0").expect("bind UDP on 127.0.0.1");
+    let mut conn = (cx.connect)(&cx.addr.to_string()).expect("connect");
+    conn.send(&Request::DownloadUdp {
+        path: "big.bin".into(),
+    })
+    .expect("ask for a UDP download");
+    let token = match conn.recv::<Reply>().expect("an answer to download_udp") {
+        Reply::UdpOffer { token, .. } => token,
+        other => panic!("expected a UDP offer, got {other:?}"),
+    };
+    let mut ack = Vec::new();
+    wire::encode_ack(
+        &Ack {
+            token,
+            window: 64,
+            ..Ack::default()
+        },
+        &mut ack,
+    );
+    // Data-shaped too, with the token and a plausible block, in case a server took those.
+    let data = wire::encode_data(&wire::Data {
+        token,
+        block: 0,
+        sent_at: 1,
+        ack_now: true,
+        payload: &[0u8; 512],
+    });
+    let mut tried = 0u64;
+    let mut buf = vec![0u8; 70_000];
+    let assert_nothing_for_intruder = |buf: &mut [u8]| {
+        if let Ok((n, from)) = intruder.recv_from(buf) {
+            panic!(
+                "the server sent {n} bytes from {from} to {OTHER_LOOPBACK_IP}, whose datagrams \
+                 carried the token but not the address of the TCP connection that asked"
+            );
+        }
+    };
+    intruder
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    // Before the real client has said anything: about a second of forged acks.
+    for _ in 0..20 {
+        let _ = intruder.send_to(&ack, cx.addr);
+        let _ = intruder.send_to(&data, cx.addr);
+        tried += 2;
+        assert_nothing_for_intruder(&mut buf);
+    }
+    // The control: the client's own address gets blocks of this very transfer.
+    honest
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let deadline = Instant::now() + LIMIT;
+    let mut blocks = 0u32;
+    while blocks == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the server sent nothing to the real client either: the attack proved nothing"
+        );
+        let _ = honest.send_to(&ack, cx.addr);
+        tried += 1;
+        while let Ok((n, _)) = honest.recv_from(&mut buf) {
+            if matches!(wire::decode(&buf[..n]), Ok(Datagram::Data(d)) if d.token == token) {
+                blocks += 1;
+            }
+            if blocks > 0 {
+                break;
+            }
+        }
+    }
+    // While the transfer runs: forged acks still get nothing.
+    for _ in 0..10 {
+        let _ = intruder.send_to(&ack, cx.addr);
+        tried += 1;
+        assert_nothing_for_intruder(&mut buf);
+    }
+    // Hanging up ends the transfer on the server's side.
+    drop(conn);
     tried
 }

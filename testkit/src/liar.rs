@@ -7,9 +7,9 @@
 //! port, and two lies are told over UDP: a download offered and sent as datagrams whose bytes do
 //! not match the MD5 it announced, and one whose trailer brings the wrong MD5. [`check`] runs the downloading side (the
 //! stage-1 `client`, later `with_sync --once`) against it and demands a refusal with a clear
-//! sentence, a failure exit status, and nothing installed: the file the box already had is
-//! untouched, no other file appeared, `.minibox/tmp/` is empty, and nothing was written next to
-//! the box.
+//! sentence (in its output and in its box's `.minibox/log`), a failure exit status, and nothing
+//! installed: the file the box already had is untouched, no other file appeared, `.minibox/tmp/`
+//! is empty, and nothing was written next to the box.
 //!
 //! Each stage adds its downloading binary with [`liar_tests!`](crate::liar_tests), which writes
 //! one `#[test]` per lie (so the slow ones, which wait for a timeout, run in parallel).
@@ -532,6 +532,14 @@ pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) -> ShellRun {
             "{lie:?}: gave up only after {took:?}"
         );
     }
+    // The box's own history says it too, not only the terminal: one line of .minibox/log.
+    let log = fs::read_to_string(boxdir.join(minibox::META_DIR).join("log")).unwrap_or_default();
+    assert!(
+        log.lines()
+            .any(|l| lie.symptoms().iter().any(|s| l.contains(s))),
+        "{lie:?}: no clear line in the box's .minibox/log (wanted one of {:?}); log:\n{log}",
+        lie.symptoms()
+    );
     let (bytes, names) = difference(&outside_before, &tree(&root, &["box"]));
     assert_eq!(bytes, 0, "{lie:?}: written outside the box: {names:?}");
     let (bytes, names) = difference(&box_before, &tree(&boxdir, &[minibox::META_DIR]));

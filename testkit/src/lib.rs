@@ -11,7 +11,8 @@
 //!   while it runs, and [`freeze_mid_download`] stops a process in the middle of a transfer;
 //! - [`Terminal`]: runs a shell on a pseudo-terminal, to test the prompt and line editing;
 //! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
-//!   [`pseudo_random`], [`snapshot`] (compare two trees), [`files_under`], [`mtime_ns`];
+//!   [`pseudo_random`], [`snapshot`] (compare two trees; [`snapshot_live`] while peers still
+//!   change them), [`files_under`], [`mtime_ns`];
 //! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling);
 //! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
 //!   reorders), for the UDP download tests.
@@ -791,25 +792,68 @@ impl Rng {
 
 /// What a tree holds, for comparing two boxes: relative path → (is_dir, contents, mode bits,
 /// mtime in ns). `.minibox/` is left out.
+pub type Snapshot = BTreeMap<String, (bool, Vec<u8>, u32, i128)>;
+
+/// How many times [`snapshot_live`] tries before it gives up.
+pub const SNAPSHOT_TRIES: usize = 50;
+
+/// Reads a whole tree into a [`Snapshot`]: for final assertions, on boxes nobody changes any
+/// more.
 ///
 /// # Panics
-/// On I/O failure.
-pub fn snapshot(root: &Path) -> BTreeMap<String, (bool, Vec<u8>, u32, i128)> {
+/// On any I/O failure (a file that vanishes under a final check is a failure to report).
+pub fn snapshot(root: &Path) -> Snapshot {
+    try_snapshot(root).unwrap_or_else(|e| panic!("snapshot of {}: {e}", root.display()))
+}
+
+/// Reads a tree that running peers may be changing at this very moment, for polling: a file
+/// moved to the trash between the listing of its folder and the reading of its bytes (or a
+/// folder replaced by a file) makes one attempt fail, so the whole snapshot is taken again, up
+/// to [`SNAPSHOT_TRIES`] times, 20 ms apart. Each snapshot that is returned was read whole, but
+/// not at one instant: use [`snapshot`] for the final word, once the peers have settled.
+///
+/// # Panics
+/// If every attempt failed (the tree cannot be read at all, or never holds still for the few
+/// milliseconds a read takes), with the last error.
+pub fn snapshot_live(root: &Path) -> Snapshot {
+    let mut last = None;
+    for _ in 0..SNAPSHOT_TRIES {
+        match try_snapshot(root) {
+            Ok(snap) => return snap,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "no whole snapshot of {} in {SNAPSHOT_TRIES} tries: {}",
+        root.display(),
+        last.map_or_else(String::new, |e| e.to_string())
+    );
+}
+
+/// [`snapshot`] that returns the first I/O error (with the path it happened on) instead of
+/// panicking.
+///
+/// # Errors
+/// If a folder cannot be listed, an entry cannot be looked at, or a file cannot be read.
+pub fn try_snapshot(root: &Path) -> std::io::Result<Snapshot> {
+    let at = |path: &Path, e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+    };
     let mut out = BTreeMap::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        for entry in fs::read_dir(&dir).expect("read_dir") {
-            let entry = entry.expect("dirent");
-            let path = entry.path();
+        for entry in fs::read_dir(&dir).map_err(|e| at(&dir, e))? {
+            let path = entry.map_err(|e| at(&dir, e))?.path();
             let rel = path
                 .strip_prefix(root)
-                .expect("inside")
+                .expect("read_dir yields paths below the folder it lists")
                 .to_string_lossy()
                 .into_owned();
             if rel == ".minibox" {
                 continue;
             }
-            let meta = fs::symlink_metadata(&path).expect("lstat");
+            let meta = fs::symlink_metadata(&path).map_err(|e| at(&path, e))?;
             let mtime = meta
                 .modified()
                 .ok()
@@ -820,11 +864,12 @@ pub fn snapshot(root: &Path) -> BTreeMap<String, (bool, Vec<u8>, u32, i128)> {
                 stack.push(path.clone());
                 out.insert(rel, (true, Vec::new(), mode, 0));
             } else if meta.is_file() {
-                out.insert(rel, (false, fs::read(&path).expect("read"), mode, mtime));
+                let bytes = fs::read(&path).map_err(|e| at(&path, e))?;
+                out.insert(rel, (false, bytes, mode, mtime));
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (the OS picked it for a listener that is
@@ -887,6 +932,26 @@ mod tests {
     fn a_closed_address_refuses() {
         let addr = closed_addr();
         assert!(std::net::TcpStream::connect(addr).is_err());
+    }
+
+    #[test]
+    fn snapshots_read_trees_and_report_what_they_cannot_read() {
+        let dir = tempdir();
+        write(dir.path(), "a/b.txt", b"bytes");
+        fs::create_dir_all(dir.path().join("empty")).unwrap();
+        write(dir.path(), ".minibox/log", b"left out");
+        let snap = snapshot(dir.path());
+        assert_eq!(
+            snap.keys().collect::<Vec<_>>(),
+            ["a", "a/b.txt", "empty"],
+            "folders, files, and no .minibox"
+        );
+        assert_eq!(snap["a/b.txt"].1, b"bytes");
+        assert_eq!(snapshot_live(dir.path()), snap);
+        let gone = dir.path().join("gone");
+        let err = try_snapshot(&gone).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("gone"), "{err}");
     }
 
     #[test]

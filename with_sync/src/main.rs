@@ -125,6 +125,13 @@ fn once(syncer: &Syncer, mode: Mode) -> ExitCode {
         }
         Err(e) => {
             let message = e.to_string();
+            // The background loop logs its failed rounds; a one-off round must too, or the
+            // box's history would not say why nothing happened.
+            syncer.local().log.record(
+                syncer.peer_addr(),
+                "sync round",
+                &format!("failed: {message}"),
+            );
             let line = match mode {
                 Mode::Json => output::error_json(&message).to_string(),
                 Mode::Human => format!("error: {message}"),

@@ -1,32 +1,58 @@
-//! Hostile input against `with_sync`'s server side: every attack of [`testkit::attack`].
+//! Hostile input against `with_sync`'s server side: every attack of [`testkit::attack`], without
+//! and with `--secret-file`. Run with `--nocapture` to see the table of inputs tried.
 
 use std::path::Path;
 
+use minibox::auth::Secret;
+use minibox::conn::Connection;
 use testkit::attack::{run_all, Serving, Target};
 use testkit::Proc;
 
-fn launch(dir: &Path) -> Proc {
+/// Starts with_sync serving `dir`, with extra arguments.
+fn launch_with(dir: &Path, extra: &[&str]) -> Proc {
     let dir = dir.to_str().expect("a UTF-8 temp path");
     // A peer nothing listens on, and a long interval: the background rounds fail quietly and
     // write nothing into the box while it is attacked.
-    Proc::start(
-        env!("CARGO_BIN_EXE_with_sync"),
-        &[
-            "--dir",
-            dir,
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            "127.0.0.1:9",
-            "--interval",
-            "3600",
-        ],
-    )
+    let mut args = vec![
+        "--dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        "127.0.0.1:9",
+        "--interval",
+        "3600",
+    ];
+    args.extend_from_slice(extra);
+    Proc::start(env!("CARGO_BIN_EXE_with_sync"), &args)
 }
 
 #[test]
 fn with_sync_survives_every_attack() {
-    let report = run_all(&Target::new("with_sync", &launch, Serving::Concurrent));
-    assert_eq!(report.survived as usize, testkit::attack::ATTACKS.len());
-    assert_eq!(report.bytes_outside, 0);
+    let launch = |dir: &Path| launch_with(dir, &[]);
+    run_all(&Target::new("with_sync", &launch, Serving::Concurrent)).assert_clean();
+}
+
+const SECRET: &[u8] = b"with_sync's shared secret, 32+ bytes long";
+
+fn connect_with_secret(addr: &str) -> minibox::Result<Connection> {
+    let secret = Secret::from_bytes(SECRET.to_vec())?;
+    Connection::connect_with(addr, "checker", Some(&secret))
+}
+
+#[test]
+fn with_sync_with_a_secret_survives_every_attack() {
+    let keys = testkit::tempdir();
+    let file = keys.path().join("secret");
+    std::fs::write(&file, SECRET).expect("write the secret");
+    testkit::chmod(&file, 0o600);
+    let file = file.to_str().expect("a UTF-8 temp path").to_string();
+    let launch = |dir: &Path| launch_with(dir, &["--secret-file", &file]);
+    let target = Target {
+        name: "with_sync --secret-file",
+        launch: &launch,
+        serving: Serving::Concurrent,
+        connect: &connect_with_secret,
+    };
+    run_all(&target).assert_clean();
 }

@@ -1,26 +1,38 @@
 //! Random creates, edits, deletes, renames, chmods and touches on both boxes, with peers stopped
 //! (SIGTERM or SIGKILL) and restarted at random, while real peers sync every 0.2 s. After every
-//! step the boxes must converge, and every version of every file that existed at an earlier step
-//! boundary must still be somewhere: in a box (perhaps as a conflict copy), in a trash, or
-//! removed by the simulated user itself (when no other copy existed).
+//! step the boxes must converge, and no version may be lost.
 //!
-//! The operations come from a seeded PRNG; the seed is printed, and `MINIBOX_SEED=n` replays the
-//! same operations (the peers' timing is the machine's, so not the same interleaving).
+//! "No version lost" is checked for every version the test ever saw in a box, which covers every
+//! version that existed at a round boundary. The test looks at both boxes just before and just
+//! after each user operation, with short random pauses between operations so that rounds land
+//! in between (it counts the rounds that finished during the operations and demands some). Between
+//! two user operations only sync changes the boxes, and sync makes copies of versions that exist
+//! and moves what it replaces into a trash; so a version present at any round boundary is one
+//! the test saw at one of those looks. At each settled step boundary every version seen so far
+//! must be in a box (perhaps as a conflict copy) or in a trash, unless the simulated user itself
+//! destroyed its last copy (noted when it did).
+//!
+//! The operations come from a seeded PRNG. The seed is fixed, so every run makes the same
+//! operations (the peers' timing is the machine's, so not the same interleaving);
+//! `MINIBOX_SEED=n` picks another, and a failure prints the seed it ran with.
 
 // Test code: a failed file operation is a failed test.
 #![allow(clippy::unwrap_used)]
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{set_mtime, trash_md5s, Pair, LIMIT};
-use minibox::hash::md5_file;
-use testkit::{chmod, Rng};
+use common::{trash_md5s, Pair, LIMIT};
+use minibox::hash::md5_reader;
+use testkit::Rng;
 
 const STEPS: usize = 25;
+
+/// The seed when `MINIBOX_SEED` does not name one.
+const DEFAULT_SEED: u64 = 0x6d69_6e69_626f_7833;
 
 /// Paths the operations pick from: few, so that they collide (the same file edited on both
 /// sides, a file where the other side has a folder).
@@ -36,12 +48,44 @@ const PATHS: [&str; 9] = [
     "top/mid/low/x",
 ];
 
-/// MD5s of every file in a box (conflict copies included).
-fn box_md5s(root: &Path) -> Vec<String> {
+/// Prints the seed if the test fails, whatever panicked (an assertion here, or a helper).
+struct SeedOnFailure(u64);
+
+impl Drop for SeedOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "random sync test FAILED with seed {0}; MINIBOX_SEED={0} replays its operations",
+                self.0
+            );
+        }
+    }
+}
+
+fn md5_of(bytes: &[u8]) -> String {
+    md5_reader(bytes).expect("reading memory cannot fail")
+}
+
+/// How many copies of each version both boxes hold (conflict copies included), read while the
+/// peers may be moving files about.
+fn versions(pair: &Pair) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for i in 0..2 {
+        for (_, (dir, bytes, ..)) in testkit::snapshot_live(pair.dir(i)) {
+            if !dir {
+                *out.entry(md5_of(&bytes)).or_default() += 1;
+            }
+        }
+    }
+    out
+}
+
+/// The versions in a settled box, read strictly.
+fn box_md5s(root: &Path) -> BTreeSet<String> {
     testkit::snapshot(root)
-        .into_iter()
-        .filter(|(_, (dir, ..))| !dir)
-        .map(|(path, _)| md5_file(&root.join(path)).unwrap())
+        .into_values()
+        .filter(|(dir, ..)| !dir)
+        .map(|(_, bytes, ..)| md5_of(&bytes))
         .collect()
 }
 
@@ -60,67 +104,92 @@ fn parents_ok(root: &Path, path: &str) -> bool {
     true
 }
 
-/// One random user operation on box `who`. Versions it destroys that exist nowhere else are
-/// noted in `removed`.
-fn operate(rng: &mut Rng, pair: &Pair, who: usize, removed: &mut BTreeSet<String>) {
+/// Every regular file below `dir` (the peers may be changing it: what vanishes is skipped).
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    testkit::snapshot_live(dir)
+        .into_iter()
+        .filter(|(_, (d, ..))| !d)
+        .map(|(p, _)| dir.join(p))
+        .collect()
+}
+
+fn write_file(root: &Path, path: &str, bytes: &[u8]) {
+    let full = root.join(path);
+    // A peer may be changing the folders around it: a failed write is an operation not made.
+    if let Some(parent) = full.parent() {
+        let _ = fs::create_dir_all(parent);
+    }
+    let _ = fs::write(&full, bytes);
+}
+
+fn set_mtime(path: &Path, ns: i64) {
+    let Ok(ns) = u64::try_from(ns) else { return };
+    let time = UNIX_EPOCH + Duration::from_nanos(ns);
+    if let Ok(f) = fs::File::options().write(true).open(path) {
+        let _ = f.set_times(fs::FileTimes::new().set_modified(time));
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = fs::set_permissions(path, fs::Permissions::from_mode(mode));
+}
+
+/// One random user operation on box `who`. The peers keep running meanwhile, so a file seen a
+/// moment ago may be gone (moved to a trash, replaced by a folder): every step tolerates that and
+/// simply does less. Returns the versions it destroyed (the MD5 of each file it overwrote or
+/// removed, read just before).
+fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
     let root = pair.dir(who);
     let path = PATHS[rng.below(PATHS.len())];
     let full = root.join(path);
     let op = rng.below(9);
     let is_file = full.is_file();
     let is_dir = full.is_dir();
-    // Before destroying a version, note it if this is its last copy.
-    let mut note = |files: Vec<std::path::PathBuf>| {
-        let everywhere: Vec<String> = box_md5s(pair.dir(0))
-            .into_iter()
-            .chain(box_md5s(pair.dir(1)))
-            .collect();
+    let mut destroyed = Vec::new();
+    let mut doomed = |files: &[PathBuf]| {
         for f in files {
-            if let Ok(md5) = md5_file(&f) {
-                if everywhere.iter().filter(|m| **m == md5).count() <= 1 {
-                    removed.insert(md5);
-                }
+            if let Ok(bytes) = fs::read(f) {
+                destroyed.push(md5_of(&bytes));
             }
         }
     };
     let content = |rng: &mut Rng, len: usize| testkit::pseudo_random(len, rng.next_u64());
+    let len_of = |p: &Path| fs::metadata(p).map(|m| m.len() as usize).ok();
     match op {
         // Create or rewrite a file (sometimes with the same size).
         0 | 1 if !is_dir && parents_ok(root, path) => {
-            let len = if is_file && op == 1 {
-                fs::metadata(&full).unwrap().len() as usize
-            } else {
-                1 + rng.below(5000)
+            let len = match (is_file && op == 1).then(|| len_of(&full)).flatten() {
+                Some(len) => len,
+                None => 1 + rng.below(5000),
             };
             if is_file {
-                note(vec![full.clone()]);
+                doomed(std::slice::from_ref(&full));
             }
-            testkit::write(root, path, &content(rng, len));
+            write_file(root, path, &content(rng, len));
         }
         // Same size, same mtime to the nanosecond.
         2 if is_file => {
-            let len = fs::metadata(&full).unwrap().len() as usize;
-            let mtime = common::mtime_ns(&full);
-            note(vec![full.clone()]);
-            fs::write(&full, content(rng, len)).unwrap();
-            set_mtime(&full, mtime);
+            if let (Some(len), Ok(meta)) = (len_of(&full), fs::symlink_metadata(&full)) {
+                use std::os::unix::fs::MetadataExt;
+                let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+                doomed(std::slice::from_ref(&full));
+                if fs::write(&full, content(rng, len)).is_ok() {
+                    set_mtime(&full, mtime);
+                }
+            }
         }
         3 if is_file => {
-            note(vec![full.clone()]);
-            fs::remove_file(&full).unwrap();
+            doomed(std::slice::from_ref(&full));
+            let _ = fs::remove_file(&full);
         }
         // rm -rf
         4 if is_dir => {
-            let files: Vec<_> = testkit::snapshot(&full)
-                .into_iter()
-                .filter(|(_, (d, ..))| !d)
-                .map(|(p, _)| full.join(p))
-                .collect();
-            note(files);
-            fs::remove_dir_all(&full).unwrap();
+            doomed(&files_below(&full));
+            let _ = fs::remove_dir_all(&full);
         }
         5 if !is_file && !is_dir && parents_ok(root, path) => {
-            fs::create_dir_all(&full).unwrap();
+            let _ = fs::create_dir_all(&full);
         }
         6 if is_file => chmod(&full, [0o644, 0o600, 0o755, 0o640][rng.below(4)]),
         6 if is_dir => chmod(&full, [0o755, 0o700, 0o750][rng.below(3)]),
@@ -135,13 +204,19 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize, removed: &mut BTreeSet<String
             let dest = root.join(to);
             if !dest.exists() && parents_ok(root, to) {
                 if let Some(parent) = dest.parent() {
-                    fs::create_dir_all(parent).unwrap();
+                    let _ = fs::create_dir_all(parent);
                 }
-                fs::rename(&full, &dest).unwrap();
+                let _ = fs::rename(&full, &dest);
             }
         }
         _ => {}
     }
+    destroyed
+}
+
+/// Rounds finished so far by each running peer (a restarted peer counts from zero again).
+fn rounds(pair: &Pair) -> [usize; 2] {
+    [pair.rounds(0), pair.rounds(1)]
 }
 
 #[test]
@@ -149,16 +224,16 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
     let seed = std::env::var("MINIBOX_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-            (now.as_nanos() as u64) | 1
-        });
-    eprintln!("random sync test: seed {seed} (MINIBOX_SEED={seed} replays the operations)");
+        .unwrap_or(DEFAULT_SEED);
+    let _report = SeedOnFailure(seed);
+    eprintln!("random sync test: seed {seed} (MINIBOX_SEED=n picks another)");
     let mut rng = Rng::new(seed);
     let mut pair = Pair::new();
     pair.start();
+    // Every version seen in a box; the versions whose last copy the user destroyed.
     let mut history: BTreeSet<String> = BTreeSet::new();
     let mut removed: BTreeSet<String> = BTreeSet::new();
+    let (mut operations, mut rounds_during_operations) = (0usize, 0usize);
     for step in 0..STEPS {
         let stopped = (rng.below(4) == 0).then(|| {
             let i = rng.below(2);
@@ -169,10 +244,30 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
             }
             i
         });
+        let marks = rounds(&pair);
         for _ in 0..2 + rng.below(6) {
             let who = rng.below(2);
-            operate(&mut rng, &pair, who, &mut removed);
+            let before = versions(&pair);
+            history.extend(before.keys().cloned());
+            let destroyed = operate(&mut rng, &pair, who);
+            // A destroyed version is lost for good (by the user's own hand) if no copy of it
+            // was left in either box.
+            let mut gone: BTreeMap<&String, usize> = BTreeMap::new();
+            for md5 in &destroyed {
+                *gone.entry(md5).or_default() += 1;
+            }
+            for (md5, n) in gone {
+                if before.get(md5).copied().unwrap_or(0) <= n {
+                    removed.insert(md5.clone());
+                }
+            }
+            history.extend(versions(&pair).into_keys());
+            operations += 1;
+            // A pause now and then, long enough for a round (0.2 s) to land between operations.
+            std::thread::sleep(Duration::from_millis(80 * rng.below(4) as u64));
         }
+        let now = rounds(&pair);
+        rounds_during_operations += (0..2).map(|i| now[i] - marks[i]).sum::<usize>();
         if let Some(i) = stopped {
             pair.restart(i);
         }
@@ -193,13 +288,20 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
                 "seed {seed} step {step}: version {md5} is in neither box nor trash"
             );
         }
-        // A step boundary: every version here must never be lost.
         history.extend(box_md5s(pair.dir(0)));
     }
     pair.stop(0);
     pair.stop(1);
     eprintln!(
-        "random sync test: seed {seed}: {STEPS} steps, {} versions tracked",
-        history.len()
+        "random sync test: seed {seed}: {STEPS} steps, {operations} operations, \
+         {rounds_during_operations} rounds finished between them, {} versions tracked \
+         ({} destroyed by the user)",
+        history.len(),
+        removed.len()
+    );
+    // Without rounds in between, the operations would only ever meet settled boxes.
+    assert!(
+        rounds_during_operations > 0,
+        "no round finished while the operations were made"
     );
 }

@@ -1,10 +1,12 @@
 //! Per-file locks, end to end: a big file is downloaded over and over by several clients (a
 //! stage-1 `client`, a `with_thread` shell, raw library connections) and read straight from disk,
 //! while the box serving it replaces it, again and again, by downloading other versions of it
-//! from its own peer. Every read must be one whole version (MD5 checked every time), every
-//! download must succeed (a send is never cut by an install, an install is never starved by
-//! back-to-back sends), and every replaced version must be in the trash. A second test takes the
-//! same situation step by step, with a reader that pauses in the middle of a send.
+//! from its own peer. Every read must be one whole version (MD5 checked every time), each reader
+//! must have read while a replacement was in progress, a read that no replacement overlapped
+//! must see exactly the version then in place, every download must succeed (a send is never cut
+//! by an install, an install is never starved by back-to-back sends), and every replaced version
+//! must be in the trash. A second test takes the same situation step by step, with a reader that
+//! pauses in the middle of a send.
 
 // Test helpers outside `#[test]` functions unwrap too: a failure there is a test failure.
 #![allow(clippy::unwrap_used)]
@@ -25,7 +27,10 @@ use minibox::transfer::receive_into;
 const NAME: &str = "shared/big.bin";
 const SIZE: usize = 16 << 20;
 const REPLACEMENTS: usize = 5; // odd: the box ends with version B
-const MAX_READS: usize = 400;
+/// A bound on any reader's loop; the time limit below comes first in practice.
+const MAX_READS: usize = 20_000;
+/// How long the readers may take in all.
+const READERS_LIMIT: Duration = Duration::from_secs(300);
 
 /// Where the readers are: warming up, reading while the file is replaced, or finishing.
 const WARMUP: usize = 0;
@@ -40,10 +45,30 @@ enum Reader {
     Disk,
 }
 
+/// One read, and where it stood against the replacements.
+#[derive(Clone, Debug)]
+struct Read {
+    /// The MD5 of what was read.
+    md5: String,
+    /// Replacements finished (their answer seen) when the read began.
+    finished_before: usize,
+    /// Replacements begun (their command typed) when the read ended.
+    begun_after: usize,
+}
+
+impl Read {
+    /// Whether some replacement was in progress at some moment of this read. Replacements run
+    /// one after the other, so replacement number `finished_before` was not over when the read
+    /// began; it overlaps the read if it had begun by the time the read ended.
+    fn overlapped(&self) -> bool {
+        self.begun_after > self.finished_before
+    }
+}
+
 #[derive(Default)]
 struct Observed {
-    /// MD5 of every read, per reader.
-    reads: Vec<Vec<String>>,
+    /// Every read, per reader.
+    reads: Vec<Vec<Read>>,
     /// What went wrong, if anything.
     failures: Vec<String>,
 }
@@ -53,6 +78,8 @@ fn a_file_being_replaced_is_never_seen_half_written() {
     let version_a = testkit::pseudo_random(SIZE, 1);
     let version_b = testkit::pseudo_random(SIZE, 2);
     let (md5_a, md5_b) = (md5_of(&version_a), md5_of(&version_b));
+    // The version in place after `k` replacements: A, then B, A, B...
+    let version_after = |k: usize| if k % 2 == 0 { &md5_a } else { &md5_b };
     let (s_tmp, p_tmp, stage) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
     testkit::write(s_tmp.path(), NAME, &version_a);
     testkit::write(p_tmp.path(), NAME, &version_b);
@@ -68,6 +95,9 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         Reader::Disk,
     ];
     let phase = Arc::new(AtomicUsize::new(WARMUP));
+    // Replacements begun and finished: the readers place each read between them.
+    let begun = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
     let observed = Arc::new(Mutex::new(Observed {
         reads: vec![Vec::new(); kinds.len()],
         failures: Vec::new(),
@@ -78,31 +108,47 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         .enumerate()
         .map(|(i, &kind)| {
             let (phase, observed, addr) = (Arc::clone(&phase), Arc::clone(&observed), addr.clone());
+            let (begun, finished) = (Arc::clone(&begun), Arc::clone(&finished));
             let (s_root, client_bin) = (s_tmp.path().to_path_buf(), client_bin.clone());
             let valid = [md5_a.clone(), md5_b.clone()];
             std::thread::Builder::new()
                 .name(format!("reader-{i}"))
                 .spawn(move || {
                     let dir = testkit::tempdir();
-                    let deadline = Instant::now() + Duration::from_secs(300);
+                    let deadline = Instant::now() + READERS_LIMIT;
+                    // Reads go on until one has begun after the last replacement, so that the
+                    // reads of every reader cover the whole time the file was being replaced.
                     for _ in 0..MAX_READS {
                         let last = phase.load(Ordering::SeqCst) == DONE;
+                        let finished_before = finished.load(Ordering::SeqCst);
                         let result = read_once(kind, &addr, &s_root, dir.path(), &client_bin);
+                        let begun_after = begun.load(Ordering::SeqCst);
                         let mut o = observed.lock().unwrap();
                         match result {
-                            Ok(md5) if valid.contains(&md5) => o.reads[i].push(md5),
+                            Ok(md5) if valid.contains(&md5) => o.reads[i].push(Read {
+                                md5,
+                                finished_before,
+                                begun_after,
+                            }),
                             Ok(md5) => o.failures.push(format!("{kind:?} read a mix: {md5}")),
                             Err(e) => o.failures.push(format!("{kind:?}: {e}")),
                         }
                         drop(o);
-                        if last || Instant::now() > deadline {
+                        if last {
                             return;
+                        }
+                        if Instant::now() > deadline {
+                            break;
                         }
                         if matches!(kind, Reader::Disk) {
                             // Leave the CPU to the transfers now and then (2-core machines).
-                            std::thread::sleep(Duration::from_millis(50));
+                            std::thread::sleep(Duration::from_millis(20));
                         }
                     }
+                    let mut o = observed.lock().unwrap();
+                    o.failures.push(format!(
+                        "{kind:?} stopped reading before the replacements ended"
+                    ));
                 })
                 .expect("a thread")
         })
@@ -117,16 +163,19 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         if !warmed {
             break;
         }
-        let (bytes, md5) = if round % 2 == 0 {
-            (&version_b, &md5_b)
+        let md5 = version_after(round + 1);
+        let bytes = if round % 2 == 0 {
+            &version_b
         } else {
-            (&version_a, &md5_a)
+            &version_a
         };
         // The peer's copy changes between downloads only (atomically, by a rename).
         let staged = testkit::write(stage.path(), "next", bytes);
         std::fs::rename(staged, p_tmp.path().join(NAME)).unwrap();
+        begun.fetch_add(1, Ordering::SeqCst);
         server.send_line(&format!("download TCP {NAME}"));
         let lines = server.wait_stdout_lines(round + 1, Duration::from_secs(120));
+        finished.fetch_add(1, Ordering::SeqCst);
         let answer = json(&lines[round]);
         assert_eq!(answer["ok"], true, "replacement {round}: {answer}");
         assert_eq!(answer["file"]["md5"], md5.as_str());
@@ -143,8 +192,27 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         o.failures
     );
     assert!(o.failures.is_empty(), "{:?}", o.failures);
-    let all: Vec<&String> = o.reads.iter().flatten().collect();
-    assert!(all.iter().any(|m| **m == md5_a) && all.iter().any(|m| **m == md5_b));
+    for (kind, reads) in kinds.iter().zip(&o.reads) {
+        // Reads during a replacement may see either whole version; the others must see the
+        // very version in place (nothing stale, nothing from the future).
+        for read in reads.iter().filter(|r| !r.overlapped()) {
+            assert_eq!(
+                &read.md5,
+                version_after(read.finished_before),
+                "{kind:?} read the wrong version after {} replacements",
+                read.finished_before
+            );
+        }
+        let during = reads.iter().filter(|r| r.overlapped()).count();
+        eprintln!(
+            "{kind:?}: {} reads, {during} while a replacement was in progress",
+            reads.len()
+        );
+        assert!(
+            during > 0,
+            "{kind:?} never read while the file was being replaced"
+        );
+    }
     // Nothing lost: every replaced version went to the trash whole.
     let mut trashed = Vec::new();
     collect_files(&s_tmp.path().join(".minibox/trash"), &mut trashed);
@@ -231,6 +299,7 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     // it while the reader pauses); the new one is small (so the box gets it at once).
     const OLD_SIZE: u64 = 64 << 20;
     let (s_tmp, p_tmp, r_tmp) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
+    let o_tmp = testkit::tempdir();
     let old_path = s_tmp.path().join(NAME);
     std::fs::create_dir_all(old_path.parent().unwrap()).unwrap();
     big_file_seeded(&old_path, OLD_SIZE, 11);
@@ -241,9 +310,15 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     let peer = serve_only(p_tmp.path());
     let mut server = shell_box(s_tmp.path(), &peer.addr_string());
     let addr = server.addr_string();
+    // The client that asks for another file meanwhile is started now: once the reader pauses,
+    // everything must happen within the server's 10 s timeouts (the paused reader is dropped
+    // after 10 s without progress, the install gives up after 10 s without the lock), and
+    // starting a process on a loaded machine can take seconds of that.
+    let mut other = shell_box(o_tmp.path(), &addr);
 
     // A reader asks for the file and reads 1 MiB of it, then pauses: the server's thread is
-    // stuck sending, holding the file's read lock.
+    // stuck sending, holding the file's read lock. From here to the end of the send, nothing but
+    // messages to processes already running.
     let mut slow = Connection::connect(&addr, "slow").unwrap();
     slow.send(&Request::Download { path: NAME.into() }).unwrap();
     let header = match slow.recv::<Reply>().unwrap() {
@@ -273,8 +348,13 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     );
 
     // Meanwhile another file is served as usual, and the file is still the old version.
-    let other = run_json(r_tmp.path(), &addr, "download TCP other.txt\n");
-    assert_eq!(other.code(), 0, "{other:?}");
+    other.send_line("download TCP other.txt");
+    let answer = json(&other.wait_stdout_lines(1, LIMIT)[0]);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(
+        std::fs::read(o_tmp.path().join("other.txt")).unwrap(),
+        b"never blocked"
+    );
     assert_eq!(std::fs::metadata(&old_path).unwrap().len(), OLD_SIZE);
 
     // The reader goes on: it gets all of the old version, and the server vouches for it.
@@ -296,6 +376,8 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     let answer = json(&server.wait_stdout_lines(1, LIMIT)[0]);
     assert_eq!(answer["ok"], true, "{answer}");
     assert_eq!(std::fs::read(&old_path).unwrap(), new_version);
-    server.send_line("quit");
-    assert_eq!(exit_code(&mut server), 0);
+    for shell in [&mut other, &mut server] {
+        shell.send_line("quit");
+        assert_eq!(exit_code(shell), 0);
+    }
 }

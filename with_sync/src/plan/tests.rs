@@ -1033,15 +1033,27 @@ fn seeds() -> u64 {
         .unwrap_or(300)
 }
 
-/// `SIM_SEED=n [SIM_CONCURRENT=1] [SIM_TRACE=path]` replays one simulation.
+/// Replays one simulation, for a seed that a failure message named. Ignored in normal runs (it
+/// has nothing to do without a seed); run it on purpose:
+///
+/// ```text
+/// SIM_SEED=n [SIM_CONCURRENT=1] [SIM_TRACE=NAME] \
+///     cargo test -p with_sync --lib replay_one_seed -- --ignored --nocapture
+/// ```
+///
+/// `n` is the seed as the failure printed it; `SIM_CONCURRENT=1` if it came from the test with
+/// overlapping rounds; `SIM_TRACE=NAME` prints every edit, and each round's view of the simulated
+/// path `NAME` (e.g. `a`), on stderr. Without `SIM_SEED` the test fails and says so, rather than
+/// passing without doing anything.
 #[test]
+#[ignore = "replays one seed: needs SIM_SEED=n (see its doc comment)"]
 fn replay_one_seed() {
-    if let Ok(seed) = std::env::var("SIM_SEED") {
-        simulate(
-            seed.parse().unwrap(),
-            std::env::var_os("SIM_CONCURRENT").is_some(),
-        );
-    }
+    let seed = std::env::var("SIM_SEED")
+        .expect("set SIM_SEED=n to the seed a failure printed (see the doc comment)");
+    let seed = seed
+        .parse()
+        .unwrap_or_else(|_| panic!("SIM_SEED={seed:?} is not a number"));
+    simulate(seed, std::env::var_os("SIM_CONCURRENT").is_some());
 }
 
 #[test]

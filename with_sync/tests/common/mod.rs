@@ -39,6 +39,8 @@ pub struct Pair {
     pub ports: [u16; 2],
     /// The running peers (`None` while stopped).
     pub procs: [Option<Proc>; 2],
+    /// More arguments for each peer (e.g. `--secret-file FILE`).
+    pub extra: [Vec<String>; 2],
 }
 
 /// Box names.
@@ -57,6 +59,7 @@ impl Pair {
             dirs,
             ports: [0, 0],
             procs: [None, None],
+            extra: [Vec::new(), Vec::new()],
         }
     }
 
@@ -74,22 +77,20 @@ impl Pair {
         let listen = format!("127.0.0.1:{port}");
         let peer = format!("127.0.0.1:{}", self.ports[1 - i]);
         let dir = self.dirs[i].to_string_lossy().into_owned();
-        Proc::start_with(
-            bin(),
-            &[
-                "--dir",
-                &dir,
-                "--listen",
-                &listen,
-                "--peer",
-                &peer,
-                "--interval",
-                INTERVAL,
-                "--name",
-                NAMES[i],
-            ],
-            &[("RUST_LOG", "with_sync=info")],
-        )
+        let mut args = vec![
+            "--dir",
+            &dir,
+            "--listen",
+            &listen,
+            "--peer",
+            &peer,
+            "--interval",
+            INTERVAL,
+            "--name",
+            NAMES[i],
+        ];
+        args.extend(self.extra[i].iter().map(String::as_str));
+        Proc::start_with(bin(), &args, &[("RUST_LOG", "with_sync=info")])
     }
 
     /// Starts peer `i` again on its old port.
@@ -126,9 +127,9 @@ impl Pair {
     }
 
     /// Waits until both boxes hold the same tree (paths, bytes, modes, file mtimes, empty
-    /// folders).
+    /// folders). The peers may be moving files while it looks ([`same_live`]).
     pub fn wait_converged(&self, limit: Duration) -> bool {
-        testkit::wait_until(limit, || same(&self.dirs[0], &self.dirs[1]))
+        testkit::wait_until(limit, || same_live(&self.dirs[0], &self.dirs[1]))
     }
 
     /// Waits until the boxes are the same and each running peer has finished two more rounds:
@@ -144,6 +145,7 @@ impl Pair {
             (0..2).all(|i| self.procs[i].is_none() || self.rounds(i) >= marks[i] + 2)
         });
         assert!(done, "peers stopped doing rounds");
+        // Settled: nothing may move any more, so this read is strict.
         assert!(
             same(&self.dirs[0], &self.dirs[1]),
             "boxes drifted apart:\n{}",
@@ -151,10 +153,10 @@ impl Pair {
         );
     }
 
-    /// What differs between the boxes, for failure messages.
+    /// What differs between the boxes, for failure messages (the peers may still be running).
     pub fn diff(&self) -> String {
-        let a = testkit::snapshot(&self.dirs[0]);
-        let b = testkit::snapshot(&self.dirs[1]);
+        let a = testkit::snapshot_live(&self.dirs[0]);
+        let b = testkit::snapshot_live(&self.dirs[1]);
         let mut out = String::new();
         for k in a
             .keys()
@@ -197,9 +199,24 @@ impl Default for Pair {
     }
 }
 
-/// Whether two boxes hold the same tree.
+/// Whether two boxes hold the same tree, read strictly: for boxes that have settled.
 pub fn same(a: &Path, b: &Path) -> bool {
     testkit::snapshot(a) == testkit::snapshot(b)
+}
+
+/// Whether two boxes hold the same tree, while peers may be moving files about (for polling).
+pub fn same_live(a: &Path, b: &Path) -> bool {
+    testkit::snapshot_live(a) == testkit::snapshot_live(b)
+}
+
+/// The outcome column of every `sync round\tfailed` line of a box's log, in order.
+pub fn round_failures(root: &Path) -> Vec<String> {
+    fs::read_to_string(root.join(".minibox/log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\tsync round\tfailed"))
+        .map(|l| l.rsplit('\t').next().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// MD5s of every file in a box's trash.
