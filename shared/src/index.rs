@@ -162,22 +162,45 @@ pub fn scan(root: &Path) -> io::Result<Vec<Scanned>> {
 
 /// One version of a path, as sync compares it between the boxes and remembers it as agreed: an
 /// [`Entry`] without its name, MIME type and folder mtime, and with the MD5 as 16 bytes.
+///
+/// Stored (in a box's sync state) as the array `[kind, md5, size, mode, mtime_ns]`: a state
+/// holds one per file, and an array is half the bytes of an object and much faster to read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "VersionRepr", into = "VersionRepr")]
 pub struct Version {
     /// File or folder.
     pub kind: Kind,
     /// MD5 of a file's contents; `None` for a folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub md5: Option<Md5>,
     /// Size in bytes (0 for a folder).
-    #[serde(default)]
     pub size: u64,
     /// Permission bits (`rwx` for user, group, other).
     pub mode: u32,
     /// Last modification, ns since the epoch (0 for a folder: a folder's mtime moves whenever
     /// anything inside it changes, so it is not synced).
-    #[serde(default)]
     pub mtime_ns: i64,
+}
+
+/// How a [`Version`] is stored: `[kind, md5, size, mode, mtime_ns]`.
+#[derive(Serialize, Deserialize)]
+struct VersionRepr(Kind, Option<Md5>, u64, u32, i64);
+
+impl From<VersionRepr> for Version {
+    fn from(VersionRepr(kind, md5, size, mode, mtime_ns): VersionRepr) -> Self {
+        Version {
+            kind,
+            md5,
+            size,
+            mode,
+            mtime_ns,
+        }
+    }
+}
+
+impl From<Version> for VersionRepr {
+    fn from(v: Version) -> Self {
+        VersionRepr(v.kind, v.md5, v.size, v.mode, v.mtime_ns)
+    }
 }
 
 impl Version {

@@ -62,14 +62,26 @@ use serde::{Deserialize, Serialize};
 pub use minibox::index::{Index, Version};
 
 /// One remembered agreement: both boxes held `version` at the moment `since` (on this box's
-/// clock, see [`crate::state::Clock`]).
+/// clock, see [`crate::state::Clock`]). Stored as `[version, since]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "(Version, i64)", into = "(Version, i64)")]
 pub struct Agreed {
     /// The version both held.
-    #[serde(flatten)]
     pub version: Version,
     /// When the agreement was observed.
     pub since: i64,
+}
+
+impl From<(Version, i64)> for Agreed {
+    fn from((version, since): (Version, i64)) -> Self {
+        Agreed { version, since }
+    }
+}
+
+impl From<Agreed> for (Version, i64) {
+    fn from(a: Agreed) -> Self {
+        (a.version, a.since)
+    }
 }
 
 /// The agreed state with one peer: path → agreement.

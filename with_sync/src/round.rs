@@ -411,6 +411,8 @@ impl Syncer {
         }
         run.finish_folders();
         let agreed = plan.settle(&run.after, &remote, state.seen.as_ref(), now);
+        // Let go of the state we read, so that storing the new one does not copy it.
+        drop(state);
         self.book
             .store(&peer, agreed)
             .map_err(|e| Error::io(self.book.file_of(&peer), e))?;

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use minibox::hash::{self, write_atomically};
 use minibox::serve::Witness;
@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::plan::{Agreement, Index, Seen};
 
-/// The format number written in every state file.
-const FORMAT: u32 = 1;
+/// The format number written in every state file. (Format 1 stored versions as objects; a file
+/// of another format is not read, which means a first sync: the union of both boxes.)
+const FORMAT: u32 = 2;
 
 /// A clock that never goes backwards: nanoseconds since the epoch, or one more than the last
 /// reading if the wall clock is behind it.
@@ -84,8 +85,8 @@ impl PeerState {
 /// One peer's state in memory.
 #[derive(Debug, Default)]
 struct Slot {
-    /// The state.
-    state: PeerState,
+    /// The state, shared with the round that reads it (not copied: it holds an entry per file).
+    state: Arc<PeerState>,
     /// Whether it differs from the file.
     dirty: bool,
 }
@@ -143,13 +144,22 @@ impl Book {
     }
 
     /// Loads (once) and returns the state kept about `peer`.
-    pub fn load(&self, peer: &str) -> PeerState {
+    pub fn load(&self, peer: &str) -> Arc<PeerState> {
         let mut peers = self.peers();
         let slot = peers.entry(peer.to_string()).or_insert_with(|| {
             let file = self.file_of(peer);
             let state = match fs::read(&file) {
                 Ok(bytes) => match serde_json::from_slice::<PeerState>(&bytes) {
-                    Ok(state) => state,
+                    Ok(state) if state.format == FORMAT => state,
+                    Ok(state) => {
+                        log::warn!(
+                            "{}: a sync state of format {} (this build reads {FORMAT}); \
+                             starting as a first sync",
+                            file.display(),
+                            state.format
+                        );
+                        PeerState::default()
+                    }
                     Err(e) => {
                         log::warn!(
                             "{}: unreadable sync state ({e}); starting as a first sync",
@@ -166,11 +176,11 @@ impl Book {
             };
             self.clock.at_least(state.latest());
             Slot {
-                state,
+                state: Arc::new(state),
                 dirty: false,
             }
         });
-        slot.state.clone()
+        Arc::clone(&slot.state)
     }
 
     /// Replaces the agreed state for `peer` and writes the file if anything changed. Returns
@@ -183,7 +193,8 @@ impl Book {
         let mut peers = self.peers();
         let slot = peers.entry(peer.to_string()).or_default();
         if slot.state.agreed != agreed {
-            slot.state.agreed = agreed;
+            // Copies the state only if a round still holds it (drop it before storing).
+            Arc::make_mut(&mut slot.state).agreed = agreed;
             slot.dirty = true;
         }
         self.write(peer, slot)
@@ -194,9 +205,12 @@ impl Book {
         if !slot.dirty {
             return Ok(false);
         }
-        slot.state.format = FORMAT;
-        slot.state.peer = peer.to_string();
-        let bytes = serde_json::to_vec(&slot.state).map_err(io::Error::other)?;
+        if slot.state.format != FORMAT || slot.state.peer != peer {
+            let state = Arc::make_mut(&mut slot.state);
+            state.format = FORMAT;
+            state.peer = peer.to_string();
+        }
+        let bytes = serde_json::to_vec(&*slot.state).map_err(io::Error::other)?;
         write_atomically(&self.file_of(peer), &bytes)?;
         slot.dirty = false;
         Ok(true)
@@ -219,7 +233,7 @@ impl Witness for Book {
             .seen
             .as_ref()
             .map_or(true, |s| s.entries != entries);
-        slot.state.seen = Some(Seen {
+        Arc::make_mut(&mut slot.state).seen = Some(Seen {
             listed: moment,
             committed,
             entries,
@@ -271,7 +285,7 @@ mod tests {
         let again = Book::open(tmp.path());
         let state = again.load("box2");
         assert_eq!(state.agreed, agreed);
-        assert_eq!(state.seen.unwrap().listed, 8);
+        assert_eq!(state.seen.as_ref().unwrap().listed, 8);
         assert!(again.clock().now() > 8);
     }
 
@@ -287,11 +301,25 @@ mod tests {
     }
 
     #[test]
+    fn a_state_of_another_format_means_a_first_sync() {
+        let tmp = tempfile::tempdir().unwrap();
+        let book = Book::open(tmp.path());
+        fs::create_dir_all(tmp.path().join("state")).unwrap();
+        // Format 1 kept versions as objects.
+        let old = r#"{"format":1,"peer":"p","agreed":{"a":{"kind":"dir","mode":493,"since":5}}}"#;
+        fs::write(book.file_of("p"), old).unwrap();
+        assert_eq!(*book.load("p"), PeerState::default());
+        let other = Book::open(tmp.path());
+        fs::write(other.file_of("p"), r#"{"format":9,"peer":"p"}"#).unwrap();
+        assert_eq!(*other.load("p"), PeerState::default());
+    }
+
+    #[test]
     fn a_corrupt_state_file_means_a_first_sync() {
         let tmp = tempfile::tempdir().unwrap();
         let book = Book::open(tmp.path());
         fs::create_dir_all(tmp.path().join("state")).unwrap();
         fs::write(book.file_of("p"), "{oops").unwrap();
-        assert_eq!(book.load("p"), PeerState::default());
+        assert_eq!(*book.load("p"), PeerState::default());
     }
 }
