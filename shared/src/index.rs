@@ -101,10 +101,21 @@ pub fn mime_of(name: &str) -> String {
 /// # Errors
 /// Only if `root` itself cannot be read; trouble further down is logged and skipped.
 pub fn scan(root: &Path) -> io::Result<Vec<Scanned>> {
+    scan_with(root, &mut |_| {})
+}
+
+/// [`scan`], calling `before` with each folder (the box's top folder first) just before it is
+/// read: a [`crate::watch::Watcher`] starts watching it there, so that no change made during the
+/// scan goes unnoticed.
+///
+/// # Errors
+/// As [`scan`].
+pub fn scan_with(root: &Path, before: &mut dyn FnMut(&Path)) -> io::Result<Vec<Scanned>> {
     let mut out = Vec::new();
     let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
     let mut first = true;
     while let Some(dir) = pending.pop() {
+        before(&dir);
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if first => return Err(e),

@@ -14,6 +14,7 @@
 //! | [`auth`] | optional shared-secret authentication of that handshake (HMAC-SHA-256) |
 //! | [`paths`] | the one gate that turns a name from the network into a path inside the box |
 //! | [`index`] | scanning a box, MIME types, and the `shortlist` / `regex` filters |
+//! | [`watch`] | knowing that a box did not change without scanning it again (inotify) |
 //! | [`timestamp`] | every timestamp form the shell accepts |
 //! | [`hash`] | streaming MD5 and the cache that spares re-hashing unchanged files |
 //! | [`local`] | the box this process owns and the state its threads share |
@@ -50,6 +51,7 @@ pub mod sink;
 pub mod timestamp;
 pub mod transfer;
 pub mod udp;
+pub mod watch;
 
 pub use error::{Error, Result};
 

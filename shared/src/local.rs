@@ -10,7 +10,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crate::activity::ActivityLog;
 use crate::auth::Secret;
@@ -21,6 +22,7 @@ use crate::index::{self, Scanned};
 use crate::locks::LockTable;
 use crate::protocol::Kind;
 use crate::serve::Witness;
+use crate::watch::Watcher;
 use crate::META_DIR;
 
 /// One box and its shared state.
@@ -45,6 +47,22 @@ pub struct LocalBox {
     secret: Option<Secret>,
     /// Told what syncing peers have seen of this box (stage 3 only; set once, before serving).
     witness: OnceLock<Arc<dyn Witness>>,
+    /// The watcher of the box's folders and the last scan, for [`LocalBox::scan`].
+    scans: Mutex<ScanCache>,
+}
+
+/// How long a scan may be used again while the watcher reports no change: some changes escape
+/// inotify (see [`crate::watch`]), and a box is read afresh at least this often.
+pub const SCAN_REUSE: Duration = Duration::from_secs(60);
+
+/// The state behind [`LocalBox::scan`].
+#[derive(Default)]
+struct ScanCache {
+    /// The box's watcher: `None` until the first scan, then `Some(None)` if the kernel gave
+    /// none.
+    watcher: Option<Option<Watcher>>,
+    /// The last scan the watcher vouches for, and when it was taken.
+    last: Option<(Instant, Arc<Vec<Scanned>>)>,
 }
 
 impl LocalBox {
@@ -69,6 +87,7 @@ impl LocalBox {
             pid: std::process::id(),
             secret: None,
             witness: OnceLock::new(),
+            scans: Mutex::new(ScanCache::default()),
         })
     }
 
@@ -140,19 +159,44 @@ impl LocalBox {
         self.witness.get()
     }
 
-    /// Scans the box (every regular file and folder, sorted by path: see [`index::scan`]), and
-    /// lets the stat cache forget the files that are gone.
+    /// The box as it is now: every regular file and folder, sorted by path (see
+    /// [`index::scan`]).
+    ///
+    /// The last scan is handed out again, without reading the disk, while the kernel reports no
+    /// change in any folder of the box (see [`crate::watch`]) and it is younger than
+    /// [`SCAN_REUSE`]. Otherwise the box is scanned, every folder watched on the way, and the
+    /// stat cache forgets the files that are gone. Two threads asking at once share one scan.
     ///
     /// # Errors
     /// If the box folder itself cannot be read.
     pub fn scan(&self) -> io::Result<Arc<Vec<Scanned>>> {
-        let scanned = index::scan(&self.root)?;
+        let mut cache = self.scans.lock().unwrap_or_else(|p| p.into_inner());
+        let ScanCache { watcher, last } = &mut *cache;
+        let watcher = watcher.get_or_insert_with(Watcher::new);
+        // Whatever is waiting is about the past: take it now, so that what comes after is
+        // about this scan.
+        let changed = watcher.as_mut().map_or(true, Watcher::changed);
+        if let (false, Some((when, scanned))) = (changed, last.as_ref()) {
+            if when.elapsed() < SCAN_REUSE {
+                return Ok(Arc::clone(scanned));
+            }
+        }
+        *last = None;
+        let scanned = index::scan_with(&self.root, &mut |dir| {
+            if let Some(w) = watcher.as_mut() {
+                w.watch(dir);
+            }
+        })?;
         let files = scanned.iter().filter(|s| s.kind == Kind::File).count();
         if self.hashes.len() > files {
             let live: HashSet<u64> = scanned.iter().map(|s| s.stamp.inode).collect();
             self.hashes.retain(|inode| live.contains(&inode));
         }
-        Ok(Arc::new(scanned))
+        let scanned = Arc::new(scanned);
+        if watcher.as_ref().is_some_and(|w| !w.is_broken()) {
+            *last = Some((Instant::now(), Arc::clone(&scanned)));
+        }
+        Ok(scanned)
     }
 
     /// `.minibox/` of this box.
@@ -202,5 +246,38 @@ mod tests {
         assert!(local
             .temp_path()
             .starts_with(local.root().join(META_DIR).join("tmp")));
+    }
+
+    #[test]
+    fn a_scan_is_used_again_until_the_box_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("sub/deeper")).unwrap();
+        fs::write(tmp.path().join("sub/deeper/a.txt"), "a").unwrap();
+        let local = LocalBox::open(tmp.path(), "t").unwrap();
+        let first = local.scan().unwrap();
+        assert_eq!(first.len(), 3);
+        let again = local.scan().unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "nothing changed: the same scan"
+        );
+
+        // A change deep down is seen at once (inotify queues it before the write returns).
+        fs::write(local.root().join("sub/deeper/b.txt"), "b").unwrap();
+        let after = local.scan().unwrap();
+        assert!(!Arc::ptr_eq(&again, &after));
+        assert!(after.iter().any(|s| s.path == "sub/deeper/b.txt"));
+
+        // minibox's own files are not the box.
+        local.log.record("p", "something", "ok");
+        fs::write(local.meta_dir().join("tmp").join("x.part"), "x").unwrap();
+        assert!(Arc::ptr_eq(&after, &local.scan().unwrap()));
+
+        // A folder made after the scan is watched from the next one on.
+        fs::create_dir(local.root().join("new")).unwrap();
+        let with_new = local.scan().unwrap();
+        assert!(with_new.iter().any(|s| s.path == "new"));
+        fs::write(local.root().join("new/c.txt"), "c").unwrap();
+        assert!(local.scan().unwrap().iter().any(|s| s.path == "new/c.txt"));
     }
 }
