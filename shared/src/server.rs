@@ -106,6 +106,8 @@ impl Server {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::net("reading the bound address", e))?;
+        // A serving box is listed again and again: keep its scan while nothing changes.
+        local.keep_scans();
         let shared = Arc::new(Shared {
             local,
             udp,

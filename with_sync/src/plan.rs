@@ -54,6 +54,7 @@
 //! the file is still the version the plan saw.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -87,6 +88,76 @@ impl From<Agreed> for (Version, i64) {
 /// The agreed state with one peer: path → agreement.
 pub type Agreement = BTreeMap<String, Agreed>;
 
+/// Nothing: for [`walk`] when there are fewer than four maps to walk.
+static NOTHING: BTreeMap<String, ()> = BTreeMap::new();
+
+/// An empty index (what a peer that saw nothing saw).
+static NO_INDEX: Index = BTreeMap::new();
+
+/// Walks four maps keyed by path together, in one pass and in path order: for every path in any
+/// of them, what each one holds there.
+///
+/// Every map here is sorted by path already, so this costs a few string comparisons per path,
+/// where looking each path up in each map costs a few dozen: for a box of 100,000 files, the
+/// difference between a round that plans in milliseconds and one that plans in a tenth of a
+/// second.
+#[allow(clippy::type_complexity)]
+fn walk<'m, A, B, C, D>(
+    a: &'m BTreeMap<String, A>,
+    b: &'m BTreeMap<String, B>,
+    c: &'m BTreeMap<String, C>,
+    d: &'m BTreeMap<String, D>,
+) -> impl Iterator<
+    Item = (
+        &'m str,
+        Option<&'m A>,
+        Option<&'m B>,
+        Option<&'m C>,
+        Option<&'m D>,
+    ),
+> {
+    let (mut a, mut b, mut c, mut d) = (
+        a.iter().peekable(),
+        b.iter().peekable(),
+        c.iter().peekable(),
+        d.iter().peekable(),
+    );
+    std::iter::from_fn(move || {
+        let key: &'m String = [
+            a.peek().map(|e| e.0),
+            b.peek().map(|e| e.0),
+            c.peek().map(|e| e.0),
+            d.peek().map(|e| e.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?;
+        Some((
+            key.as_str(),
+            a.next_if(|e| e.0 == key).map(|e| e.1),
+            b.next_if(|e| e.0 == key).map(|e| e.1),
+            c.next_if(|e| e.0 == key).map(|e| e.1),
+            d.next_if(|e| e.0 == key).map(|e| e.1),
+        ))
+    })
+}
+
+/// `base` with `changes` applied (`None`: the path is forgotten), shared as it is when there
+/// are none: in a quiet round nothing about the agreement changes, and nothing is copied.
+fn with_changes(base: &Arc<Agreement>, changes: Vec<(&str, Option<Agreed>)>) -> Arc<Agreement> {
+    if changes.is_empty() {
+        return Arc::clone(base);
+    }
+    let mut out = (**base).clone();
+    for (path, change) in changes {
+        match change {
+            Some(a) => out.insert(path.to_string(), a),
+            None => out.remove(path),
+        };
+    }
+    Arc::new(out)
+}
+
 /// What the peer saw of this box in its last completed round (told by our server).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Seen {
@@ -106,7 +177,7 @@ pub struct Inputs<'a> {
     /// The peer now.
     pub remote: &'a Index,
     /// The stored agreed state for this peer.
-    pub agreed: &'a Agreement,
+    pub agreed: &'a Arc<Agreement>,
     /// The peer's last completed look at us, if our server saw one.
     pub seen: Option<&'a Seen>,
     /// Paths to leave alone this round, with everything below them (a local file that changed
@@ -198,8 +269,9 @@ pub struct Plan {
     pub conflicts: Vec<String>,
     /// Paths left alone this round, and why.
     pub held: Vec<(String, String)>,
-    /// The base the decisions were made against (the agreed state after [`fold`]).
-    pub base: Agreement,
+    /// The base the decisions were made against (the agreed state after [`fold`]; the stored
+    /// one itself when the fold changed nothing).
+    pub base: Arc<Agreement>,
     /// Busy paths (see [`Inputs::busy`]), widened to folders that cannot be read.
     skip: BTreeSet<String>,
 }
@@ -263,38 +335,46 @@ fn name_part(peer: &str) -> String {
 ///
 /// The remote index must have been listed *after* `seen` was committed, which the round ensures
 /// by taking `seen` before it asks for the listing.
-pub fn fold(agreed: &Agreement, seen: Option<&Seen>, local: &Index, remote: &Index) -> Agreement {
-    let mut base = agreed.clone();
+pub fn fold(
+    agreed: &Arc<Agreement>,
+    seen: Option<&Seen>,
+    local: &Index,
+    remote: &Index,
+) -> Arc<Agreement> {
     let Some(seen) = seen else {
-        return base;
+        return Arc::clone(agreed);
     };
-    for (path, version) in &seen.entries {
-        let newer = base.get(path).map_or(true, |a| seen.committed > a.since);
-        let same = base.get(path).is_some_and(|a| a.version == *version);
-        if newer && !same && remote.get(path) == Some(version) {
-            base.insert(
-                path.clone(),
-                Agreed {
-                    version: version.clone(),
-                    since: seen.committed,
-                },
-            );
-        }
-    }
-    base.retain(|path, a| {
-        if seen.listed <= a.since {
-            return true;
-        }
-        match seen.entries.get(path) {
-            None => false,
-            Some(saw) => {
-                !(local.get(path) == Some(saw)
-                    && a.version != *saw
-                    && remote.get(path) != Some(saw))
+    let mut changes = Vec::new();
+    for (path, a, saw, l, r) in walk(&**agreed, &seen.entries, local, remote) {
+        // 1: what it saw here and holds now, it agreed on (if that is newer than what we keep).
+        if let Some(v) = saw {
+            let newer = a.map_or(true, |a| seen.committed > a.since);
+            let same = a.is_some_and(|a| a.version == *v);
+            if newer && !same && r == Some(v) {
+                let version = v.clone();
+                changes.push((
+                    path,
+                    Some(Agreed {
+                        version,
+                        since: seen.committed,
+                    }),
+                ));
+                continue;
             }
         }
-    });
-    base
+        // 2 and 3, for agreements older than its look.
+        let Some(a) = a.filter(|a| seen.listed > a.since) else {
+            continue;
+        };
+        let contradicted = match saw {
+            None => true,
+            Some(saw) => l == Some(saw) && a.version != *saw && r != Some(saw),
+        };
+        if contradicted {
+            changes.push((path, None));
+        }
+    }
+    with_changes(agreed, changes)
 }
 
 /// Which paths are new or changed on one side: present there and different from the base. A
@@ -302,9 +382,12 @@ pub fn fold(agreed: &Agreement, seen: Option<&Seen>, local: &Index, remote: &Ind
 /// all of its ancestors.
 fn dirty_tree(side: &Index, base: &Agreement) -> BTreeSet<String> {
     let mut dirty = BTreeSet::new();
-    for (path, version) in side {
-        if base.get(path).map(|a| &a.version) != Some(version) {
-            let mut p = path.as_str();
+    for (path, version, a, _, _) in walk(side, base, &NOTHING, &NOTHING) {
+        let Some(version) = version else {
+            continue;
+        };
+        if a.map(|a| &a.version) != Some(version) {
+            let mut p = path;
             loop {
                 if !dirty.insert(p.to_string()) {
                     break; // its ancestors are in already
@@ -366,24 +449,16 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
     }
     let dirty_local = dirty_tree(inputs.local, &base);
     let dirty_remote = dirty_tree(inputs.remote, &base);
-    let paths: BTreeSet<&String> = inputs
-        .local
-        .keys()
-        .chain(inputs.remote.keys())
-        .chain(base.keys())
-        .collect();
 
     let mut b = Builder::default();
-    for path in paths {
+    for (path, l, r, a, _) in walk(inputs.local, inputs.remote, &*base, &NOTHING) {
         if under(&skip, path) {
-            if inputs.local.get(path) != inputs.remote.get(path) {
-                b.held.push((path.clone(), "busy or unreadable".into()));
+            if l != r {
+                b.held.push((path.to_string(), "busy or unreadable".into()));
             }
             continue;
         }
-        let l = inputs.local.get(path);
-        let r = inputs.remote.get(path);
-        let a = base.get(path).map(|a| &a.version);
+        let a = a.map(|a| &a.version);
         let changed = |v: Option<&Version>, dirty: &BTreeSet<String>| match v {
             None => a.is_some(),
             Some(v) if v.is_dir() => Some(v) != a || dirty.contains(path),
@@ -669,37 +744,32 @@ impl Plan {
         remote: &Index,
         seen: Option<&Seen>,
         now: i64,
-    ) -> Agreement {
-        let paths: BTreeSet<&String> = local_after
-            .keys()
-            .chain(remote.keys())
-            .chain(self.base.keys())
-            .collect();
-        let mut out = Agreement::new();
-        for path in paths {
-            let old = self.base.get(path);
-            let agreed = match (local_after.get(path), remote.get(path)) {
-                _ if self.skips(path) => old.cloned(),
+    ) -> Arc<Agreement> {
+        let seen_entries = seen.map_or(&NO_INDEX, |s| &s.entries);
+        let mut changes = Vec::new();
+        for (path, l, r, old, saw) in walk(local_after, remote, &*self.base, seen_entries) {
+            let agreed = match (l, r) {
+                _ if self.skips(path) => continue,
                 (None, None) => None,
                 (Some(l), Some(r)) if l == r => {
                     // Re-date an old agreement the peer's last look contradicts, so that the
                     // fold does not undo it next round.
-                    let peer_agrees = seen.map_or(true, |s| s.entries.get(path) == Some(r));
+                    let peer_agrees = seen.is_none() || saw == Some(r);
                     match old {
-                        Some(old) if old.version == *r && peer_agrees => Some(old.clone()),
+                        Some(old) if old.version == *r && peer_agrees => continue,
                         _ => Some(Agreed {
                             version: r.clone(),
                             since: now,
                         }),
                     }
                 }
-                _ => old.cloned(),
+                _ => continue,
             };
-            if let Some(agreed) = agreed {
-                out.insert(path.clone(), agreed);
+            if agreed.as_ref() != old {
+                changes.push((path, agreed));
             }
         }
-        out
+        with_changes(&self.base, changes)
     }
 }
 

@@ -359,7 +359,7 @@ impl Syncer {
             local: &scan.index,
             remote: &remote,
             agreed: &state.agreed,
-            seen: state.seen.as_ref(),
+            seen: state.seen.as_deref(),
             busy: &busy,
             local_name: self.local.name(),
             remote_name: &peer,
@@ -410,7 +410,7 @@ impl Syncer {
             }
         }
         run.finish_folders();
-        let agreed = plan.settle(&run.after, &remote, state.seen.as_ref(), now);
+        let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
         // Let go of the state we read, so that storing the new one does not copy it.
         drop(state);
         self.book

@@ -65,12 +65,12 @@ pub struct PeerState {
     /// The peer's name.
     #[serde(default)]
     pub peer: String,
-    /// The agreed state.
+    /// The agreed state (shared with the plans made from it: see [`crate::plan::Plan::base`]).
     #[serde(default)]
-    pub agreed: Agreement,
+    pub agreed: Arc<Agreement>,
     /// What the peer saw of this box in its last completed round.
     #[serde(default)]
-    pub seen: Option<Seen>,
+    pub seen: Option<Arc<Seen>>,
 }
 
 impl PeerState {
@@ -188,11 +188,12 @@ impl Book {
     ///
     /// # Errors
     /// If `.minibox/state/` cannot be written.
-    pub fn store(&self, peer: &str, agreed: Agreement) -> io::Result<bool> {
+    pub fn store(&self, peer: &str, agreed: Arc<Agreement>) -> io::Result<bool> {
         self.load(peer);
         let mut peers = self.peers();
         let slot = peers.entry(peer.to_string()).or_default();
-        if slot.state.agreed != agreed {
+        // A round that changed nothing hands back the very agreement it was given.
+        if !Arc::ptr_eq(&slot.state.agreed, &agreed) && slot.state.agreed != agreed {
             // Copies the state only if a round still holds it (drop it before storing).
             Arc::make_mut(&mut slot.state).agreed = agreed;
             slot.dirty = true;
@@ -233,11 +234,11 @@ impl Witness for Book {
             .seen
             .as_ref()
             .map_or(true, |s| s.entries != entries);
-        Arc::make_mut(&mut slot.state).seen = Some(Seen {
+        Arc::make_mut(&mut slot.state).seen = Some(Arc::new(Seen {
             listed: moment,
             committed,
             entries,
-        });
+        }));
         slot.dirty |= changed;
         if let Err(e) = self.write(peer, slot) {
             log::warn!("cannot save the sync state for {peer}: {e}");
@@ -271,9 +272,9 @@ mod tests {
                 since: 7,
             },
         );
-        assert!(book.store("box2", agreed.clone()).unwrap());
+        assert!(book.store("box2", Arc::new(agreed.clone())).unwrap());
         assert!(
-            !book.store("box2", agreed.clone()).unwrap(),
+            !book.store("box2", Arc::new(agreed.clone())).unwrap(),
             "unchanged: no write"
         );
         book.round_over("box2", 8, Index::new());
@@ -284,7 +285,7 @@ mod tests {
 
         let again = Book::open(tmp.path());
         let state = again.load("box2");
-        assert_eq!(state.agreed, agreed);
+        assert_eq!(*state.agreed, agreed);
         assert_eq!(state.seen.as_ref().unwrap().listed, 8);
         assert!(again.clock().now() > 8);
     }

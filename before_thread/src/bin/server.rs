@@ -47,6 +47,8 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> minibox::Result<()> {
     let local = LocalBox::from_args(&args.dir, None, args.secret_file.as_deref())?;
+    // Listed again and again: keep the box's scan while nothing in it changes.
+    local.keep_scans();
     let (listener, udp) = serve::bind(&args.listen)?;
     let addr = listener
         .local_addr()

@@ -50,7 +50,7 @@ fn plan_seen(local: &Index, remote: &Index, agreed: &Agreement, seen: Option<&Se
     plan(&Inputs {
         local,
         remote,
-        agreed,
+        agreed: &Arc::new(agreed.clone()),
         seen,
         busy: &BTreeSet::new(),
         local_name: "box1",
@@ -63,7 +63,7 @@ fn plan_on_box2(local: &Index, remote: &Index, agreed: &Agreement) -> Plan {
     plan(&Inputs {
         local,
         remote,
-        agreed,
+        agreed: &Arc::new(agreed.clone()),
         seen: None,
         busy: &BTreeSet::new(),
         local_name: "box2",
@@ -86,11 +86,9 @@ fn unchanged_on_both_sides_does_nothing() {
     let agreed = agreement(&[("a", v), ("d", Version::dir(0o755))]);
     let p = plan_for(&both, &both, &agreed);
     assert!(p.actions.is_empty(), "{:?}", p.actions);
-    assert_eq!(
-        p.settle(&both, &both, None, 99),
-        agreed,
-        "a quiet round keeps the state as it is"
-    );
+    let settled = p.settle(&both, &both, None, 99);
+    assert_eq!(*settled, agreed, "a quiet round keeps the state as it is");
+    assert!(Arc::ptr_eq(&settled, &p.base), "and does not even copy it");
 }
 
 #[test]
@@ -547,7 +545,7 @@ fn busy_paths_and_unreadable_folders_are_left_alone() {
             ("locked", Version::dir(0o000)),
             ("locked/x", v),
         ]),
-        agreed: &Agreement::new(),
+        agreed: &Arc::default(),
         seen: None,
         busy: &busy,
         local_name: "box1",
@@ -667,7 +665,7 @@ fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
 struct Peer {
     name: &'static str,
     files: Index,
-    agreed: Agreement,
+    agreed: Arc<Agreement>,
     /// What the other peer saw of this one in its last completed round.
     seen: Option<Seen>,
     /// Every file version this peer moved to its trash.
@@ -699,7 +697,7 @@ impl World {
         let peer = |name| Peer {
             name,
             files: Index::new(),
-            agreed: Agreement::new(),
+            agreed: Arc::default(),
             seen: None,
             trash: Vec::new(),
         };
