@@ -49,7 +49,12 @@ pub struct LocalBox {
     witness: OnceLock<Arc<dyn Witness>>,
     /// The watcher of the box's folders and the last scan, for [`LocalBox::scan`].
     scans: Mutex<ScanCache>,
+    /// The trash session: when it began and its folder (see [`LocalBox::trash_slot`]).
+    trash: Mutex<Option<(Instant, PathBuf)>>,
 }
+
+/// How long one trash folder takes what is trashed (see [`LocalBox::trash_slot`]).
+pub const TRASH_SESSION: Duration = Duration::from_secs(2);
 
 /// How long a scan may be used again while the watcher reports no change: some changes escape
 /// inotify (see [`crate::watch`]), and a box is read afresh at least this often.
@@ -90,6 +95,7 @@ impl LocalBox {
             secret: None,
             witness: OnceLock::new(),
             scans: Mutex::new(ScanCache::default()),
+            trash: Mutex::new(None),
         })
     }
 
@@ -220,6 +226,36 @@ impl LocalBox {
         Ok(scanned)
     }
 
+    /// Where the file or folder `name` goes when it is moved to the trash now:
+    /// `.minibox/trash/<time>/<name>`, its folders made. The time is the start of a *trash
+    /// session*: everything trashed within [`TRASH_SESSION`] shares one time folder (a sync round
+    /// that replaces a hundred files makes one, not a hundred), unless the name is already in
+    /// it, which starts a new session, so that nothing trashed is ever replaced.
+    ///
+    /// # Errors
+    /// If the folders cannot be made.
+    pub fn trash_slot(&self, name: &str) -> Result<PathBuf> {
+        let mut session = self.trash.lock().unwrap_or_else(|p| p.into_inner());
+        let reuse = session.as_ref().and_then(|(since, dir)| {
+            let slot = dir.join(name);
+            let free = matches!(fs::symlink_metadata(&slot), Err(e) if e.kind() == io::ErrorKind::NotFound);
+            (since.elapsed() < TRASH_SESSION && free).then_some(slot)
+        });
+        let slot = match reuse {
+            Some(slot) => slot,
+            None => {
+                let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
+                let dir = self.root.join(META_DIR).join("trash").join(stamp);
+                *session = Some((Instant::now(), dir.clone()));
+                dir.join(name)
+            }
+        };
+        if let Some(parent) = slot.parent() {
+            fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        }
+        Ok(slot)
+    }
+
     /// `.minibox/` of this box.
     pub fn meta_dir(&self) -> PathBuf {
         self.root.join(META_DIR)
@@ -306,5 +342,26 @@ mod tests {
         assert!(with_new.iter().any(|s| s.path == "new"));
         fs::write(local.root().join("new/c.txt"), "c").unwrap();
         assert!(local.scan().unwrap().iter().any(|s| s.path == "new/c.txt"));
+    }
+
+    #[test]
+    fn what_is_trashed_together_shares_a_folder_and_nothing_trashed_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = LocalBox::open(tmp.path(), "t").unwrap();
+        let a = local.trash_slot("d/a.txt").unwrap();
+        fs::write(&a, "first").unwrap();
+        let b = local.trash_slot("e/b.txt").unwrap();
+        assert_eq!(
+            a.parent().unwrap().parent(),
+            b.parent().unwrap().parent(),
+            "one session"
+        );
+        assert!(a.ends_with("d/a.txt") && b.parent().unwrap().is_dir());
+        // The same name again: a new session, the first copy stays.
+        let again = local.trash_slot("d/a.txt").unwrap();
+        assert_ne!(again, a);
+        assert!(again.ends_with("d/a.txt"));
+        assert_eq!(fs::read_to_string(&a).unwrap(), "first");
+        assert!(again.starts_with(local.meta_dir().join("trash")));
     }
 }

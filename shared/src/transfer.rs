@@ -23,7 +23,7 @@ use crate::local::LocalBox;
 use crate::paths::{self, ResolveError};
 use crate::protocol::{Entry, Filter, FolderSum, Kind, Reply, Request};
 use crate::sink::FileSink;
-use crate::{IDLE_TIMEOUT, META_DIR};
+use crate::IDLE_TIMEOUT;
 
 /// The most entries a listing may have. A peer announcing more is refused rather than allowed to
 /// fill our memory.
@@ -525,16 +525,7 @@ pub fn resolve_for_write(local: &LocalBox, name: &str) -> Result<PathBuf> {
 /// If the name is refused or the move fails.
 pub fn move_to_trash(local: &LocalBox, name: &str) -> Result<PathBuf> {
     let from = resolve_for_write(local, name)?;
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.9fZ").to_string();
-    let to = local
-        .root()
-        .join(META_DIR)
-        .join("trash")
-        .join(stamp)
-        .join(name);
-    if let Some(parent) = to.parent() {
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
+    let to = local.trash_slot(name)?;
     fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
     Ok(to)
 }

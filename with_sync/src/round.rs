@@ -3,28 +3,33 @@
 //! ```text
 //!  this box                                              the peer
 //!  ────────                                              ────────
-//!  1. scan the box; MD5s from the stat cache
-//!     (only new or touched files are read)
-//!  2. connect ─────────────── hello ───────────────────▶ (its server)
-//!  3. load the agreed state and what the peer
+//!  1. connect ─────────────── hello ───────────────────▶ (its server)
+//!  2. load the agreed state and what the peer
 //!     last saw of us (.minibox/state/PEER.json)
-//!  4. ask for the listing ──── list all, MD5s, folders ─▶ scan + its own stat cache
-//!     ◀──────────────────────── entries … end ──────────
-//!  5. plan: (local, remote, agreed) → actions            (pure: crate::plan)
-//!  6. carry out, in order, each after checking that
+//!  3. ask for the listing ─── sync list, the digest ───▶ its scan (kept while inotify
+//!     of each folder as we      of each folder we         reports no change) + its stat
+//!     believe the peer has it   believe it has            cache; the folders that differ
+//!     ◀──────────── entries of changed folders, ────────
+//!                   the names of the same ones, end
+//!     and meanwhile, on a second thread: scan this box;
+//!     MD5s from the stat cache (only new or touched
+//!     files are read)
+//!  4. plan: (local, remote, agreed) → actions            (pure: crate::plan)
+//!  5. carry out, in order, each after checking that
 //!     the file is still the version the plan saw:
 //!       conflict renames, deletions → trash,
 //!       folder removals → trash, new folders,
-//!       downloads ─────────── download PATH ───────────▶
+//!       downloads, pipelined ─ download PATH × 32 ahead ─▶
 //!         ◀────────────── header, bytes, MD5 ──────────
 //!         (temp file, verified, the planned version?
-//!          then mtime + bits, old file → trash, rename)
+//!          then, on an installer thread: mtime + bits,
+//!          old file → trash, rename)
 //!       permission bits and mtimes
-//!  7. store the new agreed state (only if it changed)
-//!  8. hang up ──────────────── (clean close) ──────────▶ its witness: "the peer saw this listing"
+//!  6. store the new agreed state (only if it changed)
+//!  7. hang up ──────────────── (clean close) ──────────▶ its witness: "the peer saw this listing"
 //! ```
 //!
-//! The round holds one TCP connection from step 2 to step 8 and uses only requests every stage
+//! The round holds one TCP connection from step 1 to step 7 and uses only requests every stage
 //! serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
 //! place: what is replaced or deleted is moved into `.minibox/trash/`, and a download becomes
 //! visible under its name only by an atomic rename of a verified temporary file. A file the user
@@ -40,6 +45,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use minibox::conn::Connection;
 use minibox::error::{Error, Result};
@@ -130,6 +136,38 @@ fn known_folders(agreed: &Agreement) -> Vec<FolderSum> {
     sums.into_iter()
         .map(|(folder, md5)| FolderSum { folder, md5 })
         .collect()
+}
+
+/// How long a listing may wait for this box's own scan before it is asked for again (the peer
+/// drops a connection silent for [`IDLE_TIMEOUT`]).
+const RELIST_AFTER: Duration = Duration::from_secs(5);
+
+/// The peer's box as its listing showed it.
+struct Listing {
+    /// Every file and folder with its version.
+    index: Index,
+    /// Files it listed without an MD5 (it could not read them): left alone.
+    busy: BTreeSet<String>,
+}
+
+/// Asks the peer for its listing, telling it the folders we believe we know (see
+/// [`known_folders`]).
+fn list_peer(conn: &mut Connection, agreed: &Agreement) -> Result<Listing> {
+    let mut received = Vec::new();
+    let mut busy = BTreeSet::new();
+    let same = transfer::sync_list(conn, known_folders(agreed), &mut |entry| {
+        match Version::of_entry(&entry) {
+            Some(v) => received.push((entry.path, v)),
+            // Listed without an MD5: the peer could not read it. Leave it alone.
+            None => {
+                busy.insert(entry.path);
+            }
+        }
+    })?;
+    Ok(Listing {
+        index: remote_index(received, &same, agreed),
+        busy,
+    })
 }
 
 /// The peer's whole box: the entries it sent, and, for the folders it said are as we knew them,
@@ -322,14 +360,8 @@ impl Syncer {
         if self.stopped() {
             return Err(stopped());
         }
-        // Hash before connecting: the peer's server would drop a connection idle for 10 s.
-        let scan = scan_local(&self.local, &self.stopping)?;
-        let mut conn = self.local.connect(&self.peer_addr)?;
-        *self.live() = conn.stream().try_clone().ok();
-        if self.stopped() {
-            conn.shutdown();
-        }
-        let result = self.pull(&mut conn, scan);
+        let mut conn = self.connect()?;
+        let result = self.pull(&mut conn);
         // The round's actions were logged as deferred lines: out they go.
         self.local.log.flush();
         *self.live() = None;
@@ -339,23 +371,53 @@ impl Syncer {
         result
     }
 
-    fn pull(&self, conn: &mut Connection, scan: LocalScan) -> Result<Summary> {
+    /// Connects to the peer, the connection `stop` can cut.
+    fn connect(&self) -> Result<Connection> {
+        let conn = self.local.connect(&self.peer_addr)?;
+        *self.live() = conn.stream().try_clone().ok();
+        if self.stopped() {
+            conn.shutdown();
+        }
+        Ok(conn)
+    }
+
+    fn pull(&self, conn: &mut Connection) -> Result<Summary> {
         let peer = conn.peer_name().to_string();
         // What the peer last saw of us, taken before we list it (see plan::fold).
         let state = self.book.load(&peer);
         let now = self.book.clock().now();
-        let mut received = Vec::new();
+        // Scan this box while the peer lists its own: both disks are read at once. The scan
+        // runs on a thread of its own; the listing arrives here meanwhile.
+        let (scan, listing) = thread::scope(|scope| {
+            let scanner = thread::Builder::new()
+                .name("scan".into())
+                .spawn_scoped(scope, || scan_local(&self.local, &self.stopping));
+            let listing = list_peer(conn, &state.agreed);
+            let scan = match scanner {
+                Ok(scanner) => scanner
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Usage("the scan of this box failed".into()))),
+                Err(_) => scan_local(&self.local, &self.stopping),
+            };
+            (scan, listing)
+        });
+        let scan = scan?;
+        let (mut listing, mut listed) = (listing?, Instant::now());
+        // Hashing new files here may have taken long; the peer gives up on a connection silent
+        // for 10 s. Rather than find out in the middle of the downloads, ask again.
+        if listed.elapsed() > RELIST_AFTER {
+            log::info!("this box took long to scan; listing {peer} again");
+            drop(std::mem::replace(conn, self.connect()?));
+            listing = list_peer(conn, &state.agreed)?;
+            listed = Instant::now();
+        }
+        log::debug!("listed {peer} {:?} ago", listed.elapsed());
+        let Listing {
+            index: remote,
+            busy: remote_busy,
+        } = listing;
         let mut busy = scan.busy.clone();
-        let same = transfer::sync_list(conn, known_folders(&state.agreed), &mut |entry| {
-            match Version::of_entry(&entry) {
-                Some(v) => received.push((entry.path, v)),
-                // Listed without an MD5: the peer could not read it. Leave it alone.
-                None => {
-                    busy.insert(entry.path);
-                }
-            }
-        })?;
-        let remote = remote_index(received, &same, &state.agreed);
+        busy.extend(remote_busy);
         let plan = plan::plan(&Inputs {
             local: &scan.index,
             remote: &remote,
