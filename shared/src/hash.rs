@@ -150,13 +150,31 @@ pub fn hex(bytes: &[u8]) -> String {
 ///
 /// # Errors
 /// Whatever the reader returns.
-pub fn digest_reader<R: Read>(mut reader: R) -> io::Result<Md5> {
+pub fn digest_reader<R: Read>(reader: R) -> io::Result<Md5> {
+    digest_reader_with(reader, &mut |_| Ok(()))
+}
+
+/// [`digest_reader`], telling `progress` the bytes hashed so far after each buffer (a server
+/// uses it to tell its client, during a long hash, that it is still there). An error from
+/// `progress` stops the hashing.
+///
+/// # Errors
+/// Whatever the reader or `progress` returns.
+pub fn digest_reader_with<R: Read>(
+    mut reader: R,
+    progress: &mut dyn FnMut(u64) -> io::Result<()>,
+) -> io::Result<Md5> {
     let mut hasher = Hasher::new();
     let mut buf = vec![0u8; BUF_SIZE];
+    let mut done = 0u64;
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return Ok(hasher.digest()),
-            Ok(n) => hasher.update(&buf[..n]),
+            Ok(n) => {
+                hasher.update(&buf[..n]);
+                done += n as u64;
+                progress(done)?;
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -300,11 +318,24 @@ impl HashCache {
     /// # Errors
     /// If the file cannot be read.
     pub fn md5(&self, path: &Path) -> io::Result<Md5> {
+        self.md5_with(path, &mut |_, _| Ok(()))
+    }
+
+    /// [`HashCache::md5`], telling `progress` (bytes done, bytes in all) how a long read goes.
+    ///
+    /// # Errors
+    /// If the file cannot be read, or `progress` fails.
+    pub fn md5_with(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(u64, u64) -> io::Result<()>,
+    ) -> io::Result<Md5> {
         let before = Stamp::of(&fs::symlink_metadata(path)?);
         if let Some(md5) = self.get(&before) {
             return Ok(md5);
         }
-        let md5 = digest_file(path)?;
+        let file = crate::paths::open_for_reading(path)?.0;
+        let md5 = digest_reader_with(file, &mut |done| progress(done, before.size))?;
         if Stamp::of(&fs::symlink_metadata(path)?) == before {
             self.put(before, md5);
         }

@@ -147,6 +147,16 @@ pub enum Reply {
         /// At most [`ENTRIES_PER_CHUNK`] folder paths.
         folders: Vec<String>,
     },
+    /// The server is still reading files to answer (hashing those it has not seen before):
+    /// `done` of `total`. Sent every couple of seconds while a listing or a hash takes long, so
+    /// that the client, which gives up on a silent connection after 10 s, keeps waiting. The
+    /// client reads on.
+    Working {
+        /// Files (or bytes, for one file's hash) done.
+        done: u64,
+        /// Files (or bytes) in all.
+        total: u64,
+    },
     /// The end of a listing.
     End {
         /// How many entries were sent in all, a check against lost chunks.

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::net::UdpSocket;
+use std::time::{Duration, Instant};
 
 use crate::conn::{Connection, PacedWriter};
 use crate::error::{Error, Result};
@@ -201,9 +202,16 @@ fn answer(
             let _guard = read_lock(local, &path)?;
             let (file, entry) = open_file(local, &path)?;
             drop(file);
+            // A large file not hashed before takes a while: say so now and then.
+            let mut alive = KeepAlive::new();
+            let mut tell = |done, total| {
+                alive
+                    .tick(conn, done, total)
+                    .map_err(|_| io::Error::other("the client went away"))
+            };
             let md5 = local
                 .hashes
-                .md5(&paths::resolve(local.root(), &path)?)
+                .md5_with(&paths::resolve(local.root(), &path)?, &mut tell)
                 .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
             let summary = format!("md5 {md5}");
             conn.send(&Reply::Entry {
@@ -240,7 +248,12 @@ fn send_listing(
     let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
     let scanned = scan(local)?;
     let mut chunks = Chunks::new(conn);
-    for item in scanned.iter() {
+    let mut alive = KeepAlive::new();
+    let total = scanned.len() as u64;
+    for (done, item) in scanned.iter().enumerate() {
+        if hashes && done % 64 == 0 {
+            alive.tick(chunks.conn, done as u64, total)?;
+        }
         if item.kind == Kind::Dir && !folders {
             continue;
         }
@@ -292,7 +305,12 @@ fn send_sync_listing(
     let scanned = scan(local)?;
     let mut versions = Vec::with_capacity(scanned.len());
     let mut sums = FolderSums::new();
-    for item in scanned.iter() {
+    let mut alive = KeepAlive::new();
+    let total = scanned.len() as u64;
+    for (done, item) in scanned.iter().enumerate() {
+        if done % 64 == 0 {
+            alive.tick(conn, done as u64, total)?;
+        }
         let version = match item.kind {
             Kind::Dir => Some(item.version(None)),
             Kind::File => file_md5(local, item).map(|md5| item.version(Some(md5))),
@@ -337,6 +355,34 @@ fn send_sync_listing(
         *shown = Some((moment, seen));
     }
     Ok(format!("{count} entries, {known_folders} folders known"))
+}
+
+/// Says "still working" to a client whose answer takes long to prepare (see
+/// [`Reply::Working`]): at most every [`KEEP_ALIVE`], and only once that long has passed since
+/// the request, so a quick answer sends none.
+struct KeepAlive {
+    last: Instant,
+}
+
+/// How often a long answer tells the client it is still being prepared: well within the
+/// client's [`IDLE_TIMEOUT`].
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+impl KeepAlive {
+    fn new() -> Self {
+        KeepAlive {
+            last: Instant::now(),
+        }
+    }
+
+    /// Sends a [`Reply::Working`] if it is time.
+    fn tick(&mut self, conn: &mut Connection, done: u64, total: u64) -> Result<(), Failure> {
+        if self.last.elapsed() >= KEEP_ALIVE {
+            conn.send(&Reply::Working { done, total })?;
+            self.last = Instant::now();
+        }
+        Ok(())
+    }
 }
 
 /// The box's scan, as a reply when the box cannot be read.
@@ -669,4 +715,37 @@ pub fn bind(addr: &str) -> Result<(std::net::TcpListener, UdpSocket)> {
         context(),
         last.unwrap_or_else(|| io::Error::other("no port free for both TCP and UDP")),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    #[test]
+    fn a_long_answer_says_it_is_still_working_and_a_quick_one_says_nothing() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let mut server = Connection::new(listener.accept().unwrap().0).unwrap();
+        let mut client = Connection::new(client).unwrap();
+
+        let mut alive = KeepAlive::new();
+        alive.tick(&mut server, 1, 10).unwrap();
+        server.send(&Reply::End { count: 0 }).unwrap();
+        assert_eq!(client.recv::<Reply>().unwrap(), Reply::End { count: 0 });
+
+        alive.last = Instant::now() - KEEP_ALIVE;
+        alive.tick(&mut server, 5, 10).unwrap();
+        alive.tick(&mut server, 6, 10).unwrap();
+        server.send(&Reply::End { count: 0 }).unwrap();
+        assert_eq!(
+            client.recv::<Reply>().unwrap(),
+            Reply::Working { done: 5, total: 10 }
+        );
+        assert_eq!(
+            client.recv::<Reply>().unwrap(),
+            Reply::End { count: 0 },
+            "once per period"
+        );
+    }
 }

@@ -102,6 +102,8 @@ fn receive_listing(
                 count += chunk.len() as u64;
                 chunk.into_iter().for_each(&mut *each);
             }
+            // The peer is busy hashing: it is still there.
+            Reply::Working { .. } => {}
             Reply::Same { folders } => {
                 if let Some(stranger) = folders.iter().find(|f| !known.contains(f.as_str())) {
                     return Err(Error::Protocol(format!(
@@ -131,9 +133,14 @@ pub fn hash(conn: &mut Connection, name: &str) -> Result<Entry> {
     conn.send(&Request::Hash {
         path: name.to_string(),
     })?;
-    match conn.recv::<Reply>()? {
-        Reply::Entry { entry } if entry.path == name && entry.md5.is_some() => Ok(entry),
-        other => Err(unexpected(other)),
+    loop {
+        match conn.recv::<Reply>()? {
+            Reply::Working { .. } => {}
+            Reply::Entry { entry } if entry.path == name && entry.md5.is_some() => {
+                return Ok(entry)
+            }
+            other => return Err(unexpected(other)),
+        }
     }
 }
 

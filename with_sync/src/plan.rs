@@ -166,6 +166,7 @@ pub struct Seen {
     /// When the connection that carried it ended cleanly, i.e. the peer's round was over.
     pub committed: i64,
     /// What the listing showed.
+    #[serde(deserialize_with = "crate::state::sorted_map")]
     pub entries: Index,
 }
 

@@ -36,6 +36,7 @@
 //! touches while the round runs is left alone (its stamp no longer matches what the plan saw) and
 //! reconsidered next round.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, FileTimes};
 use std::io;
@@ -78,9 +79,20 @@ pub struct LocalScan {
 /// If the box folder cannot be read, or `stop` is set.
 pub fn scan_local(local: &LocalBox, stop: &AtomicBool) -> Result<LocalScan> {
     let scanned = local.scan().map_err(|e| Error::io(local.root(), e))?;
-    let mut items = Vec::with_capacity(scanned.len());
+    // A box that keeps its scans shares this one; otherwise it is ours, and its names move
+    // into the index instead of being copied.
+    let (owned, shared) = match Arc::try_unwrap(scanned) {
+        Ok(owned) => (owned, None),
+        Err(shared) => (Vec::new(), Some(shared)),
+    };
+    let count = shared.as_ref().map_or(owned.len(), |s| s.len());
+    let mut items = Vec::with_capacity(count);
     let mut busy = BTreeSet::new();
-    for item in scanned.iter() {
+    let all = owned
+        .into_iter()
+        .map(Cow::Owned)
+        .chain(shared.iter().flat_map(|s| s.iter().map(Cow::Borrowed)));
+    for item in all {
         if stop.load(Ordering::Relaxed) {
             return Err(stopped());
         }
@@ -89,13 +101,17 @@ pub fn scan_local(local: &LocalBox, stop: &AtomicBool) -> Result<LocalScan> {
             Kind::File => local
                 .hashes
                 .get(&item.stamp)
-                .or_else(|| hash_stable(local, item))
+                .or_else(|| hash_stable(local, &item))
                 .map(|md5| item.version(Some(md5))),
         };
+        let path = match item {
+            Cow::Owned(item) => item.path,
+            Cow::Borrowed(item) => item.path.clone(),
+        };
         match version {
-            Some(v) => items.push((item.path.clone(), v)),
+            Some(v) => items.push((path, v)),
             None => {
-                busy.insert(item.path.clone());
+                busy.insert(path);
             }
         }
     }
@@ -144,8 +160,10 @@ const RELIST_AFTER: Duration = Duration::from_secs(5);
 
 /// The peer's box as its listing showed it.
 struct Listing {
-    /// Every file and folder with its version.
-    index: Index,
+    /// The entries it sent, with their versions.
+    received: Vec<(String, Version)>,
+    /// The folders it said are as we knew them.
+    same: Vec<String>,
     /// Files it listed without an MD5 (it could not read them): left alone.
     busy: BTreeSet<String>,
 }
@@ -165,32 +183,36 @@ fn list_peer(conn: &mut Connection, agreed: &Agreement) -> Result<Listing> {
         }
     })?;
     Ok(Listing {
-        index: remote_index(received, &same, agreed),
+        received,
+        same,
         busy,
     })
 }
 
 /// The peer's whole box: the entries it sent, and, for the folders it said are as we knew them,
 /// their agreed versions.
-fn remote_index(
-    mut received: Vec<(String, Version)>,
-    same: &[String],
-    agreed: &Agreement,
-) -> Index {
+fn remote_index(received: Vec<(String, Version)>, same: &[String], agreed: &Agreement) -> Index {
     let same: HashSet<&str> = same.iter().map(String::as_str).collect();
-    if !same.is_empty() {
-        received.extend(
-            agreed
-                .iter()
-                .filter(|(path, _)| same.contains(split_parent(path).0))
-                .map(|(path, a)| (path.clone(), a.version.clone())),
-        );
+    let known = agreed
+        .iter()
+        .filter(|(path, _)| same.contains(split_parent(path).0));
+    if same.is_empty() {
+        return received.into_iter().collect();
     }
-    // What the peer sent comes first and wins over what we believed (a peer should not send a
-    // folder it said is the same, but if it does, it said two things and the listing counts).
-    received.sort_by(|a, b| a.0.cmp(&b.0));
-    received.dedup_by(|later, first| later.0 == first.0);
-    received.into_iter().collect()
+    // Both are in path order (the peer lists in path order; a map iterates in it): merge them
+    // rather than sort, and size the result once. What the peer sent wins over what we believed
+    // (a peer should not send a folder it said is the same, but if it does, the entry counts).
+    let mut all = Vec::with_capacity(received.len() + known.clone().count());
+    let mut known = known.peekable();
+    for (path, version) in received {
+        while let Some((k, a)) = known.next_if(|(k, _)| k.as_str() < path.as_str()) {
+            all.push((k.clone(), a.version.clone()));
+        }
+        known.next_if(|(k, _)| **k == path);
+        all.push((path, version));
+    }
+    all.extend(known.map(|(k, a)| (k.clone(), a.version.clone())));
+    all.into_iter().collect()
 }
 
 fn stopped() -> Error {
@@ -412,12 +434,10 @@ impl Syncer {
             listed = Instant::now();
         }
         log::debug!("listed {peer} {:?} ago", listed.elapsed());
-        let Listing {
-            index: remote,
-            busy: remote_busy,
-        } = listing;
+        // Only now, with the scan's own working memory given back, the peer's whole index.
+        let remote = remote_index(listing.received, &listing.same, &state.agreed);
         let mut busy = scan.busy.clone();
-        busy.extend(remote_busy);
+        busy.extend(listing.busy);
         let plan = plan::plan(&Inputs {
             local: &scan.index,
             remote: &remote,
@@ -938,5 +958,62 @@ fn describe(action: &Action) -> String {
         Action::Download { path, to, .. } if path == to => format!("sync download {path:?}"),
         Action::Download { path, .. } => format!("sync conflict {path:?}"),
         Action::SetMeta { path, .. } => format!("sync set bits/mtime {path:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Agreed;
+
+    fn file(label: &str) -> Version {
+        Version::file(Md5::of(label.as_bytes()), label.len() as u64, 0o644, 1)
+    }
+
+    #[test]
+    fn the_peers_index_is_what_it_sent_plus_the_folders_it_said_are_the_same() {
+        let agreed: Agreement = [
+            ("a", Version::dir(0o755)),
+            ("a/x", file("ax")),
+            ("a/y", file("ay")),
+            ("b", Version::dir(0o755)),
+            ("b/z", file("bz")),
+            ("top", file("top")),
+        ]
+        .into_iter()
+        .map(|(p, v)| {
+            (
+                p.to_string(),
+                Agreed {
+                    version: v,
+                    since: 1,
+                },
+            )
+        })
+        .collect();
+        // The top folder and b/ are the same; a/ changed: a/y edited, a/new added, a/x gone.
+        let received = vec![
+            ("a/new".to_string(), file("new")),
+            ("a/y".to_string(), file("ay2")),
+            // Said to be the same, sent anyway: what was sent counts.
+            ("b/z".to_string(), file("bz2")),
+        ];
+        let same = ["".to_string(), "b".to_string()];
+        let remote = remote_index(received, &same, &agreed);
+        let got: Vec<(&str, &Version)> = remote.iter().map(|(p, v)| (p.as_str(), v)).collect();
+        let (ay2, new, bz2, top) = (file("ay2"), file("new"), file("bz2"), file("top"));
+        let dir = Version::dir(0o755);
+        assert_eq!(
+            got,
+            [
+                ("a", &dir),
+                ("a/new", &new),
+                ("a/y", &ay2),
+                ("b", &dir),
+                ("b/z", &bz2),
+                ("top", &top),
+            ]
+        );
+        assert!(remote_index(Vec::new(), &[], &agreed).is_empty());
     }
 }

@@ -17,7 +17,7 @@
 //! backwards, so that "this happened after that" comparisons hold even if the system clock is
 //! set back.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io;
 use std::path::PathBuf;
@@ -66,11 +66,52 @@ pub struct PeerState {
     #[serde(default)]
     pub peer: String,
     /// The agreed state (shared with the plans made from it: see [`crate::plan::Plan::base`]).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_sorted_map")]
     pub agreed: Arc<Agreement>,
     /// What the peer saw of this box in its last completed round.
     #[serde(default)]
     pub seen: Option<Arc<Seen>>,
+}
+
+/// Reads a JSON object into a map built in one go. A map read entry by entry grows by splitting
+/// nodes, which leaves them half full: twice the memory for a box of 100,000 files. Read as a
+/// list and then built, every node is full.
+///
+/// # Errors
+/// If the value is not an object of the right values.
+pub fn sorted_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct Entries<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
+        type Value = Vec<(String, V)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of paths")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    let entries = d.deserialize_map(Entries(std::marker::PhantomData))?;
+    Ok(entries.into_iter().collect())
+}
+
+/// [`sorted_map`], shared.
+fn shared_sorted_map<'de, D, V>(d: D) -> Result<Arc<BTreeMap<String, V>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    sorted_map(d).map(Arc::new)
 }
 
 impl PeerState {
