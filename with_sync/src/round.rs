@@ -59,7 +59,7 @@ use minibox::transfer::{self, resolve_for_write, TempFile};
 use minibox::IDLE_TIMEOUT;
 use serde_json::{json, Value};
 
-use crate::plan::{self, Action, Agreement, Index, Inputs, Version};
+use crate::plan::{self, Action, Agreement, Index, Inputs, Side, Version};
 use crate::state::Book;
 
 /// This box as a round sees it.
@@ -189,30 +189,70 @@ fn list_peer(conn: &mut Connection, agreed: &Agreement) -> Result<Listing> {
     })
 }
 
-/// The peer's whole box: the entries it sent, and, for the folders it said are as we knew them,
-/// their agreed versions.
-fn remote_index(received: Vec<(String, Version)>, same: &[String], agreed: &Agreement) -> Index {
-    let same: HashSet<&str> = same.iter().map(String::as_str).collect();
-    let known = agreed
-        .iter()
-        .filter(|(path, _)| same.contains(split_parent(path).0));
-    if same.is_empty() {
-        return received.into_iter().collect();
-    }
-    // Both are in path order (the peer lists in path order; a map iterates in it): merge them
-    // rather than sort, and size the result once. What the peer sent wins over what we believed
-    // (a peer should not send a folder it said is the same, but if it does, the entry counts).
-    let mut all = Vec::with_capacity(received.len() + known.clone().count());
-    let mut known = known.peekable();
-    for (path, version) in received {
-        while let Some((k, a)) = known.next_if(|(k, _)| k.as_str() < path.as_str()) {
-            all.push((k.clone(), a.version.clone()));
+/// The peer's whole box, as the planner reads it: the entries it sent, and, for the folders it
+/// said are as we knew them, their agreed versions, read from the agreement itself. (A copy of
+/// those would be a second agreement's worth of memory: for a box of 100,000 files in sync,
+/// a dozen megabytes to say "the same".)
+#[derive(Debug)]
+struct Remote<'a> {
+    /// What the peer sent.
+    received: Index,
+    /// The folders it said are the same.
+    same: HashSet<String>,
+    /// What both agreed on.
+    agreed: &'a Agreement,
+}
+
+impl<'a> Remote<'a> {
+    fn new(received: Vec<(String, Version)>, same: Vec<String>, agreed: &'a Agreement) -> Self {
+        Remote {
+            received: received.into_iter().collect(),
+            same: same.into_iter().collect(),
+            agreed,
         }
-        known.next_if(|(k, _)| **k == path);
-        all.push((path, version));
     }
-    all.extend(known.map(|(k, a)| (k.clone(), a.version.clone())));
-    all.into_iter().collect()
+
+    /// Whether `path` is in a folder the peer said is the same.
+    fn known(&self, path: &str) -> bool {
+        !self.same.is_empty() && self.same.contains(split_parent(path).0)
+    }
+}
+
+impl Side for Remote<'_> {
+    fn items(&self) -> Box<dyn Iterator<Item = (&str, &Version)> + '_> {
+        let mut sent = self
+            .received
+            .iter()
+            .map(|(k, v)| (k.as_str(), v))
+            .peekable();
+        let mut known = self
+            .agreed
+            .iter()
+            .filter(|(k, _)| self.known(k))
+            .map(|(k, a)| (k.as_str(), &a.version))
+            .peekable();
+        // Both in path order: merge. What the peer sent wins over what we believed (a peer
+        // should not send a folder it said is the same, but if it does, the entry counts).
+        Box::new(std::iter::from_fn(move || {
+            match (sent.peek(), known.peek()) {
+                (Some(s), Some(k)) if k.0 < s.0 => known.next(),
+                (Some(s), Some(k)) if k.0 == s.0 => {
+                    known.next();
+                    sent.next()
+                }
+                (Some(_), _) => sent.next(),
+                (None, _) => known.next(),
+            }
+        }))
+    }
+
+    fn version(&self, path: &str) -> Option<&Version> {
+        self.received.get(path).or_else(|| {
+            self.known(path)
+                .then(|| self.agreed.get(path).map(|a| &a.version))
+                .flatten()
+        })
+    }
 }
 
 fn stopped() -> Error {
@@ -434,8 +474,7 @@ impl Syncer {
             listed = Instant::now();
         }
         log::debug!("listed {peer} {:?} ago", listed.elapsed());
-        // Only now, with the scan's own working memory given back, the peer's whole index.
-        let remote = remote_index(listing.received, &listing.same, &state.agreed);
+        let remote = Remote::new(listing.received, listing.same, &state.agreed);
         let mut busy = scan.busy.clone();
         busy.extend(listing.busy);
         let plan = plan::plan(&Inputs {
@@ -998,22 +1037,26 @@ mod tests {
             // Said to be the same, sent anyway: what was sent counts.
             ("b/z".to_string(), file("bz2")),
         ];
-        let same = ["".to_string(), "b".to_string()];
-        let remote = remote_index(received, &same, &agreed);
-        let got: Vec<(&str, &Version)> = remote.iter().map(|(p, v)| (p.as_str(), v)).collect();
+        let same = vec!["".to_string(), "b".to_string()];
+        let remote = Remote::new(received, same, &agreed);
+        let got: Vec<(&str, &Version)> = remote.items().collect();
         let (ay2, new, bz2, top) = (file("ay2"), file("new"), file("bz2"), file("top"));
         let dir = Version::dir(0o755);
-        assert_eq!(
-            got,
-            [
-                ("a", &dir),
-                ("a/new", &new),
-                ("a/y", &ay2),
-                ("b", &dir),
-                ("b/z", &bz2),
-                ("top", &top),
-            ]
-        );
-        assert!(remote_index(Vec::new(), &[], &agreed).is_empty());
+        let want = [
+            ("a", &dir),
+            ("a/new", &new),
+            ("a/y", &ay2),
+            ("b", &dir),
+            ("b/z", &bz2),
+            ("top", &top),
+        ];
+        assert_eq!(got, want);
+        for (path, version) in want {
+            assert_eq!(remote.version(path), Some(version), "{path}");
+        }
+        assert_eq!(remote.version("a/x"), None, "gone from a changed folder");
+        assert_eq!(remote.version("nothing"), None);
+        let nothing_known = Remote::new(Vec::new(), Vec::new(), &agreed);
+        assert_eq!(nothing_known.items().count(), 0);
     }
 }
