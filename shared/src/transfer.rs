@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::fs::{self, File, FileTimes, OpenOptions};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -200,6 +200,11 @@ pub const FETCH_WINDOW: usize = 32;
 /// the server blocks on replying.) The replies come in the order of the requests; each one is
 /// handed to `done` with its index in `names` as soon as it is in.
 ///
+/// A file of at most [`IN_MEMORY`] bytes comes back as its verified bytes ([`Body::Bytes`]):
+/// writing it is left to whoever installs it, so that a caller can have several threads create
+/// files (a file system creates files in different folders side by side). Larger files are
+/// received into a temporary file, as [`fetch_tcp`] does.
+///
 /// A reply that leaves the connection in step (a verified file, the peer's error, bytes that did
 /// not verify) lets the batch go on. Anything else (a broken connection, a reply out of place,
 /// a local disk error in the middle of the bytes) ends it: `done` gets that error and is not
@@ -208,7 +213,7 @@ pub fn fetch_many(
     conn: &mut Connection,
     local: &LocalBox,
     names: &[&str],
-    done: &mut dyn FnMut(usize, Result<(TempFile, Entry)>),
+    done: &mut dyn FnMut(usize, Result<(Body, Entry)>),
 ) -> usize {
     // Names the path gate refuses are not asked for; they fail at their turn.
     let checks: Vec<_> = names.iter().map(|n| paths::check_name(n)).collect();
@@ -231,7 +236,7 @@ pub fn fetch_many(
         let result = match (ask(), &checks[i]) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(refused)) => Err(Error::Path(refused.clone())),
-            (Ok(()), Ok(())) => receive_file(conn, local, name, &mut |_, _| {}),
+            (Ok(()), Ok(())) => receive_body(conn, local, name),
         };
         let in_step = matches!(
             result,
@@ -245,6 +250,37 @@ pub fn fetch_many(
     names.len()
 }
 
+/// Files up to this size come back from [`fetch_many`] in memory.
+pub const IN_MEMORY: u64 = 64 * 1024;
+
+/// The verified bytes of a fetched file.
+pub enum Body {
+    /// A small file's bytes, not written anywhere yet.
+    Bytes(Vec<u8>),
+    /// A temporary file holding them.
+    File(TempFile),
+}
+
+impl Body {
+    /// The bytes in a temporary file of `local` (writing them there if they are in memory).
+    ///
+    /// # Errors
+    /// If the temporary file cannot be created or written.
+    pub fn into_temp(self, local: &LocalBox) -> Result<TempFile> {
+        match self {
+            Body::File(tmp) => Ok(tmp),
+            Body::Bytes(bytes) => {
+                let mut tmp = TempFile::create(local)?;
+                let path = tmp.path.clone();
+                tmp.file()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::io(path, e))?;
+                Ok(tmp)
+            }
+        }
+    }
+}
+
 /// Reads the reply to a [`Request::Download`] of `name`: the header, the bytes into a temporary
 /// file (hashed on the way), the trailer; verifies.
 fn receive_file(
@@ -253,20 +289,72 @@ fn receive_file(
     name: &str,
     progress: Progress<'_>,
 ) -> Result<(TempFile, Entry)> {
-    let entry = match conn.recv::<Reply>()? {
-        Reply::File { entry } => check_header(entry, name)?,
-        other => return Err(unexpected(other)),
-    };
+    let entry = receive_header(conn, name)?;
     let mut tmp = TempFile::create(local)?;
     let received = receive_temp(conn.raw_reader(), &mut tmp, entry.size, progress)
         .map_err(|e| Error::net(format!("receiving {name}"), e))?;
+    let entry = receive_trailer(conn, entry, received)?;
+    Ok((tmp, entry))
+}
+
+/// [`receive_file`], keeping a small file's bytes in memory.
+fn receive_body(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<(Body, Entry)> {
+    let entry = receive_header(conn, name)?;
+    if entry.size > IN_MEMORY {
+        let mut tmp = TempFile::create(local)?;
+        let received = receive_temp(conn.raw_reader(), &mut tmp, entry.size, &mut |_, _| {})
+            .map_err(|e| Error::net(format!("receiving {name}"), e))?;
+        let entry = receive_trailer(conn, entry, received)?;
+        return Ok((Body::File(tmp), entry));
+    }
+    let mut bytes = vec![0u8; usize::try_from(entry.size).unwrap_or(0)];
+    read_paced(conn.raw_reader(), &mut bytes)
+        .map_err(|e| Error::net(format!("receiving {name}"), e))?;
+    let received = Md5::of(&bytes);
+    let entry = receive_trailer(conn, entry, received)?;
+    Ok((Body::Bytes(bytes), entry))
+}
+
+fn receive_header(conn: &mut Connection, name: &str) -> Result<Entry> {
+    match conn.recv::<Reply>()? {
+        Reply::File { entry } => check_header(entry, name),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Reads the trailer after a file's bytes and checks it against `received`, their MD5.
+fn receive_trailer(conn: &mut Connection, entry: Entry, received: Md5) -> Result<Entry> {
     let trailer = conn.recv::<Reply>()?;
     let md5 = verify(&entry, received, trailer)?;
-    let entry = Entry {
+    Ok(Entry {
         md5: Some(md5.to_string()),
         ..entry
-    };
-    Ok((tmp, entry))
+    })
+}
+
+/// Fills `buf` from `from`, giving up on a peer that trickles (see [`crate::conn::Pace`]).
+fn read_paced(from: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
+    let mut pace = crate::conn::Pace::new();
+    let mut done = 0;
+    while done < buf.len() {
+        match from.read(&mut buf[done..]) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the connection closed after {done} of {} bytes", buf.len()),
+                ))
+            }
+            Ok(n) => {
+                done += n;
+                if done < buf.len() {
+                    pace.advance(n as u64)?;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Checks that a transfer header describes the file we asked for.

@@ -55,7 +55,7 @@ use minibox::index::{split_parent, FolderSums, Scanned, MODE_MASK};
 use minibox::local::LocalBox;
 use minibox::protocol::{Entry, FolderSum, Kind, MAX_KNOWN};
 use minibox::shell::output::human_size;
-use minibox::transfer::{self, resolve_for_write, TempFile};
+use minibox::transfer::{self, resolve_for_write, Body};
 use minibox::IDLE_TIMEOUT;
 use serde_json::{json, Value};
 
@@ -553,8 +553,115 @@ impl Syncer {
     }
 }
 
-/// How many fetched files may wait for the installer (each holds an open temporary file).
+/// How many fetched files may wait for an installer (small ones in memory, large ones as open
+/// temporary files).
 const INSTALL_QUEUE: usize = 64;
+
+/// Installer threads per batch of downloads (see [`Run::download_all`]).
+const INSTALLERS: usize = 2;
+
+/// A fetched file on its way to an installer.
+struct Job<'a> {
+    /// Its download action.
+    action: &'a Action,
+    /// What came back.
+    fetched: Result<(Body, Entry)>,
+    /// What the round believes stands at the destination now (read when the file came in: no
+    /// other action of the batch touches that name).
+    planned: Option<Version>,
+}
+
+/// How an install went, for the round's books.
+struct Installed<'a> {
+    /// The action.
+    action: &'a Action,
+    /// How it ended.
+    step: Result<Step>,
+    /// The name and version the box now holds, if it installed.
+    holds: Option<(String, Version)>,
+    /// Why the connection is no longer usable, if this reply showed it.
+    broke: Option<String>,
+}
+
+/// Installs a fetched file if it is the version the plan decided on and the file it replaces
+/// here is still the one the plan saw (on an installer thread).
+fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>) -> Installed<'a> {
+    let action = job.action;
+    let mut out = Installed {
+        action,
+        step: Ok(Step::Logged),
+        holds: None,
+        broke: None,
+    };
+    let Action::Download { path, to, version } = action else {
+        out.step = Ok(Step::Skipped("not a download".into()));
+        return out;
+    };
+    let (body, entry) = match job.fetched {
+        Ok(got) => got,
+        // The peer answered: the file went or changed since it was listed. Next round.
+        Err(Error::Remote { message, .. }) => {
+            out.step = Ok(Step::Skipped(message));
+            return out;
+        }
+        // The bytes did not match what the peer vouched for (a fault or a lie), or the name was
+        // refused: nothing was installed and the connection is still in step; the round
+        // counts it as failed.
+        Err(e @ (Error::Verify(_) | Error::Path(_))) => {
+            out.step = Err(e);
+            return out;
+        }
+        // Anything else leaves the connection unusable.
+        Err(e) => {
+            out.broke = Some(e.to_string());
+            out.step = Err(e);
+            return out;
+        }
+    };
+    // Install only the version the plan decided on.
+    let got = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
+    if got != version.md5 || entry.size != version.size {
+        out.step = Ok(Step::Skipped(format!(
+            "{path} changed on {peer} since it was listed; the next round takes the new version"
+        )));
+        return out;
+    }
+    let installed = Version::file(
+        version.md5.unwrap_or_default(),
+        entry.size,
+        entry.mode & MODE_MASK,
+        entry.mtime_ns,
+    );
+    let entry = Entry {
+        path: to.to_string(),
+        ..entry
+    };
+    let tmp = match body.into_temp(local) {
+        Ok(tmp) => tmp,
+        Err(e) => {
+            out.step = Err(e);
+            return out;
+        }
+    };
+    // The transfer took time: under the file's lock, look again at what is there.
+    let planned = job.planned.as_ref();
+    let checked = transfer::install_over(local, tmp, &entry, |there| {
+        as_planned(local, to, planned, there)
+    });
+    out.step = match checked {
+        Ok(_) => {
+            out.holds = Some((to.to_string(), installed));
+            Ok(Step::Done(if to == path {
+                format!("ok {} bytes", entry.size)
+            } else {
+                format!("ok: {peer}'s version kept as {to:?}")
+            }))
+        }
+        Err(Error::LocalChange(why)) => Ok(Step::Skipped(why)),
+        Err(e) => Err(e),
+    };
+    out
+}
 
 /// How one action ended.
 enum Step {
@@ -774,11 +881,13 @@ impl Run<'_> {
     /// Fetches the files of a run of download actions over one pipelined batch (see
     /// [`transfer::fetch_many`]) and installs each as it comes in.
     ///
-    /// Receiving and installing run side by side, on two threads: this one reads the replies
-    /// into temporary files and checks their MD5s, an installer thread renames each verified
-    /// file into place as soon as it is handed over. For a batch of small files both halves are
-    /// mostly system calls (creating a file, renaming one), so on two cores they overlap; the
-    /// installs still happen one at a time and in the plan's order.
+    /// This thread only receives: it reads each reply, checks its MD5, and hands the verified
+    /// file to one of [`INSTALLERS`] installer threads, which write it (small files arrive in
+    /// memory), give it its mtime and bits, and rename it into place. Creating and renaming
+    /// files is most of the work for a batch of small files, and a file system does it for
+    /// several folders at once: on two cores, receiving and two installers overlap. Each file
+    /// is still installed only if it is the planned version and what it replaces is what the
+    /// plan saw; the results come back here, to the round's books.
     fn download_all(&mut self, conn: &mut Connection, actions: &[Action]) {
         let mut wanted = Vec::with_capacity(actions.len());
         for action in actions {
@@ -804,46 +913,54 @@ impl Run<'_> {
                 other => other.target(),
             })
             .collect();
-        let local = self.local;
-        let wanted = &wanted;
-        // Bounded: a slow disk makes the receiver wait, rather than piling up open files.
-        let (fetched_tx, fetched_rx) =
-            crossbeam_channel::bounded::<(usize, Result<(TempFile, Entry)>)>(INSTALL_QUEUE);
-        let batch = thread::scope(|scope| {
-            let this = &mut *self;
-            let installer =
-                thread::Builder::new()
-                    .name("install".into())
+        let (local, peer) = (self.local, self.peer);
+        // Bounded: a slow disk makes the receiver wait, rather than piling up files in memory.
+        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job<'_>>(INSTALL_QUEUE);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Installed<'_>>();
+        let reported = thread::scope(|scope| {
+            let mut installers = 0;
+            for n in 0..INSTALLERS {
+                let (jobs, done) = (jobs_rx.clone(), done_tx.clone());
+                let spawned = thread::Builder::new()
+                    .name(format!("install-{n}"))
                     .spawn_scoped(scope, move || {
-                        for (i, fetched) in fetched_rx {
-                            let step = this.install_fetched(wanted[i], fetched);
-                            this.finish(wanted[i], step);
+                        for job in jobs {
+                            let _ = done.send(install(local, peer, job));
                         }
                     });
-            match installer {
-                Ok(installer) => {
-                    let reported = transfer::fetch_many(conn, local, &names, &mut |i, f| {
-                        let _ = fetched_tx.send((i, f));
-                    });
-                    drop(fetched_tx);
-                    // The installer returns once the channel is closed and empty.
-                    let _ = installer.join();
-                    Some(reported)
-                }
-                Err(e) => {
-                    log::warn!("no installer thread ({e}); installing as files come in");
-                    None
+                match spawned {
+                    Ok(_) => installers += 1,
+                    Err(e) => log::warn!("no installer thread ({e})"),
                 }
             }
+            drop((jobs_rx, done_tx));
+            let reported = transfer::fetch_many(conn, local, &names, &mut |i, fetched| {
+                let action = wanted[i];
+                let planned = self.after.get(action.target()).cloned();
+                let job = Job {
+                    action,
+                    fetched,
+                    planned,
+                };
+                if installers == 0 {
+                    let result = install(local, peer, job);
+                    self.book_install(result);
+                } else if let Err(back) = jobs_tx.send(job) {
+                    // Every installer is gone: install here.
+                    let result = install(local, peer, back.into_inner());
+                    self.book_install(result);
+                }
+                for result in done_rx.try_iter() {
+                    self.book_install(result);
+                }
+            });
+            drop(jobs_tx);
+            // The installers finish what they were given, then the channel closes.
+            for result in done_rx.iter() {
+                self.book_install(result);
+            }
+            reported
         });
-        let reported = match batch {
-            Some(reported) => reported,
-            // No second thread to be had: receive and install in turn on this one.
-            None => transfer::fetch_many(conn, local, &names, &mut |i, fetched| {
-                let step = self.install_fetched(wanted[i], fetched);
-                self.finish(wanted[i], step);
-            }),
-        };
         for action in &wanted[reported..] {
             let why = self.network_down.clone().unwrap_or_default();
             self.finish(
@@ -853,65 +970,15 @@ impl Run<'_> {
         }
     }
 
-    /// Installs a fetched file if it is the version the plan decided on and the file it
-    /// replaces here is still the one the plan saw.
-    fn install_fetched(
-        &mut self,
-        action: &Action,
-        fetched: Result<(TempFile, Entry)>,
-    ) -> Result<Step> {
-        let Action::Download { path, to, version } = action else {
-            return Ok(Step::Skipped("not a download".into()));
-        };
-        let (tmp, entry) = match fetched {
-            Ok(got) => got,
-            // The peer answered: the file went or changed since it was listed. Next round.
-            Err(Error::Remote { message, .. }) => return Ok(Step::Skipped(message)),
-            // The bytes did not match what the peer vouched for (a fault or a lie), or the name
-            // was refused: nothing was installed and the connection is still in step; the
-            // round counts it as failed.
-            Err(e @ (Error::Verify(_) | Error::Path(_))) => return Err(e),
-            Err(e) => {
-                // Anything else leaves the connection unusable.
-                self.network_down = Some(e.to_string());
-                return Err(e);
-            }
-        };
-        // Install only the version the plan decided on.
-        let got = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
-        if got != version.md5 || entry.size != version.size {
-            return Ok(Step::Skipped(format!(
-                "{path} changed on {} since it was listed; the next round takes the new version",
-                self.peer
-            )));
+    /// Records how an install ended: the log line, the counts, what the box holds now.
+    fn book_install(&mut self, result: Installed<'_>) {
+        if let Some(why) = result.broke {
+            self.network_down.get_or_insert(why);
         }
-        let installed = Version::file(
-            version.md5.unwrap_or_default(),
-            entry.size,
-            entry.mode & MODE_MASK,
-            entry.mtime_ns,
-        );
-        let entry = Entry {
-            path: to.to_string(),
-            ..entry
-        };
-        // The transfer took time: under the file's lock, look again at what is there.
-        let planned = self.after.get(to);
-        let local = self.local;
-        let checked = transfer::install_over(local, tmp, &entry, |there| {
-            as_planned(local, to, planned, there)
-        });
-        match checked {
-            Ok(_) => {}
-            Err(Error::LocalChange(why)) => return Ok(Step::Skipped(why)),
-            Err(e) => return Err(e),
+        if let Some((path, version)) = result.holds {
+            self.after.insert(path, version);
         }
-        self.after.insert(to.to_string(), installed);
-        Ok(Step::Done(if to == path {
-            format!("ok {} bytes", entry.size)
-        } else {
-            format!("ok: {}'s version kept as {to:?}", self.peer)
-        }))
+        self.finish(result.action, result.step);
     }
 
     fn set_meta(&mut self, path: &str, mode: Option<u32>, mtime_ns: Option<i64>) -> Result<Step> {
