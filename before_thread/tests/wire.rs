@@ -300,3 +300,100 @@ fn malformed_frames_get_an_error_and_a_closed_connection_and_the_server_goes_on(
     let log = std::fs::read_to_string(s.server_box.join(".minibox/log")).unwrap();
     assert_eq!(log.matches("dropped: ").count(), 7, "{log}");
 }
+
+/// One item of a folder, for [`folder_digest`]: name, is a folder, size, mtime, bits, MD5.
+type Item<'a> = (&'a str, bool, u64, i64, u32, [u8; 16]);
+
+/// A folder digest computed by hand, exactly as `docs/PROTOCOL.md` defines it: for each item
+/// directly in the folder, in path order, its last part, a 0 byte, `d` or `f`, then size, mtime,
+/// permission bits (8, 8 and 4 bytes, little-endian) and the 16 bytes of its MD5.
+fn folder_digest(items: &[Item<'_>]) -> String {
+    let mut bytes = Vec::new();
+    for (name, dir, size, mtime, mode, md5) in items {
+        bytes.extend_from_slice(name.as_bytes());
+        bytes.push(0);
+        bytes.push(if *dir { b'd' } else { b'f' });
+        bytes.extend_from_slice(&size.to_le_bytes());
+        bytes.extend_from_slice(&mtime.to_le_bytes());
+        bytes.extend_from_slice(&mode.to_le_bytes());
+        bytes.extend_from_slice(md5);
+    }
+    minibox::hash::md5_reader(bytes.as_slice()).unwrap()
+}
+
+fn md5_bytes(hex: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+#[test]
+fn sync_list_sends_only_the_folders_whose_digest_differs() {
+    let s = Setup::new(sample_box);
+    let mut c = Raw::connect(&s);
+    c.hello();
+    let notes = md5_bytes(&md5_of(&s.server_box.join("docs/deep/er/notes.txt")));
+    // docs/deep/er holds one file; docs/deep holds one folder, er.
+    let er_mode = {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(s.server_box.join("docs/deep/er")).unwrap();
+        meta.permissions().mode() & 0o777
+    };
+    let er = folder_digest(&[("notes.txt", false, 5, NOTES_MTIME, 0o640, notes)]);
+    let deep = folder_digest(&[("er", true, 0, 0, er_mode, [0; 16])]);
+    let request = json!({"op":"sync_list","known":[
+        {"folder":"docs/deep/er","md5":er},
+        {"folder":"docs/deep","md5":deep},
+        {"folder":"docs","md5":"00000000000000000000000000000000"},
+        {"folder":"gone","md5":"d41d8cd98f00b204e9800998ecf8427e"},
+    ]});
+    c.send(&request.to_string());
+    let mut paths = Vec::new();
+    let mut same = Vec::new();
+    let count = loop {
+        let reply = c.expect();
+        match reply["reply"].as_str().unwrap() {
+            "entries" => paths.extend(
+                reply["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["path"].as_str().unwrap().to_string()),
+            ),
+            "same" => same.extend(
+                reply["folders"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|f| f.as_str().unwrap().to_string()),
+            ),
+            "working" => {}
+            "end" => break reply["count"].as_u64().unwrap(),
+            other => panic!("unexpected {other}: {reply}"),
+        }
+    };
+    same.sort();
+    assert_eq!(
+        same,
+        ["docs/deep", "docs/deep/er"],
+        "the two digests that match"
+    );
+    assert_eq!(count as usize, paths.len());
+    assert!(
+        paths.iter().all(|p| !p.starts_with("docs/deep/")),
+        "{paths:?}"
+    );
+    // Everything else comes: the top folder (not named) and docs/ (a wrong digest).
+    for p in [
+        "hello.txt",
+        "docs",
+        "docs/read me.md",
+        "docs/deep",
+        "empty.dat",
+        "big.bin",
+    ] {
+        assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
+    }
+}

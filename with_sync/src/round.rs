@@ -553,12 +553,21 @@ impl Syncer {
     }
 }
 
-/// How many fetched files may wait for an installer (small ones in memory, large ones as open
-/// temporary files).
-const INSTALL_QUEUE: usize = 64;
+/// How many fetched files may wait for each installer (small ones in memory, so at most 8 MiB,
+/// large ones as open temporary files): more than a folder's worth, so that while one installer
+/// works through a folder the receiver can already feed the other the next one.
+const INSTALL_QUEUE: usize = 128;
 
 /// Installer threads per batch of downloads (see [`Run::download_all`]).
 const INSTALLERS: usize = 2;
+
+/// Which of `installers` installer threads installs `path`: the one that owns its folder.
+fn owner(path: &str, installers: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    split_parent(path).0.hash(&mut h);
+    usize::try_from(h.finish() % installers.max(1) as u64).unwrap_or(0)
+}
 
 /// A fetched file on its way to an installer.
 struct Job<'a> {
@@ -915,12 +924,15 @@ impl Run<'_> {
             .collect();
         let (local, peer) = (self.local, self.peer);
         // Bounded: a slow disk makes the receiver wait, rather than piling up files in memory.
-        let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job<'_>>(INSTALL_QUEUE);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Installed<'_>>();
         let reported = thread::scope(|scope| {
-            let mut installers = 0;
+            // One queue per installer, each fed the files of the folders it owns: two threads
+            // creating files in one folder wait for each other on its lock, in two they do not.
+            let mut queues = Vec::with_capacity(INSTALLERS);
             for n in 0..INSTALLERS {
-                let (jobs, done) = (jobs_rx.clone(), done_tx.clone());
+                // Bounded: a slow disk makes the receiver wait, rather than pile up files.
+                let (jobs_tx, jobs) = crossbeam_channel::bounded::<Job<'_>>(INSTALL_QUEUE);
+                let done = done_tx.clone();
                 let spawned = thread::Builder::new()
                     .name(format!("install-{n}"))
                     .spawn_scoped(scope, move || {
@@ -929,11 +941,11 @@ impl Run<'_> {
                         }
                     });
                 match spawned {
-                    Ok(_) => installers += 1,
+                    Ok(_) => queues.push(jobs_tx),
                     Err(e) => log::warn!("no installer thread ({e})"),
                 }
             }
-            drop((jobs_rx, done_tx));
+            drop(done_tx);
             let reported = transfer::fetch_many(conn, local, &names, &mut |i, fetched| {
                 let action = wanted[i];
                 let planned = self.after.get(action.target()).cloned();
@@ -942,19 +954,20 @@ impl Run<'_> {
                     fetched,
                     planned,
                 };
-                if installers == 0 {
+                let unsent = match queues.get(owner(action.target(), queues.len())) {
+                    Some(queue) => queue.send(job).err().map(|back| back.into_inner()),
+                    None => Some(job),
+                };
+                // No installer (or it is gone): install here.
+                if let Some(job) = unsent {
                     let result = install(local, peer, job);
-                    self.book_install(result);
-                } else if let Err(back) = jobs_tx.send(job) {
-                    // Every installer is gone: install here.
-                    let result = install(local, peer, back.into_inner());
                     self.book_install(result);
                 }
                 for result in done_rx.try_iter() {
                     self.book_install(result);
                 }
             });
-            drop(jobs_tx);
+            drop(queues);
             // The installers finish what they were given, then the channel closes.
             for result in done_rx.iter() {
                 self.book_install(result);
