@@ -21,8 +21,8 @@
 //!       folder removals → trash, new folders,
 //!       downloads, pipelined ─ download PATH × 32 ahead ─▶
 //!         ◀────────────── header, bytes, MD5 ──────────
-//!         (temp file, verified, the planned version?
-//!          then, on an installer thread: mtime + bits,
+//!         (verified, the planned version? then, on an
+//!          installer thread: temp file, mtime + bits,
 //!          old file → trash, rename)
 //!       permission bits and mtimes
 //!  6. store the new agreed state (only if it changed)
