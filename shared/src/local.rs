@@ -149,11 +149,24 @@ impl LocalBox {
     /// A fresh path for a temporary file inside `.minibox/tmp/`: on the same file system as the
     /// box, so that installing it is a rename, which is atomic.
     pub fn temp_path(&self) -> PathBuf {
+        self.temp_path_in(None)
+    }
+
+    /// [`LocalBox::temp_path`], in the subfolder `.minibox/tmp/<lane>/` when a lane is given.
+    /// Threads that create many files at once each take a lane: files created in one folder
+    /// wait for each other on that folder's lock.
+    pub fn temp_path_in(&self, lane: Option<usize>) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        self.root
-            .join(META_DIR)
-            .join("tmp")
-            .join(format!("{}-{n}.part", self.pid))
+        self.temp_dir(lane).join(format!("{}-{n}.part", self.pid))
+    }
+
+    /// The folder of [`LocalBox::temp_path_in`]'s files: `.minibox/tmp/`, or a lane's in it.
+    pub fn temp_dir(&self, lane: Option<usize>) -> PathBuf {
+        let dir = self.root.join(META_DIR).join("tmp");
+        match lane {
+            Some(lane) => dir.join(lane.to_string()),
+            None => dir,
+        }
     }
 
     /// Registers the [`Witness`] the server tells about sync listings. Only the first call counts;
@@ -269,6 +282,11 @@ fn remove_stale_temp_files(dir: &Path) {
         return;
     };
     for entry in entries.flatten() {
+        // A lane's folder (see `LocalBox::temp_path_in`): the same, one level down.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_stale_temp_files(&entry.path());
+            continue;
+        }
         let name = entry.file_name();
         let owner = name
             .to_str()
@@ -296,10 +314,16 @@ mod tests {
         fs::write(dir.join("1-0.part"), "alive").unwrap();
         fs::write(dir.join("4294967295-0.part"), "orphan").unwrap();
         fs::write(dir.join("junk"), "junk").unwrap();
+        fs::create_dir_all(dir.join("1")).unwrap();
+        fs::write(dir.join("1/4294967295-7.part"), "orphan in a lane").unwrap();
+        fs::write(dir.join("1/1-7.part"), "alive in a lane").unwrap();
         let local = LocalBox::open(tmp.path(), "t").unwrap();
         assert!(dir.join("1-0.part").exists());
         assert!(!dir.join("4294967295-0.part").exists());
         assert!(!dir.join("junk").exists());
+        assert!(dir.join("1/1-7.part").exists());
+        assert!(!dir.join("1/4294967295-7.part").exists());
+        assert!(local.temp_path_in(Some(2)).starts_with(dir.join("2")));
         assert!(local
             .temp_path()
             .starts_with(local.root().join(META_DIR).join("tmp")));

@@ -267,10 +267,19 @@ impl Body {
     /// # Errors
     /// If the temporary file cannot be created or written.
     pub fn into_temp(self, local: &LocalBox) -> Result<TempFile> {
+        self.into_temp_in(local, None)
+    }
+
+    /// [`Body::into_temp`], writing into the temporary folder of `lane` (see
+    /// [`LocalBox::temp_path_in`]).
+    ///
+    /// # Errors
+    /// As [`Body::into_temp`].
+    pub fn into_temp_in(self, local: &LocalBox, lane: Option<usize>) -> Result<TempFile> {
         match self {
             Body::File(tmp) => Ok(tmp),
             Body::Bytes(bytes) => {
-                let mut tmp = TempFile::create(local)?;
+                let mut tmp = TempFile::create_in(local, lane)?;
                 let path = tmp.path.clone();
                 tmp.file()
                     .write_all(&bytes)
@@ -475,9 +484,19 @@ impl TempFile {
     /// # Errors
     /// If it cannot be created.
     pub fn create(local: &LocalBox) -> Result<Self> {
-        let path = local.temp_path();
+        TempFile::create_in(local, None)
+    }
+
+    /// [`TempFile::create`], in the temporary folder of `lane` (see
+    /// [`LocalBox::temp_path_in`]).
+    ///
+    /// # Errors
+    /// If it cannot be created.
+    pub fn create_in(local: &LocalBox, lane: Option<usize>) -> Result<Self> {
+        let path = local.temp_path_in(lane);
         let open = || OpenOptions::new().write(true).create_new(true).open(&path);
-        // `.minibox/tmp/` is made when the box is opened; make it again only if it went.
+        // `.minibox/tmp/` is made when the box is opened; make it (or the lane's folder) only if
+        // it is not there.
         let file = match open() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => path
                 .parent()

@@ -593,8 +593,9 @@ struct Installed<'a> {
 }
 
 /// Installs a fetched file if it is the version the plan decided on and the file it replaces
-/// here is still the one the plan saw (on an installer thread).
-fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>) -> Installed<'a> {
+/// here is still the one the plan saw (on an installer thread, which writes its temporary files
+/// in its own `lane`).
+fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>, lane: Option<usize>) -> Installed<'a> {
     let action = job.action;
     let mut out = Installed {
         action,
@@ -645,7 +646,7 @@ fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>) -> Installed<'a> {
         path: to.to_string(),
         ..entry
     };
-    let tmp = match body.into_temp(local) {
+    let tmp = match body.into_temp_in(local, lane) {
         Ok(tmp) => tmp,
         Err(e) => {
             out.step = Err(e);
@@ -937,7 +938,7 @@ impl Run<'_> {
                     .name(format!("install-{n}"))
                     .spawn_scoped(scope, move || {
                         for job in jobs {
-                            let _ = done.send(install(local, peer, job));
+                            let _ = done.send(install(local, peer, job, Some(n)));
                         }
                     });
                 match spawned {
@@ -960,7 +961,7 @@ impl Run<'_> {
                 };
                 // No installer (or it is gone): install here.
                 if let Some(job) = unsent {
-                    let result = install(local, peer, job);
+                    let result = install(local, peer, job, None);
                     self.book_install(result);
                 }
                 for result in done_rx.try_iter() {
@@ -974,6 +975,10 @@ impl Run<'_> {
             }
             reported
         });
+        // The lanes' temporary folders are empty again: leave `.minibox/tmp/` as it was.
+        for lane in 0..INSTALLERS {
+            let _ = std::fs::remove_dir(local.temp_dir(Some(lane)));
+        }
         for action in &wanted[reported..] {
             let why = self.network_down.clone().unwrap_or_default();
             self.finish(
