@@ -198,7 +198,9 @@ pub const FETCH_WINDOW: usize = 32;
 /// and the connection never sits idle for a round trip between two files. (A request is a few
 /// dozen bytes, so the window always fits the socket buffers: we never block on sending while
 /// the server blocks on replying.) The replies come in the order of the requests; each one is
-/// handed to `done` with its index in `names` as soon as it is in.
+/// handed to `done` with its index in `names` as soon as it is in, and whether the next reply has
+/// already begun to arrive (its first bytes are read into our buffer): a caller that hands files
+/// on in batches can wait for more while that is so, and send what it holds when it is not.
 ///
 /// A file of at most [`IN_MEMORY`] bytes comes back as its verified bytes ([`Body::Bytes`]):
 /// writing it is left to whoever installs it, so that a caller can have several threads create
@@ -213,7 +215,7 @@ pub fn fetch_many(
     conn: &mut Connection,
     local: &LocalBox,
     names: &[&str],
-    done: &mut dyn FnMut(usize, Result<(Body, Entry)>),
+    done: &mut dyn FnMut(usize, Result<(Body, Entry)>, bool),
 ) -> usize {
     // Names the path gate refuses are not asked for; they fail at their turn.
     let checks: Vec<_> = names.iter().map(|n| paths::check_name(n)).collect();
@@ -242,7 +244,7 @@ pub fn fetch_many(
             result,
             Ok(_) | Err(Error::Remote { .. } | Error::Verify(_) | Error::Path(_))
         );
-        done(i, result);
+        done(i, result, in_step && conn.input_pending());
         if !in_step {
             return i + 1;
         }
@@ -476,6 +478,8 @@ pub struct TempFile {
     path: PathBuf,
     /// The open file.
     file: Option<File>,
+    /// Its permission bits, as far as we know them (see [`created_mode`]).
+    mode: Option<u32>,
 }
 
 impl TempFile {
@@ -508,6 +512,7 @@ impl TempFile {
         Ok(TempFile {
             path,
             file: Some(file),
+            mode: created_mode(),
         })
     }
 
@@ -542,6 +547,46 @@ pub fn system_time(ns: i64) -> SystemTime {
     }
 }
 
+/// The permission bits a file we create gets: `0o666` less the process's umask (read once from
+/// `/proc/self/status`, since asking the kernel for the umask means setting it, which other
+/// threads would see). Most files are `0o644`, which is what a umask of `022` gives: for those
+/// [`install_over`] needs no `fchmod`. `None` if the umask cannot be read.
+fn created_mode() -> Option<u32> {
+    static MODE: std::sync::OnceLock<Option<u32>> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let umask = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())?;
+        Some(0o666 & !umask & MODE_MASK)
+    })
+}
+
+/// Renames `from` to `to` only if nothing is at `to`, in one step of the kernel's
+/// (`RENAME_NOREPLACE`): no `lstat` first, and nothing that appears in between is replaced.
+/// Returns false, having changed nothing, if something is there, a folder on the way is missing
+/// or is not a folder, or the file system cannot rename that way; the caller then looks.
+fn rename_if_free(from: &Path, to: &Path) -> io::Result<bool> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use nix::errno::Errno;
+        use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+        match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST | Errno::ENOENT | Errno::ENOTDIR | Errno::EINVAL | Errno::ENOSYS) => {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (from, to);
+        Ok(false)
+    }
+}
+
 /// Installs a verified temporary file as `entry.path`, replacing whatever file is there: see
 /// [`install_over`].
 ///
@@ -558,7 +603,10 @@ pub fn install(local: &LocalBox, tmp: TempFile, entry: &Entry) -> Result<Option<
 /// stamp, so the next scan does not read the file again. Returns that stamp.
 ///
 /// `expect` runs under the write lock, right before the rename: a sync round uses it to make
-/// sure the file it is about to replace is still the version it planned for.
+/// sure the file it is about to replace is still the version it planned for. If it accepts
+/// "nothing there", the rename is tried first without replacing anything (`RENAME_NOREPLACE`:
+/// the kernel itself checks that the name is free); only if something is there does it look,
+/// and ask `expect` again about what it found.
 ///
 /// # Errors
 /// [`Error::LocalChange`] with `expect`'s sentence if it said no; an error if the name is
@@ -568,50 +616,71 @@ pub fn install_over(
     local: &LocalBox,
     mut tmp: TempFile,
     entry: &Entry,
-    expect: impl FnOnce(Option<&fs::Metadata>) -> std::result::Result<(), String>,
+    expect: impl Fn(Option<&fs::Metadata>) -> std::result::Result<(), String>,
 ) -> Result<Option<Stamp>> {
     let name = &entry.path;
-    {
+    let mode = entry.mode & MODE_MASK;
+    if tmp.mode != Some(mode) {
         let file = tmp.file();
-        file.set_permissions(fs::Permissions::from_mode(entry.mode & MODE_MASK))
+        file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(&tmp.path, e))?;
-        let file = tmp.file();
-        file.set_times(FileTimes::new().set_modified(system_time(entry.mtime_ns)))
-            .map_err(|e| Error::io(&tmp.path, e))?;
+        tmp.mode = Some(mode);
     }
+    let file = tmp.file();
+    file.set_times(FileTimes::new().set_modified(system_time(entry.mtime_ns)))
+        .map_err(|e| Error::io(&tmp.path, e))?;
     let _guard = local
         .locks
         .write(name, IDLE_TIMEOUT)
         .ok_or_else(|| Error::Timeout(format!("{name} stayed busy; nothing was installed")))?;
-    let (dest, there) = paths::resolve_at(local.root(), name).map_err(|e| match e {
+    let refused = |e| match e {
         ResolveError::Refused(p) => Error::Path(p),
         ResolveError::Io(e) => Error::io(local.root().join(name), e),
-    })?;
-    expect(there.as_ref()).map_err(Error::LocalChange)?;
-    match there {
-        Some(meta) if meta.is_dir() => {
-            return Err(Error::Usage(format!(
-                "{name} is a folder here; nothing was installed"
-            )))
-        }
-        Some(_) => {
-            move_to_trash(local, name)?;
-        }
-        None => {}
-    }
-    // The folder is there unless the name is new at more than one level: then make it.
-    let renamed = match fs::rename(&tmp.path, &dest) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => dest
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::rename(&tmp.path, &dest)),
-        other => other,
     };
-    renamed.map_err(|e| Error::io(&dest, e))?;
+    // Most installs put a new name in a folder that is there: check the folders on the way and
+    // rename without replacing, which also proves nothing is at the name. Otherwise look.
+    let mut placed = false;
+    if expect(None).is_ok() {
+        let dest = paths::resolve_folders(local.root(), name).map_err(refused)?;
+        placed = rename_if_free(&tmp.path, &dest).map_err(|e| Error::io(&dest, e))?;
+    }
+    if !placed {
+        let (dest, there) = paths::resolve_at(local.root(), name).map_err(refused)?;
+        expect(there.as_ref()).map_err(Error::LocalChange)?;
+        match there {
+            Some(meta) if meta.is_dir() => {
+                return Err(Error::Usage(format!(
+                    "{name} is a folder here; nothing was installed"
+                )))
+            }
+            Some(_) => {
+                move_to_trash(local, name)?;
+            }
+            None => {}
+        }
+        // The folder is there unless the name is new at more than one level: then make it.
+        let renamed = match fs::rename(&tmp.path, &dest) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => dest
+                .parent()
+                .map_or(Ok(()), fs::create_dir_all)
+                .and_then(|()| fs::rename(&tmp.path, &dest)),
+            other => other,
+        };
+        renamed.map_err(|e| Error::io(&dest, e))?;
+    }
     // Installed: nothing to clean up. The rename moved the ctime, so take the stamp now, from
     // the open file: it is the inode we wrote, whatever the name may lead to by now.
     let file = tmp.file.take();
-    let stamp = file.and_then(|f| f.metadata().ok()).map(|m| Stamp::of(&m));
+    let mut meta = file.as_ref().and_then(|f| f.metadata().ok());
+    // The umask foretold the bits wrongly (a folder's default ACL decides instead): set them.
+    if let (Some(f), Some(m)) = (&file, &meta) {
+        if m.permissions().mode() & MODE_MASK != mode {
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(local.root().join(name), e))?;
+            meta = f.metadata().ok();
+        }
+    }
+    let stamp = meta.map(|m| Stamp::of(&m));
     let md5 = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
     if let (Some(md5), Some(stamp)) = (md5, stamp) {
         if stamp.size == entry.size {
@@ -642,4 +711,135 @@ pub fn move_to_trash(local: &LocalBox, name: &str) -> Result<PathBuf> {
     let to = local.trash_slot(name)?;
     fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
     Ok(to)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::META_DIR;
+    use std::os::unix::fs::MetadataExt;
+
+    fn entry(path: &str, bytes: &[u8], mode: u32) -> Entry {
+        Entry {
+            path: path.to_string(),
+            kind: Kind::File,
+            size: bytes.len() as u64,
+            mtime_ns: 1_700_000_000_000_000_000,
+            mode,
+            mime: "application/octet-stream".into(),
+            md5: Some(Md5::of(bytes).to_string()),
+        }
+    }
+
+    fn temp_with(local: &LocalBox, bytes: &[u8]) -> TempFile {
+        Body::Bytes(bytes.to_vec()).into_temp(local).unwrap()
+    }
+
+    #[test]
+    fn a_rename_that_must_not_replace_leaves_what_is_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        fs::write(&a, "new").unwrap();
+        fs::write(&b, "there").unwrap();
+        assert!(!rename_if_free(&a, &b).unwrap(), "b is taken");
+        assert_eq!(fs::read(&b).unwrap(), b"there");
+        assert!(a.exists());
+        assert!(!rename_if_free(&a, &dir.path().join("no/such/folder")).unwrap());
+        assert!(!rename_if_free(&a, &b.join("under-a-file")).unwrap());
+        assert!(a.exists());
+        assert!(rename_if_free(&a, &c).unwrap());
+        assert_eq!(fs::read(&c).unwrap(), b"new");
+        assert!(!a.exists());
+    }
+
+    #[test]
+    fn a_temporary_file_has_the_bits_the_umask_foretells() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBox::open(dir.path(), "t").unwrap();
+        let mut tmp = TempFile::create(&local).unwrap();
+        let bits = tmp.file().metadata().unwrap().mode() & MODE_MASK;
+        assert_eq!(created_mode(), Some(bits), "Linux tells the umask");
+        assert_eq!(tmp.mode, Some(bits));
+    }
+
+    #[test]
+    fn installing_gives_every_file_its_bits_and_mtime_whatever_the_umask_gave() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBox::open(dir.path(), "t").unwrap();
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        for (i, mode) in [0o644, 0o600, 0o755, 0o444, 0o640].into_iter().enumerate() {
+            let name = format!("sub/f{i}");
+            let e = entry(&name, name.as_bytes(), mode);
+            let stamp = install(&local, temp_with(&local, name.as_bytes()), &e)
+                .unwrap()
+                .expect("a stamp");
+            let meta = fs::symlink_metadata(dir.path().join(&name)).unwrap();
+            assert_eq!(meta.mode() & MODE_MASK, mode, "{name}");
+            assert_eq!(meta.mtime(), 1_700_000_000, "{name}");
+            assert_eq!(stamp, Stamp::of(&meta), "the stamp is the installed file's");
+        }
+    }
+
+    #[test]
+    fn installing_over_a_file_trashes_it_and_a_refusal_leaves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBox::open(dir.path(), "t").unwrap();
+        let target = dir.path().join("x.txt");
+        fs::write(&target, "old").unwrap();
+        // `expect` accepts only "nothing there": the no-replace rename finds the old file, and
+        // the second look hands it to `expect`, which refuses.
+        let e = entry("x.txt", b"new", 0o644);
+        let refused = install_over(&local, temp_with(&local, b"new"), &e, |there| match there {
+            None => Ok(()),
+            Some(_) => Err("x.txt appeared".into()),
+        });
+        assert!(matches!(refused, Err(Error::LocalChange(_))), "{refused:?}");
+        assert_eq!(fs::read(&target).unwrap(), b"old");
+        // Accepting what is there replaces it, and the old bytes go to the trash.
+        install(&local, temp_with(&local, b"new"), &e).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        let trashed = walk_files(&dir.path().join(META_DIR).join("trash"));
+        assert_eq!(trashed.len(), 1, "{trashed:?}");
+        assert_eq!(fs::read(&trashed[0]).unwrap(), b"old");
+        // Neither left a temporary file behind.
+        assert!(walk_files(&dir.path().join(META_DIR).join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn installing_a_name_new_at_two_levels_makes_its_folders_and_refuses_a_link_on_the_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = LocalBox::open(dir.path(), "t").unwrap();
+        let e = entry("a/b/c.txt", b"deep", 0o644);
+        install(&local, temp_with(&local, b"deep"), &e).unwrap();
+        assert_eq!(fs::read(dir.path().join("a/b/c.txt")).unwrap(), b"deep");
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
+        let e = entry("link/c.txt", b"out", 0o644);
+        let refused = install(&local, temp_with(&local, b"out"), &e);
+        assert!(matches!(refused, Err(Error::Path(_))), "{refused:?}");
+        assert!(
+            walk_files(outside.path()).is_empty(),
+            "nothing written outside"
+        );
+    }
+
+    fn walk_files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let Ok(read) = fs::read_dir(dir) else {
+            return out;
+        };
+        for item in read.flatten() {
+            let path = item.path();
+            if path.is_dir() {
+                out.extend(walk_files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
 }
