@@ -537,9 +537,9 @@ pub fn finish_outgoing(
     complete: bool,
 ) -> Result<String, Failure> {
     let name = &out.entry.path;
-    let after = fs::symlink_metadata(local.root().join(name))
-        .map(|m| Stamp::of(&m))
-        .ok();
+    // Ask the open file, not the name: a write into it while we read shows in its stamp, and a
+    // new file renamed over the name does not matter (what we read is the old one, whole).
+    let after = out.file.metadata().map(|m| Stamp::of(&m)).ok();
     // Queued, not flushed: the serving loop flushes when no other request is waiting.
     if !complete || after != Some(out.before) {
         conn.queue(&Reply::error(
