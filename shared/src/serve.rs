@@ -462,7 +462,7 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
 
 /// [`open_file`], with the opened file's metadata.
 fn open_regular(local: &LocalBox, name: &str) -> Result<(File, fs::Metadata), Failure> {
-    let path = paths::resolve_folders(local.root(), name)?;
+    let path = local.root().join(name);
     let not_found = || {
         Failure::Reply(
             ErrorCode::NotFound,
@@ -471,7 +471,12 @@ fn open_regular(local: &LocalBox, name: &str) -> Result<(File, fs::Metadata), Fa
     };
     // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
     // whole server) until some process writes to it.
-    paths::open_for_reading(&path).map_err(|e| match e.kind() {
+    let opened = match paths::open_in_box(local.root(), name) {
+        Err(ResolveError::Io(e)) => Err(e),
+        Err(refused) => return Err(refused.into()),
+        Ok(opened) => Ok(opened),
+    };
+    opened.map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
         // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
         _ if fs::symlink_metadata(&path).is_err() => not_found(),
