@@ -87,6 +87,12 @@ pub fn default_name(dir: &std::path::Path) -> String {
 /// Prints the line every listening binary prints once it is ready, on stderr:
 /// `minibox: serving DIR on ADDR`. Scripts and tests read it to learn the port (useful with
 /// `--listen 127.0.0.1:0`); stderr keeps it out of the shell's output on stdout.
+///
+/// The line goes out in one `write`: `eprintln!` writes each piece of its format (down to the
+/// parts of an address) with a system call of its own, and a script polling the file stderr
+/// goes to could read half a line (`... on 127`) and take it for the address.
 pub fn announce(root: &std::path::Path, addr: std::net::SocketAddr) {
-    eprintln!("minibox: serving {} on {addr}", root.display());
+    use std::io::Write;
+    let line = format!("minibox: serving {} on {addr}\n", root.display());
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
