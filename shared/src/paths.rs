@@ -4,7 +4,8 @@
 //! 2024 advisories were about exactly this (writes outside the destination through symlinks). The
 //! rules, from the contract: a name is a relative path with `/` separators, no empty, `.` or `..`
 //! parts, no leading `/`, no NUL and no backslash, and a file is only opened if no part of its path
-//! inside the box is a symbolic link. Every stage calls [`resolve`] before it touches a file.
+//! inside the box is a symbolic link. Every stage calls [`resolve`] before it touches a file, or
+//! [`open_in_box`], which has the kernel apply the same rule while it opens the file.
 
 use std::fmt;
 use std::fs;
