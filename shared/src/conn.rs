@@ -507,7 +507,7 @@ impl PacedWriter<&mut TcpStream> {
     ///
     /// A single `sendfile` call can stay blocked far longer than the socket's send timeout while
     /// a stalled reader lets a few bytes through now and then, so during the copy the timeout is
-    /// cut to [`SENDFILE_WAIT`]: every call returns soon, having moved something or nothing, and
+    /// cut to `SENDFILE_WAIT` (1 s): every call returns soon, having moved something or nothing, and
     /// the pace is checked after each, exactly as for `write`. A peer that reads a trickle is
     /// caught within the pace's window.
     ///
