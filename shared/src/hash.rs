@@ -330,13 +330,30 @@ impl HashCache {
         path: &Path,
         progress: &mut dyn FnMut(u64, u64) -> io::Result<()>,
     ) -> io::Result<Md5> {
-        let before = Stamp::of(&fs::symlink_metadata(path)?);
+        if let Some(md5) = self.get(&Stamp::of(&fs::symlink_metadata(path)?)) {
+            return Ok(md5);
+        }
+        let (file, meta) = crate::paths::open_for_reading(path)?;
+        self.md5_of_open(&file, Stamp::of(&meta), progress)
+    }
+
+    /// [`HashCache::md5_with`] for a file already open, whose stamp was `before` when it was
+    /// opened: the bytes hashed are that file's whatever its name leads to by now, and the MD5
+    /// is remembered only if the file's own stamp did not move while it was read.
+    ///
+    /// # Errors
+    /// If the file cannot be read, or `progress` fails.
+    pub fn md5_of_open(
+        &self,
+        file: &File,
+        before: Stamp,
+        progress: &mut dyn FnMut(u64, u64) -> io::Result<()>,
+    ) -> io::Result<Md5> {
         if let Some(md5) = self.get(&before) {
             return Ok(md5);
         }
-        let file = crate::paths::open_for_reading(path)?.0;
         let md5 = digest_reader_with(file, &mut |done| progress(done, before.size))?;
-        if Stamp::of(&fs::symlink_metadata(path)?) == before {
+        if Stamp::of(&file.metadata()?) == before {
             self.put(before, md5);
         }
         Ok(md5)

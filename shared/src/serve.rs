@@ -200,8 +200,8 @@ fn answer(
             // The read lock keeps an install of this name from swapping the file between the
             // metadata and the MD5 we report: both describe the same version.
             let _guard = read_lock(local, &path)?;
-            let (file, entry) = open_file(local, &path)?;
-            drop(file);
+            let (file, meta) = open_regular(local, &path)?;
+            let entry = index::entry_of(&path, &meta);
             // A large file not hashed before takes a while: say so now and then.
             let mut alive = KeepAlive::new();
             let mut tell = |done, total| {
@@ -211,7 +211,7 @@ fn answer(
             };
             let md5 = local
                 .hashes
-                .md5_with(&paths::resolve(local.root(), &path)?, &mut tell)
+                .md5_of_open(&file, Stamp::of(&meta), &mut tell)
                 .map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
             let summary = format!("md5 {md5}");
             conn.send(&Reply::Entry {
@@ -462,31 +462,33 @@ pub fn open_file(local: &LocalBox, name: &str) -> Result<(File, Entry), Failure>
 
 /// [`open_file`], with the opened file's metadata.
 fn open_regular(local: &LocalBox, name: &str) -> Result<(File, fs::Metadata), Failure> {
-    let path = local.root().join(name);
+    // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
+    // whole server) until some process writes to it.
+    paths::open_in_box(local.root(), name).map_err(|e| match e {
+        ResolveError::Io(e) => cannot_open(local, name, &e),
+        refused => refused.into(),
+    })
+}
+
+/// The reply for a file of the box that could not be opened.
+fn cannot_open(local: &LocalBox, name: &str, e: &io::Error) -> Failure {
     let not_found = || {
         Failure::Reply(
             ErrorCode::NotFound,
             format!("{name}: no such file in the box"),
         )
     };
-    // Never a plain `File::open`: a FIFO in the box would block this thread (in stage 1, the
-    // whole server) until some process writes to it.
-    let opened = match paths::open_in_box(local.root(), name) {
-        Err(ResolveError::Io(e)) => Err(e),
-        Err(refused) => return Err(refused.into()),
-        Ok(opened) => Ok(opened),
-    };
-    opened.map_err(|e| match e.kind() {
+    match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
         // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
-        _ if fs::symlink_metadata(&path).is_err() => not_found(),
+        _ if fs::symlink_metadata(local.root().join(name)).is_err() => not_found(),
         // A link swapped in after `resolve` looked: the kernel refused to follow it.
         _ if e.raw_os_error() == Some(libc::ELOOP) => Failure::Reply(
             ErrorCode::BadPath,
             paths::PathError::Symlink(name.to_string()).to_string(),
         ),
         _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
-    })
+    }
 }
 
 /// A file opened for sending (over TCP or UDP), with what is needed to tell at the end whether

@@ -301,9 +301,19 @@ fn receive_file(
     progress: Progress<'_>,
 ) -> Result<(TempFile, Entry)> {
     let entry = receive_header(conn, name)?;
+    receive_rest(conn, local, entry, progress)
+}
+
+/// The bytes and the trailer of a reply whose header said `entry`, into a temporary file.
+fn receive_rest(
+    conn: &mut Connection,
+    local: &LocalBox,
+    entry: Entry,
+    progress: Progress<'_>,
+) -> Result<(TempFile, Entry)> {
     let mut tmp = TempFile::create(local)?;
     let received = receive_temp(conn.raw_reader(), &mut tmp, entry.size, progress)
-        .map_err(|e| Error::net(format!("receiving {name}"), e))?;
+        .map_err(|e| Error::net(format!("receiving {}", entry.path), e))?;
     let entry = receive_trailer(conn, entry, received)?;
     Ok((tmp, entry))
 }
@@ -312,10 +322,7 @@ fn receive_file(
 fn receive_body(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<(Body, Entry)> {
     let entry = receive_header(conn, name)?;
     if entry.size > IN_MEMORY {
-        let mut tmp = TempFile::create(local)?;
-        let received = receive_temp(conn.raw_reader(), &mut tmp, entry.size, &mut |_, _| {})
-            .map_err(|e| Error::net(format!("receiving {name}"), e))?;
-        let entry = receive_trailer(conn, entry, received)?;
+        let (tmp, entry) = receive_rest(conn, local, entry, &mut |_, _| {})?;
         return Ok((Body::File(tmp), entry));
     }
     let mut bytes = vec![0u8; usize::try_from(entry.size).unwrap_or(0)];
@@ -346,26 +353,41 @@ fn receive_trailer(conn: &mut Connection, entry: Entry, received: Md5) -> Result
 /// Fills `buf` from `from`, giving up on a peer that trickles (see [`crate::conn::Pace`]).
 fn read_paced(from: &mut impl Read, buf: &mut [u8]) -> io::Result<()> {
     let mut pace = crate::conn::Pace::new();
-    let mut done = 0;
-    while done < buf.len() {
-        match from.read(&mut buf[done..]) {
+    let (mut done, size) = (0, buf.len());
+    while done < size {
+        done += read_some(from, &mut buf[done..], &mut pace, done as u64, size as u64)?;
+    }
+    Ok(())
+}
+
+/// One read of the bytes of a file of `size` bytes, `done` of them in already: how many came
+/// (at least one). An early end of the stream is an error; so is a peer whose bytes come slower
+/// than `pace` allows, unless these were the last.
+fn read_some(
+    from: &mut impl Read,
+    buf: &mut [u8],
+    pace: &mut crate::conn::Pace,
+    done: u64,
+    size: u64,
+) -> io::Result<usize> {
+    loop {
+        match from.read(buf) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("the connection closed after {done} of {} bytes", buf.len()),
+                    format!("the connection closed after {done} of {size} bytes"),
                 ))
             }
             Ok(n) => {
-                done += n;
-                if done < buf.len() {
+                if done + (n as u64) < size {
                     pace.advance(n as u64)?;
                 }
+                return Ok(n);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Checks that a transfer header describes the file we asked for.
@@ -451,22 +473,9 @@ fn receive(
     while done < size {
         let spare = sink.spare();
         let want = usize::try_from(size - done).map_or(spare.len(), |n| n.min(spare.len()));
-        let n = match from.read(&mut spare[..want]) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("the connection closed after {done} of {size} bytes"),
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let n = read_some(from, &mut spare[..want], &mut pace, done, size)?;
         sink.filled(n)?;
         done += n as u64;
-        if done < size {
-            pace.advance(n as u64)?;
-        }
         progress(done, size);
     }
     sink.finish()
@@ -624,7 +633,6 @@ pub fn install_over(
         let file = tmp.file();
         file.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(&tmp.path, e))?;
-        tmp.mode = Some(mode);
     }
     let file = tmp.file();
     file.set_times(FileTimes::new().set_modified(system_time(entry.mtime_ns)))
@@ -633,10 +641,7 @@ pub fn install_over(
         .locks
         .write(name, IDLE_TIMEOUT)
         .ok_or_else(|| Error::Timeout(format!("{name} stayed busy; nothing was installed")))?;
-    let refused = |e| match e {
-        ResolveError::Refused(p) => Error::Path(p),
-        ResolveError::Io(e) => Error::io(local.root().join(name), e),
-    };
+    let refused = |e| gate_error(local, name, e);
     // Most installs put a new name in a folder that is there: check the folders on the way and
     // rename without replacing, which also proves nothing is at the name. Otherwise look.
     let mut placed = false;
@@ -695,10 +700,15 @@ pub fn install_over(
 /// # Errors
 /// [`Error::Path`] if refused.
 pub fn resolve_for_write(local: &LocalBox, name: &str) -> Result<PathBuf> {
-    paths::resolve(local.root(), name).map_err(|e| match e {
+    paths::resolve(local.root(), name).map_err(|e| gate_error(local, name, e))
+}
+
+/// The error for `name` when the path gate refused it or could not look.
+fn gate_error(local: &LocalBox, name: &str, e: ResolveError) -> Error {
+    match e {
         ResolveError::Refused(p) => Error::Path(p),
         ResolveError::Io(e) => Error::io(local.root().join(name), e),
-    })
+    }
 }
 
 /// Moves the file or folder `name` of the box into `.minibox/trash/<time>/<name>`, keeping its

@@ -128,7 +128,7 @@ fn entries<V>(map: &BTreeMap<String, V>) -> impl Iterator<Item = (&str, &V)> {
 /// difference between a round that plans in milliseconds and one that plans in a tenth of a
 /// second.
 #[allow(clippy::type_complexity)]
-fn walk<'m, A: 'm, B: 'm, C: 'm, D: 'm>(
+pub(crate) fn walk<'m, A: 'm, B: 'm, C: 'm, D: 'm>(
     a: impl Iterator<Item = (&'m str, &'m A)>,
     b: impl Iterator<Item = (&'m str, &'m B)>,
     c: impl Iterator<Item = (&'m str, &'m C)>,

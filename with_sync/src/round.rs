@@ -220,30 +220,19 @@ impl<'a> Remote<'a> {
 
 impl Side for Remote<'_> {
     fn items(&self) -> Box<dyn Iterator<Item = (&str, &Version)> + '_> {
-        let mut sent = self
-            .received
-            .iter()
-            .map(|(k, v)| (k.as_str(), v))
-            .peekable();
-        let mut known = self
+        let sent = self.received.iter().map(|(k, v)| (k.as_str(), v));
+        let known = self
             .agreed
             .iter()
             .filter(|(k, _)| self.known(k))
-            .map(|(k, a)| (k.as_str(), &a.version))
-            .peekable();
+            .map(|(k, a)| (k.as_str(), &a.version));
+        let none = std::iter::empty::<(&str, &())>;
         // Both in path order: merge. What the peer sent wins over what we believed (a peer
         // should not send a folder it said is the same, but if it does, the entry counts).
-        Box::new(std::iter::from_fn(move || {
-            match (sent.peek(), known.peek()) {
-                (Some(s), Some(k)) if k.0 < s.0 => known.next(),
-                (Some(s), Some(k)) if k.0 == s.0 => {
-                    known.next();
-                    sent.next()
-                }
-                (Some(_), _) => sent.next(),
-                (None, _) => known.next(),
-            }
-        }))
+        Box::new(
+            plan::walk(sent, known, none(), none())
+                .filter_map(|(path, sent, known, _, _)| Some((path, sent.or(known)?))),
+        )
     }
 
     fn version(&self, path: &str) -> Option<&Version> {
