@@ -8,10 +8,10 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use minibox::auth::{self, Role, Secret, Transcript};
-use minibox::conn::Connection;
-use minibox::frame;
+use minibox::local::auth::{self, Role, Secret, Transcript};
+use minibox::protocol::frame;
 use minibox::protocol::{ErrorCode, Reply, Request};
+use minibox::wire::conn::Connection;
 use testkit::attack::{run_all, Serving, Target};
 use testkit::{run_shell, Proc, ShellRun};
 
@@ -234,16 +234,20 @@ fn forged_skipped_and_replayed_proofs_are_refused() {
     refused(&mut s);
 
     assert!(srv.alive());
-    let mut honest = Connection::connect_with(&srv.addr_string(), "friend", Some(&secret))
+    let mut honest = minibox::wire::handshake::connect(&srv.addr_string(), "friend", Some(&secret))
         .expect("an honest peer still gets in");
-    let listed = minibox::transfer::list(&mut honest, minibox::protocol::Filter::All, true, false)
-        .expect("listing");
+    let listed = minibox::ask::list::list(
+        &mut honest,
+        minibox::protocol::Filter::All,
+        minibox::protocol::ListKind::Hashes,
+    )
+    .expect("listing");
     assert_eq!(listed.len(), 1);
 }
 
 fn connect_with_secret(addr: &str) -> minibox::Result<Connection> {
     let secret = Secret::from_bytes(SECRET.to_vec())?;
-    Connection::connect_with(addr, "checker", Some(&secret))
+    minibox::wire::handshake::connect(addr, "checker", Some(&secret))
 }
 
 #[test]

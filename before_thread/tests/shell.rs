@@ -40,7 +40,7 @@ fn check_file(value: &Value, server_box: &Path, with_md5: bool) {
     let mtime = value["mtime"].as_str().unwrap();
     assert!(mtime.ends_with('Z'), "RFC 3339 in UTC: {mtime}");
     assert_eq!(
-        i128::from(minibox::timestamp::parse(mtime).unwrap()),
+        i128::from(minibox::protocol::timestamp::parse(mtime).unwrap()),
         testkit::mtime_ns(&on_disk),
         "{path}: {mtime} is the file's mtime to the nanosecond"
     );
@@ -307,7 +307,7 @@ fn downloads_keep_bytes_mtime_and_permissions_and_trash_what_they_replace() {
         let source = s.server_box.join(name);
         assert_eq!(file["size"], fs::metadata(&source).unwrap().len());
         assert_eq!(file["md5"], md5_of(&source), "{name}");
-        let mtime = minibox::timestamp::parse(file["mtime"].as_str().unwrap()).unwrap();
+        let mtime = minibox::protocol::timestamp::parse(file["mtime"].as_str().unwrap()).unwrap();
         assert_eq!(i128::from(mtime), testkit::mtime_ns(&source), "{name}");
     }
     assert_eq!(lines[0]["file"]["md5"], README_MD5);

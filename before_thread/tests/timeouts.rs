@@ -91,7 +91,7 @@ fn a_client_that_connects_and_says_nothing_is_dropped() {
 #[test]
 fn a_client_silent_after_the_handshake_is_dropped() {
     silent_connection_is_dropped(SILENT, |addr| {
-        let conn = minibox::conn::Connection::connect(&addr.to_string(), "silent").unwrap();
+        let conn = minibox::wire::handshake::connect(&addr.to_string(), "silent", None).unwrap();
         conn.stream().try_clone().unwrap()
     });
 }
@@ -102,7 +102,9 @@ fn a_client_silent_in_the_middle_of_a_frame_is_dropped() {
     silent_connection_is_dropped(TOO_SLOW, |addr| {
         let mut stream = TcpStream::connect(addr).unwrap();
         // The version byte and half of the length: the server waits for the rest.
-        stream.write_all(&[1, 0, 0]).unwrap();
+        stream
+            .write_all(&[minibox::protocol::frame::VERSION, 0, 0])
+            .unwrap();
         stream
     });
 }
@@ -180,18 +182,17 @@ fn long_request_frame() -> Vec<u8> {
         filter: Filter::Regex {
             pattern: "x".repeat(100),
         },
-        hashes: false,
-        folders: false,
+        listing: minibox::protocol::ListKind::Index,
     };
     let mut frame = Vec::new();
-    minibox::frame::write_frame(&mut frame, &request).unwrap();
+    minibox::protocol::frame::write_frame(&mut frame, &request).unwrap();
     frame
 }
 
 #[test]
 fn a_client_that_drips_a_request_is_dropped_and_the_next_is_served() {
     let s = Setup::new(sample_box);
-    let conn = minibox::conn::Connection::connect(&s.server.addr_string(), "drip").unwrap();
+    let conn = minibox::wire::handshake::connect(&s.server.addr_string(), "drip", None).unwrap();
     let stream = conn.stream().try_clone().unwrap();
     dripping_client_is_dropped(stream, long_request_frame(), &s);
 }
@@ -202,6 +203,6 @@ fn a_client_that_drips_its_hello_is_dropped_and_the_next_is_served() {
     let stream = TcpStream::connect(s.server.addr).unwrap();
     let mut hello = Vec::new();
     let name = "d".repeat(60);
-    minibox::frame::write_frame(&mut hello, &Request::Hello { name }).unwrap();
+    minibox::protocol::frame::write_frame(&mut hello, &Request::Hello { name }).unwrap();
     dripping_client_is_dropped(stream, hello, &s);
 }

@@ -245,7 +245,7 @@ fn udp_download_at_30_percent_loss_is_identical() {
 fn udp_download_in_lan_sized_blocks_at_10_percent_loss_is_identical() {
     // The block size a server offers a client on an Ethernet LAN (1500 - 20 - 8 - 24), forced
     // on loopback: 23 times as many datagrams, acks with many gaps.
-    let block = minibox::udp::LAN_BLOCK_V4;
+    let block = minibox::wire::udp::blocks::LAN_BLOCK_V4;
     let t = download_through(
         Damage::lossy(0.10, 14),
         (2 << 20) + 5,

@@ -29,7 +29,7 @@ impl Raw {
 
     /// Sends one frame with this exact body.
     fn send(&mut self, body: &str) {
-        self.send_bytes(1, body.as_bytes());
+        self.send_bytes(2, body.as_bytes());
     }
 
     fn send_bytes(&mut self, version: u8, body: &[u8]) {
@@ -46,7 +46,7 @@ impl Raw {
             assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof, "{e}");
             return None;
         }
-        assert_eq!(header[0], 1, "protocol version");
+        assert_eq!(header[0], 2, "protocol version");
         let len = u32::from_be_bytes(header[1..].try_into().unwrap());
         assert!(len <= 4 * 1024 * 1024, "frame of {len} bytes");
         let mut body = vec![0u8; len as usize];
@@ -95,9 +95,9 @@ fn a_session_as_the_protocol_document_shows_it() {
     );
     assert_eq!(c.expect(), json!({"reply":"end","count":3}));
 
-    // list with folders and hashes, by modification time.
+    // list with hashes, by modification time.
     c.send(
-        r#"{"op":"list","filter":{"kind":"modified","start_ns":1709208000000000000,"end_ns":1709208000000000000},"hashes":true,"folders":true}"#,
+        r#"{"op":"list","filter":{"kind":"modified","start_ns":1709208000000000000,"end_ns":1709208000000000000},"listing":"hashes"}"#,
     );
     let chunk = c.expect();
     assert_eq!(
@@ -113,14 +113,6 @@ fn a_session_as_the_protocol_document_shows_it() {
     // Nothing matches: no entries frame at all, just the end.
     c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^nothing$"}}"#);
     assert_eq!(c.expect(), json!({"reply":"end","count":0}));
-
-    // Folders come with kind "dir" and type "inode/directory".
-    c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^docs/deep$"},"folders":true}"#);
-    let dir = &c.expect()["entries"][0];
-    assert_eq!(dir["kind"], "dir");
-    assert_eq!(dir["type"], "inode/directory");
-    assert_eq!(dir["size"], 0);
-    c.expect();
 
     // hash: one entry with its MD5.
     c.send(r#"{"op":"hash","path":"hello.txt"}"#);
@@ -147,6 +139,20 @@ fn a_session_as_the_protocol_document_shows_it() {
     c.send(r#"{"op":"download","path":"empty.dat"}"#);
     assert_eq!(c.expect()["entry"]["size"], 0);
     assert_eq!(c.expect(), json!({"reply":"trailer","md5":EMPTY_MD5}));
+
+    // Folders (in a sync listing) come with kind "dir" and type "inode/directory".
+    c.send(r#"{"op":"sync_list"}"#);
+    let chunk = c.expect();
+    let dir = chunk["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == "docs/deep");
+    let dir = dir.expect("the folder is listed");
+    assert_eq!(dir["kind"], "dir");
+    assert_eq!(dir["type"], "inode/directory");
+    assert_eq!(dir["size"], 0);
+    assert_eq!(c.expect()["reply"], "end");
 
     // Errors: a reply with a code and a sentence; the connection stays usable after each.
     let errors = [
@@ -272,12 +278,12 @@ fn malformed_frames_get_an_error_and_a_closed_connection_and_the_server_goes_on(
         c.send(r#"{"op":"hash","path":"hello.txt","force":true}"#);
     });
     // Not JSON.
-    refused_then_closed(&s, true, |c| c.send_bytes(1, b"\xff\xfe not json"));
-    // Another protocol version.
-    refused_then_closed(&s, true, |c| c.send_bytes(2, b"{}"));
+    refused_then_closed(&s, true, |c| c.send_bytes(2, b"\xff\xfe not json"));
+    // Another protocol version (1, before `listing` replaced two flags).
+    refused_then_closed(&s, true, |c| c.send_bytes(1, b"{}"));
     // A length over the 4 MiB limit: refused from the header alone.
     refused_then_closed(&s, true, |c| {
-        let mut header = vec![1u8];
+        let mut header = vec![2u8];
         header.extend_from_slice(&(4 * 1024 * 1024 + 1_u32).to_be_bytes());
         c.0.write_all(&header).unwrap();
     });
@@ -318,7 +324,7 @@ fn folder_digest(items: &[Item<'_>]) -> String {
         bytes.extend_from_slice(&mode.to_le_bytes());
         bytes.extend_from_slice(md5);
     }
-    minibox::hash::md5_reader(bytes.as_slice()).unwrap()
+    minibox::protocol::md5::md5_reader(bytes.as_slice()).unwrap()
 }
 
 fn md5_bytes(hex: &str) -> [u8; 16] {

@@ -9,11 +9,12 @@
 
 use std::path::{Component, Path};
 
-use minibox::frame::{self, FrameError, MAX_FRAME, VERSION};
-use minibox::paths;
-use minibox::protocol::{Entry, ErrorCode, Filter, Kind, Reply, Request};
+use minibox::local::gate as paths;
+use minibox::protocol::frame::{self, FrameError, MAX_FRAME, VERSION};
+use minibox::protocol::name::check_name;
+use minibox::protocol::timestamp;
+use minibox::protocol::{Entry, ErrorCode, Filter, Kind, ListKind, Reply, Request};
 use minibox::shell::grammar;
-use minibox::timestamp;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -54,12 +55,13 @@ fn any_filter() -> impl Strategy<Value = Filter> {
 fn any_request() -> impl Strategy<Value = Request> {
     prop_oneof![
         any_name().prop_map(|name| Request::Hello { name }),
-        (any_filter(), any::<bool>(), any::<bool>()).prop_map(|(filter, hashes, folders)| {
-            Request::List {
-                filter,
-                hashes,
-                folders,
-            }
+        (any_filter(), any::<bool>()).prop_map(|(filter, hashes)| {
+            let listing = if hashes {
+                ListKind::Hashes
+            } else {
+                ListKind::Index
+            };
+            Request::List { filter, listing }
         }),
         any_name().prop_map(|path| Request::Hash { path }),
         any_name().prop_map(|path| Request::Download { path }),
@@ -284,7 +286,7 @@ proptest! {
     fn an_accepted_name_stays_inside_the_box(name in prop_oneof![gate_name(), any::<String>()]) {
         let tmp = shared_box();
         let root = tmp.path().join("box");
-        match paths::check_name(&name) {
+        match check_name(&name) {
             Err(_) => prop_assert!(paths::resolve(&root, &name).is_err()),
             Ok(()) => {
                 prop_assert!(!name.starts_with('/'));
@@ -364,7 +366,7 @@ proptest! {
         any::<String>(),
         r"[a-z.*+?(){}\[\]|^$\\0-9,]{0,24}",
     ]) {
-        if let Err(e) = minibox::index::compile(&pattern) {
+        if let Err(e) = minibox::local::filter::compile(&pattern) {
             prop_assert!(e.contains("not a valid regular expression"));
         }
     }

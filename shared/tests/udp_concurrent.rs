@@ -9,16 +9,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use minibox::conn::Connection;
 use minibox::local::LocalBox;
-use minibox::serve::{self, ServeOptions};
+use minibox::serve::{self, Options};
+use minibox::wire::conn::Connection;
+use minibox::wire::listen::bind;
 use testkit::relay::{Damage, Relay};
 
 const CLIENTS: usize = 3;
 
 /// Serves `CLIENTS` connections, each on its own thread, all sharing the one UDP socket.
 fn serve_concurrently(local: &LocalBox) -> (SocketAddr, impl FnOnce() + '_) {
-    let (listener, udp) = serve::bind("127.0.0.1:0").unwrap();
+    let (listener, udp) = bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let run = move || {
         std::thread::scope(|scope| {
@@ -27,7 +28,14 @@ fn serve_concurrently(local: &LocalBox) -> (SocketAddr, impl FnOnce() + '_) {
                 let conn = Connection::new(stream).unwrap();
                 let udp = &udp;
                 scope.spawn(move || {
-                    serve::serve_connection(conn, local, &ServeOptions { udp: Some(udp) });
+                    serve::serve_connection(
+                        conn,
+                        local,
+                        Options {
+                            udp: Some(udp),
+                            witness: None,
+                        },
+                    );
                 });
             }
         });
@@ -59,9 +67,15 @@ fn downloads_at_once(damage: Option<Damage>) {
                 scope.spawn(move || {
                     let dest = testkit::tempdir();
                     let mine = Arc::new(LocalBox::open(dest.path(), "client").unwrap());
-                    let mut conn = Connection::connect(&peer, "client").unwrap();
-                    let entry =
-                        minibox::udp::download(&mut conn, &mine, name, &mut |_, _| {}).unwrap();
+                    let mut conn =
+                        minibox::wire::handshake::connect(&peer, "client", None).unwrap();
+                    let entry = minibox::ask::download_udp::download(
+                        &mut conn,
+                        &mine,
+                        name,
+                        &mut |_, _| {},
+                    )
+                    .unwrap();
                     assert_eq!(entry.size, bytes.len() as u64);
                     let got = std::fs::read(dest.path().join(name)).unwrap();
                     assert!(got == *bytes, "{name}: the bytes differ");
@@ -91,15 +105,23 @@ fn the_server_gives_up_on_a_client_that_vanished() {
     let source = testkit::tempdir();
     testkit::write(source.path(), "f.bin", &testkit::pseudo_random(100_000, 3));
     let local = LocalBox::open(source.path(), "server").unwrap();
-    let (listener, udp) = serve::bind("127.0.0.1:0").unwrap();
+    let (listener, udp) = bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let (stream, _) = listener.accept().unwrap();
             let conn = Connection::new(stream).unwrap();
-            serve::serve_connection(conn, &local, &ServeOptions { udp: Some(&udp) });
+            serve::serve_connection(
+                conn,
+                &local,
+                Options {
+                    udp: Some(&udp),
+                    witness: None,
+                },
+            );
         });
-        let mut conn = Connection::connect(&addr.to_string(), "silent").unwrap();
+        let mut conn =
+            minibox::wire::handshake::connect(&addr.to_string(), "silent", None).unwrap();
         conn.set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         conn.send(&minibox::protocol::Request::DownloadUdp {
@@ -121,20 +143,28 @@ fn the_server_gives_up_on_a_client_that_vanished() {
 
 #[test]
 fn the_server_stops_as_soon_as_the_connection_closes() {
-    use minibox::udp::wire::{encode_ack, Ack};
+    use minibox::wire::udp::datagram::{encode_ack, Ack};
     let source = testkit::tempdir();
     testkit::write(source.path(), "f.bin", &testkit::pseudo_random(4 << 20, 4));
     let local = LocalBox::open(source.path(), "server").unwrap();
-    let (listener, udp) = serve::bind("127.0.0.1:0").unwrap();
+    let (listener, udp) = bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::scope(|scope| {
         let server = scope.spawn(|| {
             let (stream, _) = listener.accept().unwrap();
             let conn = Connection::new(stream).unwrap();
-            serve::serve_connection(conn, &local, &ServeOptions { udp: Some(&udp) });
+            serve::serve_connection(
+                conn,
+                &local,
+                Options {
+                    udp: Some(&udp),
+                    witness: None,
+                },
+            );
             std::time::Instant::now()
         });
-        let mut conn = Connection::connect(&addr.to_string(), "leaver").unwrap();
+        let mut conn =
+            minibox::wire::handshake::connect(&addr.to_string(), "leaver", None).unwrap();
         conn.send(&minibox::protocol::Request::DownloadUdp {
             path: "f.bin".into(),
         })

@@ -35,9 +35,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use minibox::conn::Connection;
 use minibox::local::LocalBox;
-use minibox::protocol::{Filter, Kind};
+use minibox::protocol::{Filter, Kind, ListKind};
+use minibox::wire::conn::Connection;
 
 use crate::{pseudo_random, write, TempDir};
 
@@ -338,7 +338,7 @@ pub fn check_alive_and_correct(
     let ex = &arena.expected;
     let mut conn = connect(&addr.to_string())
         .unwrap_or_else(|e| panic!("an honest client cannot connect: {e}"));
-    let hashed = minibox::transfer::list(&mut conn, Filter::All, true, false)
+    let hashed = minibox::ask::list::list(&mut conn, Filter::All, ListKind::Hashes)
         .unwrap_or_else(|e| panic!("hash listing failed: {e}"));
     let got: BTreeMap<String, (u64, Option<String>)> = hashed
         .into_iter()
@@ -351,7 +351,7 @@ pub fn check_alive_and_correct(
         .collect();
     assert_eq!(got, want, "the hash listing is wrong");
 
-    let plain: BTreeSet<String> = minibox::transfer::list(&mut conn, Filter::All, false, false)
+    let plain: BTreeSet<String> = minibox::ask::list::list(&mut conn, Filter::All, ListKind::Index)
         .unwrap_or_else(|e| panic!("listing failed: {e}"))
         .into_iter()
         .map(|e| e.path)
@@ -359,21 +359,22 @@ pub fn check_alive_and_correct(
     let want: BTreeSet<String> = ex.files.keys().chain(&ex.unreadable).cloned().collect();
     assert_eq!(plain, want, "the plain listing is wrong");
 
-    let dirs: BTreeSet<String> = minibox::transfer::list(&mut conn, Filter::All, false, true)
-        .unwrap_or_else(|e| panic!("listing with folders failed: {e}"))
-        .into_iter()
-        .filter(|e| e.kind == Kind::Dir)
-        .map(|e| e.path)
-        .collect();
+    let mut dirs = BTreeSet::new();
+    minibox::ask::sync_list::sync_list(&mut conn, Vec::new(), &mut |e| {
+        if e.kind == Kind::Dir {
+            dirs.insert(e.path);
+        }
+    })
+    .unwrap_or_else(|e| panic!("listing with folders failed: {e}"));
     assert_eq!(dirs, ex.dirs, "the folder listing is wrong");
 
-    let entry = minibox::transfer::hash(&mut conn, "hello.txt")
+    let entry = minibox::ask::hash::hash(&mut conn, "hello.txt")
         .unwrap_or_else(|e| panic!("hash verify failed: {e}"));
     assert_eq!(entry.md5, Some(md5_of(&ex.files["hello.txt"])));
 
     let local = LocalBox::open(&arena.client, "checker").expect("client box");
     let name = "deep/a/b/c/file.bin";
-    minibox::transfer::download_tcp(&mut conn, &local, name, &mut |_, _| {})
+    minibox::ask::download::download_tcp(&mut conn, &local, name, &mut |_, _| {})
         .unwrap_or_else(|e| panic!("download failed: {e}"));
     let landed = arena.client.join(name);
     assert_eq!(
@@ -399,7 +400,7 @@ pub fn check_alive_and_correct(
 
 /// Lowercase hex MD5 of `bytes`.
 pub fn md5_of(bytes: &[u8]) -> String {
-    let mut h = minibox::hash::Hasher::new();
+    let mut h = minibox::protocol::md5::Hasher::new();
     h.update(bytes);
     h.finish()
 }

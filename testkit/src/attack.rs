@@ -40,10 +40,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use minibox::conn::Connection;
-use minibox::frame::{self, MAX_FRAME, VERSION};
 use minibox::local::LocalBox;
-use minibox::protocol::{ErrorCode, Filter, Reply, Request};
+use minibox::protocol::frame::{self, MAX_FRAME, VERSION};
+use minibox::protocol::{ErrorCode, Filter, ListKind, Reply, Request};
+use minibox::wire::conn::Connection;
 use minibox::IDLE_TIMEOUT;
 
 use crate::arena::{check_alive_and_correct, Arena, BIG, MARKER};
@@ -80,7 +80,7 @@ pub struct Target<'a> {
 
 /// The honest client's plain connection.
 pub fn plain_connect(addr: &str) -> minibox::Result<Connection> {
-    Connection::connect(addr, "checker")
+    minibox::wire::handshake::connect(addr, "checker", None)
 }
 
 impl<'a> Target<'a> {
@@ -532,8 +532,7 @@ pub fn truncated_frames(cx: &Ctx<'_>) -> u64 {
         filter: Filter::Regex {
             pattern: r"\.txt$".into(),
         },
-        hashes: true,
-        folders: false,
+        listing: ListKind::Hashes,
     });
     for cut in 1..list.len() {
         exchange(cx, true, &list[..cut], true).refused(&format!("request cut at {cut}"));
@@ -583,7 +582,7 @@ pub fn huge_lengths(cx: &Ctx<'_>) -> u64 {
 pub fn unknown_versions(cx: &Ctx<'_>) -> u64 {
     let mut tried = 0;
     let body = serde_json::json!({"op": "hello", "name": "future"}).to_string();
-    for version in [0u8, 2, 3, 0x7f, 0x80, 0xff, b'{', b'G'] {
+    for version in [0u8, 1, 3, 0x7f, 0x80, 0xff, b'{', b'G'] {
         for greet in [false, true] {
             let ex = exchange(cx, greet, &raw_frame(version, body.as_bytes()), false);
             let errors = ex.refused(&format!("version {version}"));
@@ -646,11 +645,7 @@ pub fn wrong_types(cx: &Ctx<'_>) -> u64 {
         Request::Download {
             path: "hello.txt".into(),
         },
-        Request::List {
-            filter: Filter::All,
-            hashes: true,
-            folders: true,
-        },
+        Request::SyncList { known: Vec::new() },
     ] {
         let ex = exchange(cx, false, &request_frame(&request), false);
         assert!(!ex.refused("a request before hello").is_empty());
@@ -810,20 +805,22 @@ pub fn traps(cx: &Ctx<'_>) -> u64 {
             }
         }
     }
-    let found = minibox::transfer::list(
-        &mut conn,
-        Filter::Regex {
-            pattern: "secret|canary|link|up$|dangling|pipe|sock|utf8|slash".into(),
-        },
-        true,
-        true,
-    )
+    // Everything, folders included, with MD5s: the sync listing, filtered here.
+    let traps =
+        minibox::local::filter::compile("secret|canary|link|up$|dangling|pipe|sock|utf8|slash")
+            .expect("a pattern");
+    let mut found = Vec::new();
+    minibox::ask::sync_list::sync_list(&mut conn, Vec::new(), &mut |e| {
+        if traps.is_match(&e.path) {
+            found.push(e.path);
+        }
+    })
     .expect("a listing");
     assert!(found.is_empty(), "traps were listed: {found:?}");
     tried += 1;
     // The mode-000 file: served as usual to a root server, an I/O error otherwise.
     let local = LocalBox::open(&cx.arena.client, "checker").expect("client box");
-    let got = minibox::transfer::download_tcp(&mut conn, &local, "locked.txt", &mut |_, _| {});
+    let got = minibox::ask::download::download_tcp(&mut conn, &local, "locked.txt", &mut |_, _| {});
     if ex.files.contains_key("locked.txt") {
         got.expect("a root server reads a mode-000 file");
         let path = cx.arena.client.join("locked.txt");
@@ -877,7 +874,7 @@ pub fn hostile_filters(cx: &Ctx<'_>) -> u64 {
     }
     for filter in filters {
         let what = format!("{:.60?}", filter);
-        match minibox::transfer::list(&mut conn, filter, false, false) {
+        match minibox::ask::list::list(&mut conn, filter, ListKind::Index) {
             Ok(_) => {}
             Err(minibox::Error::Remote { code, .. }) => {
                 assert_eq!(code, ErrorCode::BadRequest, "{what}");
@@ -903,11 +900,7 @@ pub fn vanishing_clients(cx: &Ctx<'_>) -> u64 {
     // Listing asked, gone before reading it.
     drop({
         let mut s = open(cx, true);
-        let _ = s.write_all(&request_frame(&Request::List {
-            filter: Filter::All,
-            hashes: true,
-            folders: true,
-        }));
+        let _ = s.write_all(&request_frame(&Request::SyncList { known: Vec::new() }));
         s
     });
     tried += 1;
@@ -1060,13 +1053,14 @@ fn honest_round(cx: &Ctx<'_>) {
         }
     }
     let mut conn = conn.expect("connected or panicked above");
-    let listed = minibox::transfer::list(&mut conn, Filter::All, true, false).expect("listing");
+    let listed =
+        minibox::ask::list::list(&mut conn, Filter::All, ListKind::Hashes).expect("listing");
     assert_eq!(listed.len(), cx.arena.expected.files.len());
     for e in listed {
         let want = &cx.arena.expected.files[&e.path];
         assert_eq!(e.md5, Some(crate::arena::md5_of(want)), "{}", e.path);
     }
-    let entry = minibox::transfer::hash(&mut conn, "big.bin").expect("hash");
+    let entry = minibox::ask::hash::hash(&mut conn, "big.bin").expect("hash");
     assert_eq!(entry.size, BIG as u64);
 }
 
@@ -1107,7 +1101,12 @@ pub fn udp_junk(cx: &Ctx<'_>) -> u64 {
     };
     let local = LocalBox::open(&cx.arena.client, "checker").expect("client box");
     let mut conn = (cx.connect)(&cx.addr.to_string()).expect("connect");
-    let got = minibox::udp::download(&mut conn, &local, "deep/a/b/c/file.bin", &mut |_, _| {});
+    let got = minibox::ask::download_udp::download(
+        &mut conn,
+        &local,
+        "deep/a/b/c/file.bin",
+        &mut |_, _| {},
+    );
     stop.store(true, Ordering::Relaxed);
     tried += sprayer.join().unwrap_or(0);
     match got {
@@ -1139,7 +1138,7 @@ pub const OTHER_LOOPBACK_IP: &str = "127.0.0.2";
 /// same ack from the client's own IP gets blocks at once: the transfer was alive all along, only
 /// the other address was ignored.
 pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
-    use minibox::udp::wire::{self, Ack, Datagram};
+    use minibox::wire::udp::datagram::{self as wire, Ack, Datagram};
     let intruder = UdpSocket::bind((OTHER_LOOPBACK_IP, 0)).unwrap_or_else(|e| {
         panic!("this attack needs {OTHER_LOOPBACK_IP} on the loopback interface (as on Linux): {e}")
     });

@@ -1,6 +1,6 @@
 //! A lying server, to attack the side that downloads.
 //!
-//! [`Liar`] speaks the real protocol (it is built on [`minibox::conn::Connection`] and the real
+//! [`Liar`] speaks the real protocol (it is built on [`minibox::wire::conn::Connection`] and the real
 //! frames), answers the handshake politely, and then lies in one way, chosen by a [`Lie`]: names
 //! that leave the box, a size that does not match the bytes sent, a wrong MD5, a listing of a
 //! million entries, a transfer that stalls or trickles. Like a box, it listens for UDP on its TCP
@@ -23,9 +23,10 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use minibox::conn::Connection;
-use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request, ENTRIES_PER_CHUNK};
-use minibox::udp::wire::{self, Datagram, DATA_HEADER};
+use minibox::protocol::limits::ENTRIES_PER_CHUNK;
+use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request};
+use minibox::wire::conn::Connection;
+use minibox::wire::udp::datagram::{self as wire, Datagram, DATA_HEADER};
 
 use crate::arena::{difference, md5_of, tree};
 use crate::{pseudo_random, ShellRun};
@@ -266,7 +267,7 @@ fn serve(
         hold(stop);
         return Ok(());
     }
-    if !conn.accept_hello("liar")? {
+    if !minibox::wire::handshake::accept_hello(&mut conn, "liar", None)? {
         return Ok(());
     }
     let bytes = honest_bytes();

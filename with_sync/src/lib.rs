@@ -1,10 +1,9 @@
 //! Stage 3 of 3: two boxes kept in sync, in the background.
 //!
-//! `with_sync` serves its box like stage 2 (the threaded server of [`minibox::server`]) and, on
-//! a timer, runs a *sync round* against its peer: it pulls what changed there, deletes what was
-//! deleted there, and keeps both versions of a conflict. The peer does the same in its own
-//! rounds, and the two boxes converge. The chapter (`with_sync/README.md`) tells the story; the
-//! code is in four parts:
+//! `with_sync` serves its box like stage 2 (the threaded server of [`minibox::threaded`]) and,
+//! on a timer, runs a *sync round* against its peer: it pulls what changed there, deletes what
+//! was deleted there, and keeps both versions of a conflict. The peer does the same in its own
+//! rounds, and the two boxes converge. The chapter (`with_sync/README.md`) tells the story.
 //!
 //! | module | what it holds |
 //! |---|---|

@@ -25,11 +25,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use crossbeam_channel::{select, Receiver};
+use minibox::cli::{announce, init_logging};
 use minibox::local::LocalBox;
-use minibox::serve;
-use minibox::server::{Server, ServerConfig, StopSignals};
 use minibox::shell::{output, Mode, Outcome, Shell};
-use with_sync::round::{Summary, Syncer};
+use minibox::threaded::signals::StopSignals;
+use minibox::threaded::{Server, ServerConfig};
+use minibox::wire::listen::{bind, warn_if_exposed};
+use with_sync::round::summary::Summary;
+use with_sync::round::Syncer;
 use with_sync::state::Book;
 
 /// Keep two boxes in sync: serve this one, and pull from the peer in the background
@@ -75,7 +78,7 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    minibox::init_logging();
+    init_logging();
     let args = Args::parse();
     let mode = if args.json { Mode::Json } else { Mode::Human };
     let opened = LocalBox::from_args(&args.dir, args.name.as_deref(), args.secret_file.as_deref());
@@ -175,12 +178,15 @@ fn serve_and_sync(
     // Before the announce line: a signal sent as soon as we say we are ready must stop us
     // cleanly, not kill us.
     let signals = StopSignals::install()?;
-    let (listener, udp) = serve::bind(listen)?;
+    let (listener, udp) = bind(listen)?;
     // Our server tells the book what the peer saw of us (see with_sync::plan::fold).
-    local.set_witness(book);
-    let server = Server::start(listener, udp, Arc::clone(&local), ServerConfig::default())?;
-    serve::warn_if_exposed(server.addr(), local.secret());
-    minibox::announce(local.root(), server.addr());
+    let config = ServerConfig {
+        witness: Some(book),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(listener, udp, Arc::clone(&local), config)?;
+    warn_if_exposed(server.addr(), local.secret());
+    announce(local.root(), server.addr());
     let interactive = std::io::stdin().is_terminal();
 
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);

@@ -23,11 +23,13 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use minibox::hash::{self, write_atomically};
-use minibox::serve::Witness;
+use minibox::local::cache::write_atomically;
+use minibox::protocol::md5::md5_reader;
+use minibox::serve::sync_list::Witness;
+use minibox::util::lock;
 use serde::{Deserialize, Serialize};
 
-use crate::plan::{Agreement, Index, Seen};
+use crate::plan::{sorted_map, Agreement, Index, Seen};
 
 /// The format number written in every state file. (Format 1 stored versions as objects; a file
 /// of another format is not read, which means a first sync: the union of both boxes.)
@@ -44,14 +46,14 @@ pub struct Clock {
 impl Clock {
     /// A reading later than every earlier one.
     pub fn now(&self) -> i64 {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        *last = (*last + 1).max(minibox::timestamp::now_ns());
+        let mut last = lock(&self.last);
+        *last = (*last + 1).max(minibox::protocol::timestamp::now_ns());
         *last
     }
 
     /// Makes sure later readings come after `t` (a time loaded from disk).
     pub fn at_least(&self, t: i64) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.last);
         *last = (*last).max(t);
     }
 }
@@ -71,38 +73,6 @@ pub struct PeerState {
     /// What the peer saw of this box in its last completed round.
     #[serde(default)]
     pub seen: Option<Arc<Seen>>,
-}
-
-/// Reads a JSON object into a map built in one go. A map read entry by entry grows by splitting
-/// nodes, which leaves them half full: twice the memory for a box of 100,000 files. Read as a
-/// list and then built, every node is full.
-///
-/// # Errors
-/// If the value is not an object of the right values.
-pub fn sorted_map<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    V: Deserialize<'de>,
-{
-    struct Entries<V>(std::marker::PhantomData<V>);
-    impl<'de, V: Deserialize<'de>> serde::de::Visitor<'de> for Entries<V> {
-        type Value = Vec<(String, V)>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("an object of paths")
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(entry) = map.next_entry()? {
-                out.push(entry);
-            }
-            Ok(out)
-        }
-    }
-    let entries = d.deserialize_map(Entries(std::marker::PhantomData))?;
-    Ok(entries.into_iter().collect())
 }
 
 /// [`sorted_map`], shared.
@@ -159,7 +129,7 @@ impl Book {
     }
 
     fn peers(&self) -> MutexGuard<'_, HashMap<String, Slot>> {
-        self.peers.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.peers)
     }
 
     /// Where the state of `peer` is kept. Peer names come from the network: anything but
@@ -178,7 +148,7 @@ impl Book {
             name.push_str("%00");
         }
         if name.len() > 100 {
-            let digest = hash::md5_reader(peer.as_bytes()).unwrap_or_default();
+            let digest = md5_reader(peer.as_bytes()).unwrap_or_default();
             name = format!("{}-{digest}", &name[..64]);
         }
         self.dir.join(format!("{name}.json"))
@@ -309,7 +279,12 @@ mod tests {
         agreed.insert(
             "a".into(),
             Agreed {
-                version: crate::plan::Version::file(minibox::hash::Md5::of(b"aa"), 2, 0o644, 5),
+                version: crate::plan::Version::file(
+                    minibox::protocol::md5::Md5::of(b"aa"),
+                    2,
+                    0o644,
+                    5,
+                ),
                 since: 7,
             },
         );

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use minibox::auth::Secret;
-use minibox::conn::Connection;
+use minibox::local::auth::Secret;
+use minibox::wire::conn::Connection;
 use testkit::attack::{run_all, Serving, Target};
 use testkit::Proc;
 
@@ -37,7 +37,7 @@ const SECRET: &[u8] = b"with_sync's shared secret, 32+ bytes long";
 
 fn connect_with_secret(addr: &str) -> minibox::Result<Connection> {
     let secret = Secret::from_bytes(SECRET.to_vec())?;
-    Connection::connect_with(addr, "checker", Some(&secret))
+    minibox::wire::handshake::connect(addr, "checker", Some(&secret))
 }
 
 #[test]

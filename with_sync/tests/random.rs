@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{trash_md5s, Pair, LIMIT};
-use minibox::hash::md5_reader;
+use minibox::protocol::md5::md5_reader;
 use testkit::Rng;
 
 const STEPS: usize = 25;

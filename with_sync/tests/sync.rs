@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{mtime_ns, set_mtime, trash_md5s, Pair, LIMIT};
-use minibox::hash::md5_file;
+use minibox::local::gate::md5_file;
 use testkit::{chmod, write};
 
 fn mode_of(path: &std::path::Path) -> u32 {
@@ -415,7 +415,9 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
                     .set_read_timeout(Some(Duration::from_secs(5)))
                     .unwrap();
                 // Read the whole hello, so that closing sends a plain end of stream.
-                let _ = minibox::frame::read_frame::<_, minibox::protocol::Request>(&mut stream);
+                let _ = minibox::protocol::frame::read_frame::<_, minibox::protocol::Request>(
+                    &mut stream,
+                );
                 attempts += 1;
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),

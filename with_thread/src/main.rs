@@ -3,7 +3,7 @@
 //! Stage 1 had two programs, and its server answered one client at a time. Here both boxes run
 //! this same binary, and it does two things at once:
 //!
-//! - a **server** ([`minibox::server::Server`]): an acceptor thread that gives every connection a
+//! - a **server** ([`minibox::threaded::Server`]): an acceptor thread that gives every connection a
 //!   thread of its own, up to a cap, so any number of peers are answered at once;
 //! - the **shell** ([`minibox::shell::Shell`]), unchanged from stage 1, on a thread named `shell`,
 //!   asking the peer at `--peer` and downloading into this box.
@@ -13,9 +13,9 @@
 //!
 //! The main thread owns everything and only waits, with `select!`, for whichever comes first:
 //! the shell ending (`quit` or end of input) or SIGINT/SIGTERM, which arrive as channel messages
-//! ([`minibox::server::StopSignals`]). Then it stops the server (joining every connection thread
+//! ([`minibox::threaded::signals::StopSignals`]). Then it stops the server (joining every connection thread
 //! and freeing the port) and, on a signal, stops the shell's running command cleanly
-//! ([`minibox::interrupt`]) before leaving. The stage's chapter is `with_thread/README.md`.
+//! ([`minibox::threaded::interrupt`]) before leaving. The stage's chapter is `with_thread/README.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,12 +25,14 @@ use std::time::Duration;
 
 use clap::Parser;
 use crossbeam_channel::{select, Receiver};
-use minibox::interrupt::Interrupt;
+use minibox::cli::{announce, init_logging};
 use minibox::local::LocalBox;
-use minibox::serve;
-use minibox::server::{Server, ServerConfig, StopSignals};
 use minibox::shell::terminal::TerminalMode;
 use minibox::shell::{Mode, Shell};
+use minibox::threaded::interrupt::Interrupt;
+use minibox::threaded::signals::StopSignals;
+use minibox::threaded::{Server, ServerConfig};
+use minibox::wire::listen::{bind, warn_if_exposed};
 
 /// How long a stop waits for the shell's running command to give up. A transfer gives up as soon
 /// as its socket is shut down; only an install already under way (a rename) must be let finish.
@@ -58,7 +60,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    minibox::init_logging();
+    init_logging();
     // Bad arguments: clap prints the usage and exits with status 2.
     let args = Args::parse();
     match run(&args) {
@@ -87,10 +89,10 @@ fn run(args: &Args) -> minibox::Result<u8> {
     // From here on SIGINT/SIGTERM no longer kill the process outright: they become messages,
     // and the main thread decides how to stop.
     let signals = StopSignals::install()?;
-    let (listener, udp) = serve::bind(&args.listen)?;
+    let (listener, udp) = bind(&args.listen)?;
     let server = Server::start(listener, udp, Arc::clone(&local), ServerConfig::default())?;
-    serve::warn_if_exposed(server.addr(), local.secret());
-    minibox::announce(local.root(), server.addr());
+    warn_if_exposed(server.addr(), local.secret());
+    announce(local.root(), server.addr());
 
     let interrupt = Arc::new(Interrupt::new());
     // Before the shell's line editor can put the terminal in raw mode.

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use minibox::auth::Secret;
-use minibox::conn::Connection;
+use minibox::local::auth::Secret;
+use minibox::wire::conn::Connection;
 
 use testkit::attack::{run_all, Serving, Target};
 use testkit::Proc;
@@ -54,7 +54,7 @@ fn launch_with_secret(dir: &Path, secret: &Path) -> Proc {
 
 fn connect_with_secret(addr: &str) -> minibox::Result<Connection> {
     let secret = Secret::from_bytes(SECRET.to_vec())?;
-    Connection::connect_with(addr, "checker", Some(&secret))
+    minibox::wire::handshake::connect(addr, "checker", Some(&secret))
 }
 
 #[test]

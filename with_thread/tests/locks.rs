@@ -19,10 +19,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use minibox::conn::Connection;
 use minibox::local::LocalBox;
 use minibox::protocol::{Reply, Request};
-use minibox::transfer::receive_into;
+use std::io::Read as _;
 
 const NAME: &str = "shared/big.bin";
 const SIZE: usize = 16 << 20;
@@ -241,12 +240,16 @@ fn read_once(
 ) -> Result<String, String> {
     let into = dir.join(NAME);
     match kind {
-        Reader::Disk => minibox::hash::md5_file(&s_root.join(NAME)).map_err(|e| e.to_string()),
+        Reader::Disk => {
+            minibox::local::gate::md5_file(&s_root.join(NAME)).map_err(|e| e.to_string())
+        }
         Reader::Library => {
             let local = LocalBox::open(dir, "library").map_err(|e| e.to_string())?;
-            let mut conn = Connection::connect(addr, "library").map_err(|e| e.to_string())?;
-            let entry = minibox::transfer::download_tcp(&mut conn, &local, NAME, &mut |_, _| {})
+            let mut conn = minibox::wire::handshake::connect(addr, "library", None)
                 .map_err(|e| e.to_string())?;
+            let entry =
+                minibox::ask::download::download_tcp(&mut conn, &local, NAME, &mut |_, _| {})
+                    .map_err(|e| e.to_string())?;
             let on_disk = md5(&into);
             if entry.md5.as_deref() != Some(on_disk.as_str()) {
                 return Err(format!("verified {:?} but installed {on_disk}", entry.md5));
@@ -319,7 +322,7 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     // A reader asks for the file and reads 1 MiB of it, then pauses: the server's thread is
     // stuck sending, holding the file's read lock. From here to the end of the send, nothing but
     // messages to processes already running.
-    let mut slow = Connection::connect(&addr, "slow").unwrap();
+    let mut slow = minibox::wire::handshake::connect(&addr, "slow", None).unwrap();
     slow.send(&Request::Download { path: NAME.into() }).unwrap();
     let header = match slow.recv::<Reply>().unwrap() {
         Reply::File { entry } => entry,
@@ -328,8 +331,8 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     assert_eq!(header.size, OLD_SIZE);
     let received = r_tmp.path().join("slow.bin");
     let mut out = std::fs::File::create(&received).unwrap();
-    let mut ignore = |_: u64, _: u64| {};
-    receive_into(slow.raw_reader(), &mut out, 1 << 20, &mut ignore).unwrap();
+    let mut first = slow.raw_reader().take(1 << 20);
+    assert_eq!(std::io::copy(&mut first, &mut out).unwrap(), 1 << 20);
 
     // The box downloads the new version of that file from its peer: it receives it into a
     // temporary file, then must wait for the lock to install it.
@@ -358,13 +361,11 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     assert_eq!(std::fs::metadata(&old_path).unwrap().len(), OLD_SIZE);
 
     // The reader goes on: it gets all of the old version, and the server vouches for it.
-    receive_into(
-        slow.raw_reader(),
-        &mut out,
-        OLD_SIZE - (1 << 20),
-        &mut ignore,
-    )
-    .unwrap();
+    let mut rest = slow.raw_reader().take(OLD_SIZE - (1 << 20));
+    assert_eq!(
+        std::io::copy(&mut rest, &mut out).unwrap(),
+        OLD_SIZE - (1 << 20)
+    );
     match slow.recv::<Reply>().unwrap() {
         Reply::Trailer { md5: sent } => assert_eq!(sent, old_md5),
         other => panic!("the send was disturbed: {other:?}"),

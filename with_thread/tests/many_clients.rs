@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use minibox::conn::Connection;
 use minibox::local::LocalBox;
 use minibox::protocol::Filter;
 
@@ -117,15 +116,18 @@ fn raw_client(
     all_open: &Gate,
 ) {
     let local = LocalBox::open(dir, "raw").unwrap();
-    let mut conn = Connection::connect(addr, "raw").unwrap();
+    let mut conn = minibox::wire::handshake::connect(addr, "raw", None).unwrap();
     all_open.wait();
-    let listing = minibox::transfer::list(&mut conn, Filter::All, true, false).unwrap();
+    let listing =
+        minibox::ask::list::list(&mut conn, Filter::All, minibox::protocol::ListKind::Hashes)
+            .unwrap();
     let got: BTreeMap<String, String> = listing
         .into_iter()
         .map(|e| (e.path, e.md5.unwrap()))
         .collect();
     assert_eq!(&got, expected);
-    let entry = minibox::transfer::download_tcp(&mut conn, &local, file, &mut |_, _| {}).unwrap();
+    let entry =
+        minibox::ask::download::download_tcp(&mut conn, &local, file, &mut |_, _| {}).unwrap();
     assert_eq!(entry.md5.as_deref(), Some(expected[file].as_str()));
     assert_eq!(md5(&dir.join(file)), expected[file]);
 }

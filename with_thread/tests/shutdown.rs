@@ -25,7 +25,8 @@ fn quit_ends_the_process_with_every_thread_joined_even_with_clients_connected() 
     // for their 10 s idle timeout.
     let _silent = TcpStream::connect(p.addr).unwrap();
     let mut half = TcpStream::connect(p.addr).unwrap();
-    half.write_all(&[1, 0, 0]).unwrap();
+    half.write_all(&[minibox::protocol::frame::VERSION, 0, 0])
+        .unwrap();
     p.send_line("help");
     p.wait_stdout_lines(1, LIMIT);
     p.send_line("quit");

@@ -113,7 +113,7 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     };
     let (a_addr, b_addr) = (a.addr_string(), b.addr_string());
     let (to_a, to_b) = (format!("-> {a_addr}"), format!("-> {b_addr}"));
-    let b_name = minibox::default_name(b_dir);
+    let b_name = minibox::local::local_box::default_name(b_dir);
     let a_log = log_until(a_dir, |log| {
         // Served by A, asked by B (named after its folder)…
         has(log, &b_name, "download tcp \"docs/report.md\"", "ok")
@@ -127,7 +127,7 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
             && has(log, &to_a, "hash list all", "ok")
             && has(
                 log,
-                &minibox::default_name(a_dir),
+                &minibox::local::local_box::default_name(a_dir),
                 "download tcp \"b.txt\"",
                 "ok",
             )

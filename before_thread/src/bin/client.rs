@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use minibox::cli::init_logging;
 use minibox::local::LocalBox;
 use minibox::shell::{Mode, Shell};
 
@@ -30,7 +31,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    minibox::init_logging();
+    init_logging();
     let args = Args::parse();
     let opened = LocalBox::from_args(&args.dir, None, args.secret_file.as_deref());
     let local = match opened {

@@ -1,22 +1,20 @@
 //! Stage 1 of 3: the blocking server.
 //!
-//! The simplest server that works: one loop that accepts a connection, serves it to the end, and
-//! only then accepts the next. While one client is served, the others wait in the kernel's accept
-//! queue. That is the lesson of this stage, and its limit: a client that connects and says nothing
-//! would hold everybody up, so every connection has a 10 s idle timeout (set in
-//! [`minibox::conn::Connection::new`]) after which it is dropped. Stage 2 replaces this loop with
-//! threads.
-//!
-//! Everything a connection needs (the handshake, each request's answer) is in
-//! [`minibox::serve`], shared with the later stages.
+//! The simplest server that works: one loop that accepts a connection, serves it to the end,
+//! and only then accepts the next. Meanwhile the others wait in the kernel's accept queue. That
+//! is the lesson of this stage, and its limit: a client that connects and says nothing would hold
+//! everybody up, so every connection is dropped after 10 s of silence. Stage 2 gives each
+//! connection a thread. What a connection needs is in [`minibox::serve`], shared by every stage.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use minibox::conn::Connection;
+use minibox::cli::{announce, init_logging};
 use minibox::local::LocalBox;
-use minibox::serve::{self, ServeOptions};
+use minibox::serve::{serve_connection, Options};
+use minibox::wire::listen::{bind, warn_if_exposed};
+use minibox::wire::Connection;
 
 /// Serve a box to one client at a time (minibox stage 1).
 #[derive(Parser, Debug)]
@@ -34,7 +32,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    minibox::init_logging();
+    init_logging();
     let args = Args::parse();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -49,20 +47,23 @@ fn run(args: &Args) -> minibox::Result<()> {
     let local = LocalBox::from_args(&args.dir, None, args.secret_file.as_deref())?;
     // Listed again and again: keep the box's scan while nothing in it changes.
     local.keep_scans();
-    let (listener, udp) = serve::bind(&args.listen)?;
+    let (listener, udp) = bind(&args.listen)?;
     let addr = listener
         .local_addr()
         .map_err(|e| minibox::Error::net("reading the bound address", e))?;
-    serve::warn_if_exposed(addr, local.secret());
-    minibox::announce(local.root(), addr);
-    let opts = ServeOptions { udp: Some(&udp) };
+    warn_if_exposed(addr, local.secret());
+    announce(local.root(), addr);
+    let opts = Options {
+        udp: Some(&udp),
+        witness: None,
+    };
     // One client at a time: the next accept happens only when this one is done.
     for stream in listener.incoming() {
         match stream
             .map_err(|e| minibox::Error::net("accepting", e))
             .and_then(Connection::new)
         {
-            Ok(conn) => serve::serve_connection(conn, &local, &opts),
+            Ok(conn) => serve_connection(conn, &local, opts),
             Err(e) => log::warn!("{e}"),
         }
     }

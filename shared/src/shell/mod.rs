@@ -26,15 +26,15 @@ use std::time::{Duration, Instant};
 pub use grammar::{Command, Transport};
 pub use output::Outcome;
 
-use crate::conn::Connection;
-use crate::error::{Error, Result};
-use crate::interrupt::Interrupt;
+use crate::ask::{self, download::download_tcp, download_udp, hash::hash, list::list};
 use crate::local::LocalBox;
-use crate::protocol::{Filter, Request};
-use crate::serve::describe;
-use crate::{timestamp, transfer};
+use crate::protocol::error::{Error, Result};
+use crate::protocol::message::{Filter, ListKind, Request};
+use crate::protocol::timestamp;
+use crate::threaded::interrupt::Interrupt;
+use crate::wire::conn::Connection;
 
-/// Runs one sync round for the shell's `sync` command (stage 3 provides it).
+/// Stage 3: runs one sync round for the shell's `sync` command.
 pub type SyncHook<'a> = &'a mut dyn FnMut() -> Result<Outcome>;
 
 /// How the shell prints.
@@ -54,9 +54,9 @@ pub struct Shell<'a> {
     local: Arc<LocalBox>,
     /// Tables or JSON.
     mode: Mode,
-    /// The `sync` command, when the stage has one.
+    /// Stage 3: the `sync` command.
     sync: Option<SyncHook<'a>>,
-    /// Lets another thread stop the shell's commands (stage 2 and 3, on SIGINT/SIGTERM).
+    /// Stage 2: lets another thread stop the shell's commands (on SIGINT/SIGTERM).
     interrupt: Option<Arc<Interrupt>>,
 }
 
@@ -72,14 +72,14 @@ impl<'a> Shell<'a> {
         }
     }
 
-    /// Lets `interrupt` stop this shell from another thread: once stopped, the command running
+    /// Stage 2: lets `interrupt` stop this shell from another thread: once stopped, the command running
     /// is abandoned (its connection is shut down) and no further command runs.
     pub fn with_interrupt(mut self, interrupt: Arc<Interrupt>) -> Self {
         self.interrupt = Some(interrupt);
         self
     }
 
-    /// Gives the shell a `sync` command.
+    /// Stage 3: gives the shell a `sync` command.
     pub fn with_sync(mut self, hook: SyncHook<'a>) -> Self {
         self.sync = Some(hook);
         self
@@ -193,19 +193,17 @@ impl<'a> Shell<'a> {
             }
             Command::Index(filter) => Request::List {
                 filter,
-                hashes: false,
-                folders: false,
+                listing: ListKind::Index,
             },
             Command::HashCheckall => Request::List {
                 filter: Filter::All,
-                hashes: true,
-                folders: false,
+                listing: ListKind::Hashes,
             },
             Command::HashVerify(path) => Request::Hash { path },
             Command::Download(Transport::Tcp, path) => Request::Download { path },
             Command::Download(Transport::Udp, path) => Request::DownloadUdp { path },
         };
-        let what = describe(&request);
+        let what = request.describe();
         let result = self.ask(request).map_err(|e| self.interrupted(e, &what));
         let outcome = match &result {
             Ok(Outcome::Files { files, .. }) => format!("ok {} files", files.len()),
@@ -225,13 +223,12 @@ impl<'a> Shell<'a> {
     /// Sends one request to the peer on a fresh connection and collects the answer.
     fn ask(&self, request: Request) -> Result<Outcome> {
         match request {
-            Request::List { filter, hashes, .. } => {
-                let files = transfer::list(&mut self.connect()?, filter, hashes, false)?;
+            Request::List { filter, listing } => {
+                let files = list(&mut self.connect()?, filter, listing)?;
+                let hashes = listing == ListKind::Hashes;
                 Ok(Outcome::Files { files, hashes })
             }
-            Request::Hash { path } => {
-                Ok(Outcome::Hash(transfer::hash(&mut self.connect()?, &path)?))
-            }
+            Request::Hash { path } => Ok(Outcome::Hash(hash(&mut self.connect()?, &path)?)),
             Request::Download { path } => self.download(Transport::Tcp, &path),
             Request::DownloadUdp { path } => self.download(Transport::Udp, &path),
             Request::Hello { .. } | Request::Prove { .. } => {
@@ -263,8 +260,8 @@ impl<'a> Shell<'a> {
             ProgressBar::new(self.mode == Mode::Human && io::stderr().is_terminal(), name);
         let mut progress = |done: u64, total: u64| bar.update(done, total);
         let result = match transport {
-            Transport::Tcp => transfer::download_tcp(&mut conn, &self.local, name, &mut progress),
-            Transport::Udp => crate::udp::download(&mut conn, &self.local, name, &mut progress),
+            Transport::Tcp => download_tcp(&mut conn, &self.local, name, &mut progress),
+            Transport::Udp => download_udp::download(&mut conn, &self.local, name, &mut progress),
         };
         bar.finish();
         result.map(|entry| Outcome::Downloaded { entry, transport })
@@ -272,7 +269,7 @@ impl<'a> Shell<'a> {
 
     /// Opens a connection to the peer for one command (and lets the interrupt see it).
     fn connect(&self) -> Result<Connection> {
-        let conn = self.local.connect(&self.peer)?;
+        let conn = ask::connect(&self.local, &self.peer)?;
         if let Some(interrupt) = &self.interrupt {
             if !interrupt.watch(conn.stream()) {
                 return Err(Error::Interrupted("this box is stopping".into()));

@@ -2,7 +2,7 @@
 //! rounds against each other with random edits in between (no sockets, no sleeps).
 
 use super::*;
-use minibox::hash::Md5;
+use minibox::protocol::md5::Md5;
 use minibox::protocol::Kind;
 use testkit::Rng;
 
@@ -574,7 +574,9 @@ fn conflict_names_keep_the_extension_and_the_folder() {
         conflict_name("a.tar.gz", "my box/../x", t, None),
         "a.tar.conflict-my_box_.._x-20261125-101500.gz"
     );
-    assert!(minibox::paths::check_name(&conflict_name("a.tar.gz", "../..", t, None)).is_ok());
+    assert!(
+        minibox::protocol::name::check_name(&conflict_name("a.tar.gz", "../..", t, None)).is_ok()
+    );
 }
 
 #[test]

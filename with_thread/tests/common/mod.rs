@@ -84,12 +84,13 @@ pub fn path_str(p: &Path) -> &str {
 
 /// MD5 of a file, hex.
 pub fn md5(path: &Path) -> String {
-    minibox::hash::md5_file(path).unwrap_or_else(|e| panic!("md5 of {}: {e}", path.display()))
+    minibox::local::gate::md5_file(path)
+        .unwrap_or_else(|e| panic!("md5 of {}: {e}", path.display()))
 }
 
 /// MD5 of bytes, hex.
 pub fn md5_of(bytes: &[u8]) -> String {
-    minibox::hash::md5_reader(bytes).expect("reading memory")
+    minibox::protocol::md5::md5_reader(bytes).expect("reading memory")
 }
 
 /// Files left in a box's `.minibox/tmp/` (partial downloads).

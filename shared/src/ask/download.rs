@@ -1,0 +1,161 @@
+//! Downloading a file over TCP: ask, receive the bytes into a temporary file through a writer
+//! that hashes them, check the MD5 against the server's, install.
+//!
+//! ```text
+//!   download { path }        ->
+//!                            <-   file { entry }          the header: size, mtime, bits, …
+//!                            <-   <size raw bytes>        into .minibox/tmp/, hashed on the way
+//!                            <-   trailer { md5 }         verified: the MD5s match
+//!   then: mtime and bits set, the old file to the trash, the new one renamed into place
+//! ```
+
+use std::io::Read;
+
+use super::connect::unexpected;
+use crate::local::install::{install, TempFile};
+use crate::local::log::field;
+use crate::local::LocalBox;
+use crate::protocol::error::{Error, Result};
+use crate::protocol::md5::Md5;
+use crate::protocol::message::{Entry, Kind, Reply, Request};
+use crate::protocol::name::check_name;
+use crate::protocol::pace::PacedReader;
+use crate::wire::conn::Connection;
+
+/// Receives a progress report: bytes done so far, bytes in all.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Downloads `name` over TCP into `local`, verifies it, installs it; returns the installed entry
+/// with its MD5.
+///
+/// # Errors
+/// A refused name (before anything is sent), a remote error, a failed verification or a broken
+/// connection; in every case nothing is installed.
+pub fn download_tcp(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<Entry> {
+    let (tmp, entry) = fetch_tcp(conn, local, name, progress)?;
+    install(local, tmp, &entry)?;
+    Ok(entry)
+}
+
+/// The first half of [`download_tcp`]: receives and verifies, installs nothing (a sync round
+/// first checks that this is the version it wanted).
+///
+/// # Errors
+/// As [`download_tcp`]; the temporary file is removed in every failure case.
+pub fn fetch_tcp(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    progress: Progress<'_>,
+) -> Result<(TempFile, Entry)> {
+    check_name(name)?;
+    conn.send(&Request::Download {
+        path: name.to_string(),
+    })?;
+    let entry = receive_header(conn, name)?;
+    receive_rest(conn, local, entry, progress)
+}
+
+/// Reads the header of a download of `name`.
+///
+/// # Errors
+/// The peer's error, or a header for another file.
+pub fn receive_header(conn: &mut Connection, name: &str) -> Result<Entry> {
+    match conn.recv::<Reply>()? {
+        Reply::File { entry } => check_header(entry, name),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The bytes and the trailer of a download whose header said `entry`, into a temporary file.
+///
+/// # Errors
+/// A broken connection, a disk error, or bytes that do not verify.
+pub fn receive_rest(
+    conn: &mut Connection,
+    local: &LocalBox,
+    entry: Entry,
+    progress: Progress<'_>,
+) -> Result<(TempFile, Entry)> {
+    let mut tmp = TempFile::create(local, None)?;
+    let received = receive_bytes(conn.raw_reader(), &mut tmp, entry.size, progress);
+    let received = received.map_err(|e| Error::net(format!("receiving {}", entry.path), e))?;
+    let entry = receive_trailer(conn, entry, received)?;
+    Ok((tmp, entry))
+}
+
+/// Reads exactly `size` bytes into `tmp` through a sink that hashes them on the way; returns
+/// their MD5. The reader watches the pace: a server that sends a trickle is given up on.
+///
+/// # Errors
+/// If the stream ends early or is too slow, or the disk fails.
+pub fn receive_bytes(
+    from: &mut impl Read,
+    tmp: &mut TempFile,
+    size: u64,
+    progress: Progress<'_>,
+) -> std::io::Result<Md5> {
+    let mut sink = tmp.sink(size)?;
+    let mut from = PacedReader::new(from, size);
+    progress(0, size);
+    while from.done() < size {
+        let n = from.read_some(sink.spare())?;
+        sink.filled(n)?;
+        progress(from.done(), size);
+    }
+    sink.finish()
+}
+
+/// Reads the trailer after a file's bytes and checks it against `received`, their MD5.
+///
+/// # Errors
+/// See [`verify`].
+pub fn receive_trailer(conn: &mut Connection, entry: Entry, received: Md5) -> Result<Entry> {
+    let md5 = verify(&entry, received, conn.recv::<Reply>()?)?;
+    Ok(Entry {
+        md5: Some(md5.to_string()),
+        ..entry
+    })
+}
+
+/// Checks that a transfer header describes the file we asked for.
+///
+/// # Errors
+/// [`Error::Protocol`] if it does not.
+pub fn check_header(entry: Entry, name: &str) -> Result<Entry> {
+    if entry.path != name || entry.kind != Kind::File {
+        let (path, kind) = (&entry.path, entry.kind);
+        return Err(Error::Protocol(format!(
+            "asked for {name} but the peer offered {path} ({kind:?})"
+        )));
+    }
+    Ok(entry)
+}
+
+/// Compares what we received with what the server says it sent: the trailer's MD5, and the one
+/// in the header if the server knew it up front. Returns the verified MD5.
+///
+/// # Errors
+/// [`Error::Verify`] on any mismatch; [`Error::Remote`] (`changed`) when the server says the
+/// file changed while it was sent.
+pub fn verify(entry: &Entry, received: Md5, trailer: Reply) -> Result<Md5> {
+    let sent = match trailer {
+        Reply::Trailer { md5 } => md5,
+        // The server's own verdict (the file changed while it read it) is its error reply.
+        other => return Err(unexpected(other)),
+    };
+    let announced = entry.md5.as_deref().unwrap_or(&sent);
+    let matches = |text: &str| text.parse::<Md5>().is_ok_and(|m| m == received);
+    if !matches(&sent) || !matches(announced) {
+        let (name, sent) = (&entry.path, field(&sent));
+        return Err(Error::Verify(format!(
+            "{name} did not verify (received MD5 {received}, the peer sent {sent}); nothing was installed"
+        )));
+    }
+    Ok(received)
+}

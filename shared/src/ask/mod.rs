@@ -1,0 +1,22 @@
+//! Layer 4, asking: the client's side of every request, one file per request. Nothing here
+//! knows the serving side (`crate::serve`), and the reverse.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`connect`] | a connection opened as this box |
+//! | [`list`] | `index …` and `hash checkall` |
+//! | [`hash`] | `hash verify` |
+//! | [`download`] | `download TCP`: receive, verify, install |
+//! | [`download_udp`] | `download UDP` (the UDP chapter) |
+//! | [`sync_list`] | stage 3: the listing of a sync round |
+//! | [`pipeline`] | stage 3 speed: many downloads over one connection |
+
+pub mod connect;
+pub mod download;
+pub mod download_udp;
+pub mod hash;
+pub mod list;
+pub mod pipeline;
+pub mod sync_list;
+
+pub use connect::connect;

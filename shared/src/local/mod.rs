@@ -1,0 +1,32 @@
+//! Layer 2, the box on disk: names made paths, scans, MD5s, installs, the trash, the log and
+//! the locks. No sockets: everything here works on this machine's files.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`gate`] | the path gate: no name leads out of the box |
+//! | [`scan`] | what is in a box: files, folders, their stamps |
+//! | [`filter`] | the `shortlist` and `regex` filters |
+//! | [`local_box`] | the box a process owns, shared by its threads |
+//! | [`sink`] | received bytes into a file and an MD5 in one pass |
+//! | [`install`] | a verified download renamed into place, atomically |
+//! | [`trash`] | where replaced and deleted files go |
+//! | [`log`] | `.minibox/log`, one line per request and action |
+//! | [`locks`] | stage 2: one reader/writer lock per file |
+//! | [`auth`] | optional: the shared secret (`--secret-file`) |
+//! | [`cache`] | speed: MD5s of files that did not change |
+//! | [`fast`] | speed: the same jobs with fewer copies and system calls; skippable |
+
+pub mod auth;
+pub mod cache;
+pub mod fast;
+pub mod filter;
+pub mod gate;
+pub mod install;
+pub mod local_box;
+pub mod locks;
+pub mod log;
+pub mod scan;
+pub mod sink;
+pub mod trash;
+
+pub use local_box::LocalBox;

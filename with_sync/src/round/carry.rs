@@ -1,0 +1,308 @@
+//! Carrying a plan out, action by action, each after checking that the file is still the
+//! version the plan saw. Nothing here overwrites or deletes in place: what is replaced or
+//! deleted goes to the trash, and a download becomes visible under its name only by an atomic
+//! rename. A file the user touched meanwhile is left alone and reconsidered next round.
+
+use std::fs::{self, File, FileTimes, Permissions};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::Path;
+
+use minibox::local::install::{resolve_for_write, system_time};
+use minibox::local::scan::Stamp;
+use minibox::local::LocalBox;
+use minibox::protocol::error::{Error, Result};
+use minibox::protocol::message::MODE_MASK;
+use minibox::protocol::timestamp::rfc3339;
+use minibox::wire::conn::Connection;
+
+use super::local::{as_planned, lock, on_disk};
+use super::pipeline::{download_all, Installed, Wanted};
+use super::summary::{describe, Step, Summary};
+use crate::plan::{Action, Index, Version};
+
+/// A round in progress: what it believes the box holds now, updated action by action.
+pub struct Run<'a> {
+    /// This box.
+    pub local: &'a LocalBox,
+    /// The peer's name.
+    pub peer: &'a str,
+    /// This box as the round left it so far: the plan's view plus what succeeded. A file on
+    /// disk is still the version listed here if the stat cache vouches for its stamp.
+    pub after: Index,
+    /// Folders made this round whose own bits would stop us from filling them, with the bits
+    /// they get at the end of the round.
+    new_folders: Vec<(String, u32)>,
+    /// Set when the connection broke: the remaining downloads are put off.
+    network_down: Option<String>,
+    /// The counts so far.
+    pub summary: Summary,
+}
+
+impl<'a> Run<'a> {
+    /// A round about to act on `local`, which the plan saw as `after`.
+    pub fn new(local: &'a LocalBox, peer: &'a str, after: Index, summary: Summary) -> Self {
+        Run {
+            local,
+            peer,
+            after,
+            new_folders: Vec::new(),
+            network_down: None,
+            summary,
+        }
+    }
+
+    /// Carries out `actions` in order; a run of downloads goes as one pipelined batch.
+    pub fn carry_out(
+        &mut self,
+        conn: &mut Connection,
+        actions: &[Action],
+        stopped: &dyn Fn() -> bool,
+    ) {
+        let mut rest = actions;
+        while let Some(first) = rest.first() {
+            if stopped() {
+                break;
+            }
+            let is_download = |a: &Action| matches!(a, Action::Download { .. });
+            let batch = match is_download(first) {
+                true => rest
+                    .iter()
+                    .position(|a| !is_download(a))
+                    .unwrap_or(rest.len()),
+                false => 1,
+            };
+            if is_download(first) {
+                self.downloads(conn, &rest[..batch]);
+            } else {
+                let step = self.step(first);
+                self.finish(first, step);
+            }
+            rest = &rest[batch..];
+        }
+        self.finish_folders();
+    }
+
+    /// Logs and counts how an action ended.
+    fn finish(&mut self, action: &Action, step: Result<Step>) {
+        let what = describe(action);
+        match step {
+            Ok(Step::Done(outcome)) => {
+                self.summary.count(action);
+                self.local.log.defer(self.peer, &what, &outcome);
+            }
+            Ok(Step::Logged) => {}
+            Ok(Step::Skipped(why)) => {
+                self.summary.skipped += 1;
+                self.local
+                    .log
+                    .defer(self.peer, &what, &format!("put off: {why}"));
+            }
+            Err(e) => {
+                self.summary.note_failure(&what, &e);
+                self.local
+                    .log
+                    .defer(self.peer, &what, &format!("failed: {e}"));
+            }
+        }
+    }
+
+    fn step(&mut self, action: &Action) -> Result<Step> {
+        let target = action.target();
+        if let Err(why) = self.still_here(target) {
+            return Ok(Step::Skipped(why));
+        }
+        match action {
+            Action::Rename { from, to, version } => self.rename(from, to, version),
+            Action::Delete { path, .. } => self.delete(path),
+            Action::RemoveDir { path } => self.remove_dir(path),
+            Action::MakeDir { path, mode } => self.make_dir(path, *mode),
+            Action::SetMeta {
+                path,
+                mode,
+                mtime_ns,
+                ..
+            } => self.set_meta(path, *mode, *mtime_ns),
+            Action::Download { .. } => {
+                Ok(Step::Skipped("a download goes through its batch".into()))
+            }
+        }
+    }
+
+    /// Checks that `path` on disk is what the round believes is there; returns why not.
+    fn still_here(&self, path: &str) -> std::result::Result<(), String> {
+        let disk = on_disk(self.local, path)?;
+        as_planned(self.local, path, self.after.get(path), disk.as_ref())
+    }
+
+    /// Records that the file `path` now holds `version`, and tells the stat cache (if the file
+    /// is still the one the round wrote: same inode and size), so the next scan does not read it.
+    fn now_holds(&mut self, path: &str, version: Version, inode: Option<u64>) {
+        let at = resolve_for_write(self.local, path).ok();
+        let stamp = at
+            .and_then(|p| fs::symlink_metadata(p).ok())
+            .map(|m| Stamp::of(&m));
+        if let (Some(stamp), Some(md5)) = (stamp, version.md5) {
+            if inode.map_or(true, |i| i == stamp.inode) && stamp.size == version.size {
+                self.local.hashes.put(stamp, md5);
+            }
+        }
+        self.after.insert(path.to_string(), version);
+    }
+
+    /// Our version of `from` lost a conflict: it becomes the conflict copy `to`.
+    fn rename(&mut self, from: &str, to: &str, version: &Version) -> Result<Step> {
+        if let Err(why) = self.still_here(to) {
+            return Ok(Step::Skipped(why));
+        }
+        let (_a, _b) = (lock(self.local, from)?, lock(self.local, to)?);
+        let src = resolve_for_write(self.local, from)?;
+        let dst = resolve_for_write(self.local, to)?;
+        let inode = fs::symlink_metadata(&src).ok().map(|m| Stamp::of(&m).inode);
+        fs::rename(&src, &dst).map_err(|e| Error::io(&src, e))?;
+        self.after.remove(from);
+        self.now_holds(to, version.clone(), inode);
+        Ok(Step::Done(format!("ok: our version kept as {to:?}")))
+    }
+
+    fn delete(&mut self, path: &str) -> Result<Step> {
+        let _lock = lock(self.local, path)?;
+        let to = self.local.trash.take(self.local.root(), path)?;
+        self.after.remove(path);
+        Ok(Step::Done(format!("ok: moved to {}", self.shown(&to))))
+    }
+
+    fn remove_dir(&mut self, path: &str) -> Result<Step> {
+        let dir = resolve_for_write(self.local, path)?;
+        let empty = fs::read_dir(&dir)
+            .map_err(|e| Error::io(&dir, e))?
+            .next()
+            .is_none();
+        if !empty {
+            return Ok(Step::Skipped(format!("{path} is not empty here")));
+        }
+        self.delete(path)
+    }
+
+    /// Makes a folder with its own bits at once (the peer may list us at any moment, and must
+    /// not take a default mode for a choice), unless they would stop us from filling it: those
+    /// are set at the end of the round.
+    fn make_dir(&mut self, path: &str, mode: u32) -> Result<Step> {
+        let dir = resolve_for_write(self.local, path)?;
+        let fillable = mode & 0o700 == 0o700;
+        let now = if fillable { mode } else { 0o700 };
+        let made = fs::DirBuilder::new().mode(now).create(&dir);
+        made.and_then(|()| fs::set_permissions(&dir, Permissions::from_mode(now)))
+            .map_err(|e| Error::io(&dir, e))?;
+        self.after.insert(path.to_string(), Version::dir(now));
+        if !fillable {
+            self.new_folders.push((path.to_string(), mode));
+        }
+        Ok(Step::Done("ok".into()))
+    }
+
+    fn set_meta(&mut self, path: &str, mode: Option<u32>, mtime_ns: Option<i64>) -> Result<Step> {
+        let _lock = lock(self.local, path)?;
+        let target = resolve_for_write(self.local, path)?;
+        let mut done = Vec::new();
+        if let Some(mode) = mode {
+            let bits = Permissions::from_mode(mode & MODE_MASK);
+            fs::set_permissions(&target, bits).map_err(|e| Error::io(&target, e))?;
+            done.push(format!("bits {mode:03o}"));
+        }
+        if let Some(mtime) = mtime_ns {
+            let times = FileTimes::new().set_modified(system_time(mtime));
+            File::open(&target)
+                .and_then(|f| f.set_times(times))
+                .map_err(|e| Error::io(&target, e))?;
+            done.push(format!("mtime {}", rfc3339(mtime)));
+        }
+        if let Some(mut v) = self.after.get(path).cloned() {
+            v.mode = mode.unwrap_or(v.mode);
+            v.mtime_ns = mtime_ns.unwrap_or(v.mtime_ns);
+            let inode = fs::symlink_metadata(&target)
+                .ok()
+                .map(|m| Stamp::of(&m).inode);
+            self.now_holds(path, v, inode);
+        }
+        Ok(Step::Done(format!("ok: {}", done.join(", "))))
+    }
+
+    /// Fetches and installs a run of downloads (see `super::pipeline`), except those that cannot
+    /// go now.
+    fn downloads(&mut self, conn: &mut Connection, actions: &[Action]) {
+        let mut wanted = Vec::with_capacity(actions.len());
+        for action in actions {
+            let Action::Download { to, .. } = action else {
+                continue;
+            };
+            let put_off = match &self.network_down {
+                Some(why) => Some(format!("the connection broke: {why}")),
+                None if self.after.get(to).is_some_and(Version::is_dir) => {
+                    Some(format!("{to} is still a folder here"))
+                }
+                None => None,
+            };
+            match put_off {
+                Some(why) => self.finish(action, Ok(Step::Skipped(why))),
+                None => wanted.push(Wanted {
+                    action,
+                    planned: self.after.get(to).cloned(),
+                }),
+            }
+        }
+        let left: Vec<&Action> = wanted.iter().map(|w| w.action).collect();
+        let (local, peer) = (self.local, self.peer);
+        let reported = download_all(conn, local, peer, wanted, &mut |r| self.book_install(r));
+        for action in &left[reported..] {
+            let why = self.network_down.clone().unwrap_or_default();
+            self.finish(
+                action,
+                Ok(Step::Skipped(format!("the connection broke: {why}"))),
+            );
+        }
+    }
+
+    /// Records how an install ended: the log line, the counts, what the box holds now.
+    fn book_install(&mut self, result: Installed<'_>) {
+        if let Some(why) = result.broke {
+            self.network_down.get_or_insert(why);
+        }
+        if let Some((path, version)) = result.holds {
+            self.after.insert(path, version);
+        }
+        self.finish(result.action, result.step);
+    }
+
+    /// Gives the read-only folders made this round their own bits, deepest first (a read-only
+    /// folder can only be filled before it becomes read-only).
+    fn finish_folders(&mut self) {
+        let mut folders = std::mem::take(&mut self.new_folders);
+        folders.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, mode) in folders {
+            let result = resolve_for_write(self.local, &path).and_then(|dir| {
+                let bits = Permissions::from_mode(mode & MODE_MASK);
+                fs::set_permissions(&dir, bits).map_err(|e| Error::io(&dir, e))
+            });
+            match result {
+                Ok(()) => {
+                    self.after.insert(path, Version::dir(mode));
+                }
+                Err(e) => {
+                    self.summary.failed += 1;
+                    let what = format!("sync folder bits {path:?}");
+                    self.local
+                        .log
+                        .defer(self.peer, &what, &format!("failed: {e}"));
+                }
+            }
+        }
+    }
+
+    /// A path inside the box, shown relative to it.
+    fn shown(&self, path: &Path) -> String {
+        path.strip_prefix(self.local.root())
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}

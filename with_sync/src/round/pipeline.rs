@@ -1,0 +1,325 @@
+//! A round's downloads, pipelined, and installed on two threads while this one receives.
+//!
+//! ```text
+//!  this thread:    request × 32 ahead ─▶ receive ─ verify ─▶ hand to the folder's installer
+//!  install-0/1:                  temp file ─ mtime + bits ─ check the disk ─ old → trash ─ rename
+//! ```
+//!
+//! Creating and renaming files is most of the work for a batch of small files, and a file
+//! system does it for several folders at once: on two cores, receiving and two installers
+//! overlap (`scripts/bench.sh`, row `first-sync-10k`). Each file is still installed only if it
+//! is the planned version and what it replaces is what the plan saw; the results come back to
+//! the round's books through `book`.
+
+use std::collections::HashMap;
+use std::thread::{self, Scope};
+
+use crossbeam_channel::{Receiver, Sender};
+use minibox::ask::pipeline::{fetch_many, Body};
+use minibox::local::install::install_over;
+use minibox::local::LocalBox;
+use minibox::protocol::error::{Error, Result};
+use minibox::protocol::md5::Md5;
+use minibox::protocol::message::{Entry, MODE_MASK};
+use minibox::protocol::sync::split_parent;
+use minibox::wire::conn::Connection;
+
+use super::local::as_planned;
+use super::summary::Step;
+use crate::plan::{Action, Version};
+
+/// Files handed to an installer at once: a wake-up per file was a sixth of the system calls
+/// of a first sync of 10,000 small files. A batch goes when full, or when no reply waits on
+/// the socket (so an installer never waits for files that are already here).
+const INSTALL_BATCH: usize = 16;
+
+/// Batches that may wait for each installer: more than a folder's worth of files, so that while
+/// one installer works through a folder the receiver can already feed the other.
+const INSTALL_QUEUE: usize = 128 / INSTALL_BATCH;
+
+/// Installer threads.
+pub const INSTALLERS: usize = 2;
+
+/// A download to carry out: its action, and what the round believes stands at its destination.
+pub struct Wanted<'a> {
+    /// The download action.
+    pub action: &'a Action,
+    /// What is there now, as far as the round knows.
+    pub planned: Option<Version>,
+}
+
+/// How an install went, for the round's books.
+pub struct Installed<'a> {
+    /// The action.
+    pub action: &'a Action,
+    /// How it ended.
+    pub step: Result<Step>,
+    /// The name and version the box now holds, if it installed.
+    pub holds: Option<(String, Version)>,
+    /// Why the connection is no longer usable, if this reply showed it.
+    pub broke: Option<String>,
+}
+
+/// A fetched file on its way to an installer.
+struct Job<'a> {
+    wanted: Wanted<'a>,
+    fetched: Result<(Body, Entry)>,
+}
+
+/// Fetches and installs `wanted`, booking each result. Returns how many were handed over (the
+/// rest were not reached: the connection broke).
+pub fn download_all<'a>(
+    conn: &mut Connection,
+    local: &LocalBox,
+    peer: &str,
+    wanted: Vec<Wanted<'a>>,
+    book: &mut dyn FnMut(Installed<'a>),
+) -> usize {
+    let names: Vec<&str> = wanted.iter().map(|w| download_path(w.action)).collect();
+    let mut wanted: Vec<Option<Wanted<'a>>> = wanted.into_iter().map(Some).collect();
+    let reported = thread::scope(|scope| {
+        let mut installers = Installers::start(scope, local, peer);
+        let reported = fetch_many(conn, local, &names, &mut |i, fetched, more| {
+            if let Some(wanted) = wanted[i].take() {
+                installers.take(Job { wanted, fetched }, more, book);
+            }
+        });
+        installers.finish(book);
+        reported
+    });
+    // The lanes' temporary folders are empty again: leave `.minibox/tmp/` as it was.
+    for lane in 0..INSTALLERS {
+        let _ = std::fs::remove_dir(local.temp_dir(Some(lane)));
+    }
+    reported
+}
+
+fn download_path(action: &Action) -> &str {
+    match action {
+        Action::Download { path, .. } => path,
+        other => other.target(),
+    }
+}
+
+/// The installer threads of one batch, each fed the files of the folders it owns.
+struct Installers<'s, 'a> {
+    /// Each installer's queue and the batch gathering for it.
+    queues: Vec<(Sender<Vec<Job<'a>>>, Vec<Job<'a>>)>,
+    /// Results coming back.
+    done: Receiver<Vec<Installed<'a>>>,
+    owners: Owners,
+    local: &'s LocalBox,
+    peer: &'s str,
+}
+
+impl<'s, 'a> Installers<'s, 'a> {
+    fn start<'scope>(scope: &'scope Scope<'scope, '_>, local: &'s LocalBox, peer: &'s str) -> Self
+    where
+        's: 'scope,
+        'a: 'scope,
+    {
+        let (done_tx, done) = crossbeam_channel::unbounded::<Vec<Installed<'a>>>();
+        let mut queues = Vec::with_capacity(INSTALLERS);
+        for n in 0..INSTALLERS {
+            // Bounded: a slow disk makes the receiver wait, rather than pile up files.
+            let (jobs_tx, jobs) = crossbeam_channel::bounded::<Vec<Job<'a>>>(INSTALL_QUEUE);
+            let done = done_tx.clone();
+            let installer = move || {
+                for batch in jobs {
+                    let results = batch
+                        .into_iter()
+                        .map(|job| install(local, peer, job, Some(n)));
+                    let _ = done.send(results.collect());
+                }
+            };
+            match thread::Builder::new()
+                .name(format!("install-{n}"))
+                .spawn_scoped(scope, installer)
+            {
+                Ok(_) => queues.push((jobs_tx, Vec::with_capacity(INSTALL_BATCH))),
+                Err(e) => log::warn!("no installer thread ({e})"),
+            }
+        }
+        let owners = Owners::new(queues.len());
+        Installers {
+            queues,
+            done,
+            owners,
+            local,
+            peer,
+        }
+    }
+
+    /// Takes a fetched file; `more`: the next reply has begun to arrive already.
+    fn take(&mut self, job: Job<'a>, more: bool, book: &mut dyn FnMut(Installed<'a>)) {
+        let owner = self.owners.of(job.wanted.action.target());
+        match self.queues.get_mut(owner) {
+            Some((_, pending)) => pending.push(job),
+            // No installer thread: install here.
+            None => book(install(self.local, self.peer, job, None)),
+        }
+        // Full batches go now; the rest when no reply is waiting.
+        for (queue, pending) in &mut self.queues {
+            if pending.len() >= INSTALL_BATCH || (!more && !pending.is_empty()) {
+                let batch = std::mem::replace(pending, Vec::with_capacity(INSTALL_BATCH));
+                hand_over(queue, batch, book, self.local, self.peer);
+            }
+        }
+        self.done.try_iter().flatten().for_each(&mut *book);
+    }
+
+    /// Hands over what is left, lets the installers finish, books every result.
+    fn finish(self, book: &mut dyn FnMut(Installed<'a>)) {
+        let Installers {
+            queues,
+            done,
+            local,
+            peer,
+            ..
+        } = self;
+        for (queue, pending) in queues {
+            if !pending.is_empty() {
+                hand_over(&queue, pending, book, local, peer);
+            }
+        }
+        // The queues are dropped: the installers finish what they have, then the channel closes.
+        done.iter().flatten().for_each(book);
+    }
+}
+
+/// Sends a batch to an installer's queue; if that installer is gone (it can only have
+/// panicked), installs the batch on this thread.
+fn hand_over<'a>(
+    queue: &Sender<Vec<Job<'a>>>,
+    batch: Vec<Job<'a>>,
+    book: &mut dyn FnMut(Installed<'a>),
+    local: &LocalBox,
+    peer: &str,
+) {
+    if let Err(back) = queue.send(batch) {
+        back.into_inner()
+            .into_iter()
+            .for_each(|job| book(install(local, peer, job, None)));
+    }
+}
+
+/// Which installer installs which file: the one that owns its folder. Folders are dealt out in
+/// turn as they first appear; the peer sends files sorted by path, so one folder's files come
+/// together, and dealing them in turn keeps both installers equally busy (a hash of the
+/// folder's name gave one of them 57 of 100 folders).
+struct Owners {
+    of: HashMap<String, usize>,
+    installers: usize,
+}
+
+impl Owners {
+    fn new(installers: usize) -> Self {
+        Owners {
+            of: HashMap::new(),
+            installers: installers.max(1),
+        }
+    }
+
+    /// The installer of `path`'s folder.
+    fn of(&mut self, path: &str) -> usize {
+        let next = self.of.len() % self.installers;
+        let folder = split_parent(path).0;
+        match self.of.get(folder) {
+            Some(&owner) => owner,
+            None => *self.of.entry(folder.to_string()).or_insert(next),
+        }
+    }
+}
+
+/// Installs a fetched file if it is the version the plan decided on and what it replaces here
+/// is still what the plan saw (on an installer thread, writing in its own `lane`).
+fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>, lane: Option<usize>) -> Installed<'a> {
+    let action = job.wanted.action;
+    let mut out = Installed {
+        action,
+        step: Ok(Step::Logged),
+        holds: None,
+        broke: None,
+    };
+    let (body, entry) = match job.fetched {
+        Ok(got) => got,
+        // The peer answered: the file went or changed since it was listed. Next round.
+        Err(Error::Remote { message, .. }) => {
+            out.step = Ok(Step::Skipped(message));
+            return out;
+        }
+        // Bytes that did not verify (a fault or a lie), or a refused name: nothing installed,
+        // the connection still in step; the round counts it as failed.
+        Err(e @ (Error::Verify(_) | Error::Path(_))) => {
+            out.step = Err(e);
+            return out;
+        }
+        // Anything else leaves the connection unusable.
+        Err(e) => {
+            out.broke = Some(e.to_string());
+            out.step = Err(e);
+            return out;
+        }
+    };
+    out.step = place(
+        local,
+        peer,
+        action,
+        body,
+        entry,
+        job.wanted.planned.as_ref(),
+        lane,
+    )
+    .map(|(step, holds)| {
+        out.holds = holds;
+        step
+    });
+    out
+}
+
+/// The install of a verified file; returns how it ended and what the box now holds.
+fn place(
+    local: &LocalBox,
+    peer: &str,
+    action: &Action,
+    body: Body,
+    entry: Entry,
+    planned: Option<&Version>,
+    lane: Option<usize>,
+) -> Result<(Step, Option<(String, Version)>)> {
+    let Action::Download { path, to, version } = action else {
+        return Ok((Step::Skipped("not a download".into()), None));
+    };
+    // Install only the version the plan decided on.
+    let got = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
+    if got != version.md5 || entry.size != version.size {
+        let why = format!(
+            "{path} changed on {peer} since it was listed; the next round takes the new version"
+        );
+        return Ok((Step::Skipped(why), None));
+    }
+    let md5 = version.md5.unwrap_or_default();
+    let installed = Version::file(md5, entry.size, entry.mode & MODE_MASK, entry.mtime_ns);
+    let entry = Entry {
+        path: to.to_string(),
+        ..entry
+    };
+    let tmp = body.into_temp(local, lane)?;
+    // The transfer took time: under the file's lock, look again at what is there.
+    match install_over(local, tmp, &entry, |there| {
+        as_planned(local, to, planned, there)
+    }) {
+        Ok(_) => {
+            let said = match to == path {
+                true => format!("ok {} bytes", entry.size),
+                false => format!("ok: {peer}'s version kept as {to:?}"),
+            };
+            Ok((Step::Done(said), Some((to.to_string(), installed))))
+        }
+        Err(Error::LocalChange(why)) => Ok((Step::Skipped(why), None)),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests;
