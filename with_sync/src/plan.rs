@@ -470,6 +470,35 @@ struct Builder {
     claimed: BTreeSet<String>,
 }
 
+impl Builder {
+    /// The actions in the order a round carries them out: conflict renames, deletions, folder
+    /// removals (deepest first), new folders (shallowest first), downloads, then bits and
+    /// mtimes (deepest first). Conflict copies made by renaming claim their names: whatever that
+    /// name's own decision was (typically "download the copy the peer made"), the rename does it.
+    fn in_order(&mut self) -> Vec<Action> {
+        let claimed = std::mem::take(&mut self.claimed);
+        let keep = |list: Vec<(String, Action)>| -> Vec<Action> {
+            list.into_iter()
+                .filter(|(owner, _)| !claimed.contains(owner))
+                .map(|(_, action)| action)
+                .collect()
+        };
+        let mut rmdirs = keep(std::mem::take(&mut self.rmdirs));
+        rmdirs.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
+        let mut mkdirs = keep(std::mem::take(&mut self.mkdirs));
+        mkdirs.sort_by_key(|a| depth(a.target()));
+        let mut metas = keep(std::mem::take(&mut self.metas));
+        metas.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
+        let mut actions = keep(std::mem::take(&mut self.renames));
+        actions.extend(keep(std::mem::take(&mut self.deletes)));
+        actions.extend(rmdirs);
+        actions.extend(mkdirs);
+        actions.extend(keep(std::mem::take(&mut self.downloads)));
+        actions.extend(metas);
+        actions
+    }
+}
+
 /// Plans one round. Pure: same inputs, same plan.
 pub fn plan(inputs: &Inputs<'_>) -> Plan {
     let base = fold(inputs.agreed, inputs.seen, inputs.local, inputs.remote);
@@ -513,27 +542,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         }
     }
 
-    // Conflict copies made by renaming claim their names: whatever that name's own decision was
-    // (typically "download the copy the peer made"), the rename does it.
-    let claimed = std::mem::take(&mut b.claimed);
-    let keep = |list: Vec<(String, Action)>| -> Vec<Action> {
-        list.into_iter()
-            .filter(|(owner, _)| !claimed.contains(owner))
-            .map(|(_, action)| action)
-            .collect()
-    };
-    let mut rmdirs = keep(b.rmdirs);
-    rmdirs.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
-    let mut mkdirs = keep(b.mkdirs);
-    mkdirs.sort_by_key(|a| depth(a.target()));
-    let mut metas = keep(b.metas);
-    metas.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
-    let mut actions = keep(b.renames);
-    actions.extend(keep(b.deletes));
-    actions.extend(rmdirs);
-    actions.extend(mkdirs);
-    actions.extend(keep(b.downloads));
-    actions.extend(metas);
+    let actions = b.in_order();
     Plan {
         actions,
         conflicts: b.conflicts,

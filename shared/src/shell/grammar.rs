@@ -133,73 +133,12 @@ pub fn parse_with(
     let Some((first, rest)) = tokens.split_first() else {
         return Ok(None);
     };
-    let word = |i: usize| rest.get(i).map(|s| s.to_ascii_lowercase());
-    let arity = |n: usize, usage: &str| {
-        if rest.len() == n {
-            Ok(())
-        } else {
-            Err(format!("usage: {usage}"))
-        }
-    };
+    let args = Args(rest);
     let command = match first.to_ascii_lowercase().as_str() {
-        "index" => match word(0).as_deref() {
-            Some("longlist") => {
-                arity(1, "index longlist")?;
-                Command::Index(Filter::All)
-            }
-            Some("shortlist") => {
-                if rest.len() > 3 {
-                    return Err("usage: index shortlist [START [END]]".into());
-                }
-                let end_ns = match rest.get(2) {
-                    Some(t) => parse_time(t)?,
-                    None => now_ns,
-                };
-                let start_ns = match rest.get(1) {
-                    Some(t) => parse_time(t)?,
-                    None => end_ns.saturating_sub(DAY_NS),
-                };
-                if start_ns > end_ns {
-                    return Err("the start of the range is after its end".into());
-                }
-                Command::Index(Filter::Modified { start_ns, end_ns })
-            }
-            Some("regex") => {
-                arity(2, "index regex PATTERN")?;
-                let pattern = rest[1].clone();
-                compile(&pattern)?;
-                Command::Index(Filter::Regex { pattern })
-            }
-            _ => {
-                return Err(
-                    "usage: index longlist | shortlist [START [END]] | regex PATTERN".into(),
-                )
-            }
-        },
-        "hash" => match word(0).as_deref() {
-            Some("verify") => {
-                arity(2, "hash verify FILE")?;
-                Command::HashVerify(rest[1].clone())
-            }
-            Some("checkall") => {
-                arity(1, "hash checkall")?;
-                Command::HashCheckall
-            }
-            _ => return Err("usage: hash verify FILE | checkall".into()),
-        },
-        "download" => {
-            let transport = match word(0).as_deref() {
-                Some("tcp") => Transport::Tcp,
-                Some("udp") => Transport::Udp,
-                _ => return Err("usage: download TCP|UDP FILE".into()),
-            };
-            arity(2, "download TCP|UDP FILE")?;
-            Command::Download(transport, rest[1].clone())
-        }
-        "sync" => {
-            arity(0, "sync")?;
-            Command::Sync
-        }
+        "index" => index(&args, now_ns, &parse_time)?,
+        "hash" => hash(&args)?,
+        "download" => download(&args)?,
+        "sync" => args.exactly(0, "sync", Command::Sync)?,
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         other => {
@@ -209,6 +148,89 @@ pub fn parse_with(
         }
     };
     Ok(Some(command))
+}
+
+/// The tokens after a command's name.
+struct Args<'t>(&'t [String]);
+
+impl Args<'_> {
+    /// Token `i`, lower-cased (keywords and flags are case-insensitive).
+    fn word(&self, i: usize) -> Option<String> {
+        self.0.get(i).map(|s| s.to_ascii_lowercase())
+    }
+
+    /// `command` if there are exactly `n` tokens, else the usage.
+    fn exactly(&self, n: usize, usage: &str, command: Command) -> Result<Command, String> {
+        match self.0.len() == n {
+            true => Ok(command),
+            false => Err(format!("usage: {usage}")),
+        }
+    }
+}
+
+/// `index longlist | shortlist [START [END]] | regex PATTERN`.
+fn index(
+    args: &Args<'_>,
+    now_ns: i64,
+    parse_time: &impl Fn(&str) -> Result<i64, String>,
+) -> Result<Command, String> {
+    let rest = args.0;
+    match args.word(0).as_deref() {
+        Some("longlist") => args.exactly(1, "index longlist", Command::Index(Filter::All)),
+        Some("shortlist") => {
+            if rest.len() > 3 {
+                return Err("usage: index shortlist [START [END]]".into());
+            }
+            let end_ns = rest.get(2).map_or(Ok(now_ns), |t| parse_time(t))?;
+            let start_ns = rest
+                .get(1)
+                .map_or(Ok(end_ns.saturating_sub(DAY_NS)), |t| parse_time(t))?;
+            if start_ns > end_ns {
+                return Err("the start of the range is after its end".into());
+            }
+            Ok(Command::Index(Filter::Modified { start_ns, end_ns }))
+        }
+        Some("regex") => {
+            let pattern = rest.get(1).cloned().unwrap_or_default();
+            let command = args.exactly(
+                2,
+                "index regex PATTERN",
+                Command::Index(Filter::Regex {
+                    pattern: pattern.clone(),
+                }),
+            )?;
+            compile(&pattern)?;
+            Ok(command)
+        }
+        _ => Err("usage: index longlist | shortlist [START [END]] | regex PATTERN".into()),
+    }
+}
+
+/// `hash verify FILE | checkall`.
+fn hash(args: &Args<'_>) -> Result<Command, String> {
+    match args.word(0).as_deref() {
+        Some("verify") => {
+            let file = args.0.get(1).cloned().unwrap_or_default();
+            args.exactly(2, "hash verify FILE", Command::HashVerify(file))
+        }
+        Some("checkall") => args.exactly(1, "hash checkall", Command::HashCheckall),
+        _ => Err("usage: hash verify FILE | checkall".into()),
+    }
+}
+
+/// `download TCP|UDP FILE`.
+fn download(args: &Args<'_>) -> Result<Command, String> {
+    let transport = match args.word(0).as_deref() {
+        Some("tcp") => Transport::Tcp,
+        Some("udp") => Transport::Udp,
+        _ => return Err("usage: download TCP|UDP FILE".into()),
+    };
+    let file = args.0.get(1).cloned().unwrap_or_default();
+    args.exactly(
+        2,
+        "download TCP|UDP FILE",
+        Command::Download(transport, file),
+    )
 }
 
 #[cfg(test)]

@@ -201,25 +201,35 @@ impl<'s> Inbox<'s> {
             }
             self.demux.wake.notify_all();
             match result {
-                Ok((n, from)) => match datagram::token_of(&buf[..n]) {
-                    Some(t) if t == self.token => {
-                        if from.ip() == self.peer {
-                            return Ok(Some((n, from)));
-                        }
-                        log::debug!("udp: ignoring a datagram for our token from {from}");
-                    }
-                    Some(t) => match state.mailboxes.get_mut(&t) {
-                        Some(m) if m.peer == from.ip() && m.queue.len() < MAILBOX_CAP => {
-                            m.queue.push_back((buf[..n].to_vec(), from));
-                        }
-                        _ => log::debug!("udp: dropping a datagram from {from} (unknown token)"),
-                    },
-                    None => log::debug!("udp: dropping {n} bytes of noise from {from}"),
-                },
+                Ok((n, from)) if self.sort(&mut state, &buf[..n], from) => {
+                    return Ok(Some((n, from)))
+                }
+                Ok(_) => {}
                 Err(e) if is_timeout(&e) || is_icmp(&e) => {}
                 Err(e) => return Err(e),
             }
         }
+    }
+}
+
+impl Inbox<'_> {
+    /// Takes a datagram just read: true if it is ours; another transfer's goes to its mailbox;
+    /// noise, unknown tokens and strangers' datagrams are dropped.
+    fn sort(&self, state: &mut State, bytes: &[u8], from: SocketAddr) -> bool {
+        match datagram::token_of(bytes) {
+            Some(t) if t == self.token && from.ip() == self.peer => return true,
+            Some(t) if t == self.token => {
+                log::debug!("udp: ignoring a datagram for our token from {from}")
+            }
+            Some(t) => match state.mailboxes.get_mut(&t) {
+                Some(m) if m.peer == from.ip() && m.queue.len() < MAILBOX_CAP => {
+                    m.queue.push_back((bytes.to_vec(), from));
+                }
+                _ => log::debug!("udp: dropping a datagram from {from} (unknown token)"),
+            },
+            None => log::debug!("udp: dropping {} bytes of noise from {from}", bytes.len()),
+        }
+        false
     }
 }
 

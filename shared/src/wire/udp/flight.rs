@@ -275,26 +275,32 @@ impl Flight {
         if newly > 0 && ack.echo > 0 && ack.echo <= now {
             self.rtt.sample(now - ack.echo);
         }
+        self.adjust_window(newly, lost_something, now);
+        newly > 0
+    }
+
+    /// Congestion control after an ack: a loss halves the window (once per flight); otherwise
+    /// each block acked grows it, by one (slow start) or by one per window (avoidance).
+    fn adjust_window(&mut self, newly: u32, lost_something: bool, now: u64) {
         if lost_something {
             self.ssthresh = (self.cwnd / 2).max(MIN_CWND);
             self.cwnd = self.ssthresh;
             self.grown = 0;
             self.last_cut = now;
-        } else {
-            for _ in 0..newly {
-                if self.cwnd < self.ssthresh {
+            return;
+        }
+        for _ in 0..newly {
+            if self.cwnd < self.ssthresh {
+                self.cwnd += 1;
+            } else {
+                self.grown += 1;
+                if self.grown >= self.cwnd {
+                    self.grown = 0;
                     self.cwnd += 1;
-                } else {
-                    self.grown += 1;
-                    if self.grown >= self.cwnd {
-                        self.grown = 0;
-                        self.cwnd += 1;
-                    }
                 }
             }
-            self.cwnd = self.cwnd.min(MAX_WINDOW);
         }
-        newly > 0
+        self.cwnd = self.cwnd.min(MAX_WINDOW);
     }
 
     /// The timer fired with nothing heard: shrink the window to [`MIN_CWND`], double the
