@@ -4,7 +4,7 @@
 //! wants the secret.
 
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,35 +144,58 @@ fn forged_skipped_and_replayed_proofs_are_refused() {
     testkit::write(&served, "doc.txt", b"for friends only");
     let mut srv = server(&served, Some(&good));
     let secret = Secret::from_bytes(SECRET.to_vec()).expect("secret");
+
+    skipping_the_proof_is_refused(srv.addr);
+    a_forged_proof_is_refused(srv.addr);
+    let client_nonce = a_replayed_proof_is_refused(srv.addr, &secret);
+    a_reflected_server_proof_is_refused(srv.addr, &secret, &client_nonce);
+
+    assert!(srv.alive());
+    let mut honest = minibox::wire::handshake::connect(&srv.addr_string(), "friend", Some(&secret))
+        .expect("an honest peer still gets in");
+    let listed = minibox::ask::list::list(
+        &mut honest,
+        minibox::protocol::Filter::All,
+        minibox::protocol::ListKind::Hashes,
+    )
+    .expect("listing");
+    assert_eq!(listed.len(), 1);
+}
+
+/// Opens a raw connection as "mallory" and checks that the server challenges it; returns the
+/// connection with the challenge's server name and nonce.
+fn open(addr: SocketAddr) -> (TcpStream, String, String) {
     let hello = Request::Hello {
         name: "mallory".into(),
     };
-    let open = || {
-        let mut s = TcpStream::connect(srv.addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("timeout");
-        send(&mut s, &hello);
-        let Some(Reply::Challenge { name, nonce }) = reply(&mut s) else {
-            panic!("no challenge")
-        };
-        (s, name, nonce)
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    send(&mut s, &hello);
+    let Some(Reply::Challenge { name, nonce }) = reply(&mut s) else {
+        panic!("no challenge")
     };
-    let refused = |s: &mut TcpStream| {
-        match reply(s) {
-            Some(Reply::Error {
-                code: ErrorCode::Unauthorized,
-                ..
-            }) => {}
-            other => panic!("expected a refusal, got {other:?}"),
-        }
-        assert!(
-            reply(s).is_none(),
-            "the connection stays open after a refusal"
-        );
-    };
+    (s, name, nonce)
+}
 
-    // Skipping the proof: asking for a file right away.
-    let (mut s, _, _) = open();
+/// Checks that the next reply is an `unauthorized` refusal and that the connection then closes.
+fn refused(s: &mut TcpStream) {
+    match reply(s) {
+        Some(Reply::Error {
+            code: ErrorCode::Unauthorized,
+            ..
+        }) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        reply(s).is_none(),
+        "the connection stays open after a refusal"
+    );
+}
+
+/// Skipping the proof: asking for a file right away is refused.
+fn skipping_the_proof_is_refused(addr: SocketAddr) {
+    let (mut s, _, _) = open(addr);
     send(
         &mut s,
         &Request::Download {
@@ -180,9 +203,11 @@ fn forged_skipped_and_replayed_proofs_are_refused() {
         },
     );
     refused(&mut s);
+}
 
-    // A forged proof.
-    let (mut s, _, _) = open();
+/// A forged proof is refused.
+fn a_forged_proof_is_refused(addr: SocketAddr) {
+    let (mut s, _, _) = open(addr);
     send(
         &mut s,
         &Request::Prove {
@@ -191,9 +216,12 @@ fn forged_skipped_and_replayed_proofs_are_refused() {
         },
     );
     refused(&mut s);
+}
 
-    // A valid proof, recorded, then replayed on a new connection (whose challenge differs).
-    let (mut s, server_name, server_nonce) = open();
+/// A valid proof is welcomed, with a valid server proof; recorded, then replayed on a new
+/// connection (whose challenge differs), it is refused. Returns the client nonce it used.
+fn a_replayed_proof_is_refused(addr: SocketAddr, secret: &Secret) -> String {
+    let (mut s, server_name, server_nonce) = open(addr);
     let client_nonce = auth::nonce().expect("nonce");
     let t = Transcript {
         server_nonce: &server_nonce,
@@ -211,38 +239,30 @@ fn forged_skipped_and_replayed_proofs_are_refused() {
         other => panic!("a valid proof was not welcomed: {other:?}"),
     }
     drop(s);
-    let (mut s, _, fresh_nonce) = open();
+    let (mut s, _, fresh_nonce) = open(addr);
     assert_ne!(fresh_nonce, server_nonce, "a challenge repeated itself");
     send(&mut s, &recorded);
     refused(&mut s);
+    client_nonce
+}
 
-    // The server's own proof cannot be reflected back as a client's.
-    let (mut s, server_name, server_nonce) = open();
+/// The server's own proof cannot be reflected back as a client's.
+fn a_reflected_server_proof_is_refused(addr: SocketAddr, secret: &Secret, client_nonce: &str) {
+    let (mut s, server_name, server_nonce) = open(addr);
     let t = Transcript {
         server_nonce: &server_nonce,
-        client_nonce: &client_nonce,
+        client_nonce,
         client_name: "mallory",
         server_name: &server_name,
     };
     send(
         &mut s,
         &Request::Prove {
-            nonce: client_nonce.clone(),
+            nonce: client_nonce.to_string(),
             proof: secret.proof(Role::Server, &t),
         },
     );
     refused(&mut s);
-
-    assert!(srv.alive());
-    let mut honest = minibox::wire::handshake::connect(&srv.addr_string(), "friend", Some(&secret))
-        .expect("an honest peer still gets in");
-    let listed = minibox::ask::list::list(
-        &mut honest,
-        minibox::protocol::Filter::All,
-        minibox::protocol::ListKind::Hashes,
-    )
-    .expect("listing");
-    assert_eq!(listed.len(), 1);
 }
 
 fn connect_with_secret(addr: &str) -> minibox::Result<Connection> {

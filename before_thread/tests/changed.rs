@@ -22,7 +22,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use common::*;
-use testkit::RunningShell;
+use testkit::{RunningShell, ShellRun};
 
 /// The served file: far larger than the socket buffers, so that a client frozen before half of
 /// it has arrived leaves the server with most of it still to send.
@@ -59,6 +59,14 @@ fn a_file_changed_mid_download_is_not_installed(transport: &str) {
         testkit::write(root, "small.txt", b"still served\n");
     });
     testkit::write(&s.client_box, "big.bin", OLD);
+    let run = download_while_the_file_changes(&s, transport);
+    assert_refused_and_nothing_installed(&s, &run);
+    assert_server_still_serves_the_new_version(&s, transport);
+}
+
+/// Starts the download, freezes the client in the middle of it, changes the file on the server
+/// and lets the client finish. Checks that the client could be frozen in time.
+fn download_while_the_file_changes(s: &Setup, transport: &str) -> ShellRun {
     let dir = s.client_box.to_str().unwrap();
     let peer = s.server.addr_string();
     let mut client = RunningShell::start(
@@ -78,8 +86,12 @@ fn a_file_changed_mid_download_is_not_installed(transport: &str) {
     // MiB yet, let alone checked the stamp: change the file under it.
     change_in_place(&s.server_box.join("big.bin"));
     client.signal("CONT");
-    let run = client.finish(SHELL_LIMIT);
+    client.finish(SHELL_LIMIT)
+}
 
+/// One clear sentence, a failure status; nothing installed: the old version is still there,
+/// untouched and not in the trash, no temporary file is left, and the server logged why.
+fn assert_refused_and_nothing_installed(s: &Setup, run: &ShellRun) {
     // One clear sentence, a failure status.
     assert_eq!(
         run.code(),
@@ -103,7 +115,11 @@ fn a_file_changed_mid_download_is_not_installed(transport: &str) {
         log.contains("the file changed during the transfer"),
         "{log}"
     );
+}
 
+/// The server goes on serving, the new version included; the older version goes to the trash,
+/// whole, only now.
+fn assert_server_still_serves_the_new_version(s: &Setup, transport: &str) {
     // The server goes on serving, the new version included.
     let lower = transport.to_ascii_lowercase();
     let run = s.json(&format!(
@@ -127,6 +143,7 @@ fn a_file_changed_mid_download_is_not_installed(transport: &str) {
         md5_of(&s.server_box.join("big.bin"))
     );
     // The older version went to the trash, whole, only now.
+    let meta = s.client_box.join(".minibox");
     let trashed = testkit::files_under(&meta.join("trash"));
     assert_eq!(trashed.len(), 1, "{trashed:?}");
     assert_eq!(fs::read(meta.join("trash").join(&trashed[0])).unwrap(), OLD);

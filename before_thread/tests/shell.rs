@@ -82,50 +82,63 @@ fn every_listing_command_in_json_mode() {
         7,
         "one line per command, none after quit: {run:?}"
     );
+    json_longlist_has_every_regular_file(&lines[0], &s.server_box);
+    json_regex_is_unanchored_on_the_whole_path(&lines, &s.server_box);
+    json_hash_verify_gives_one_file_with_its_md5(&lines[4], &s.server_box);
+    json_hash_checkall_gives_every_file_with_its_md5(&lines[5], &s.server_box);
+    json_help_lists_every_command(&lines[6]);
+    both_sides_logged_each_request(&s);
+}
 
-    // index longlist: every regular file, sorted; no folders, no link, nothing of .minibox/.
-    assert_eq!(paths_of(&lines[0]), SAMPLE_FILES);
-    for file in files(&lines[0]) {
-        check_file(file, &s.server_box, false);
+/// index longlist: every regular file, sorted; no folders, no link, nothing of .minibox/.
+fn json_longlist_has_every_regular_file(line: &Value, server_box: &Path) {
+    assert_eq!(paths_of(line), SAMPLE_FILES);
+    for file in files(line) {
+        check_file(file, server_box, false);
     }
-    assert_eq!(
-        files(&lines[0])[4]["mtime"],
-        "2026-11-20T08:00:00.123456789Z"
-    );
-    assert_eq!(files(&lines[0])[2]["mtime"], "2024-02-29T12:00:00Z");
+    assert_eq!(files(line)[4]["mtime"], "2026-11-20T08:00:00.123456789Z");
+    assert_eq!(files(line)[2]["mtime"], "2024-02-29T12:00:00Z");
+}
 
-    // index regex: unanchored, on the whole relative path, keywords case-insensitive.
+/// index regex: unanchored, on the whole relative path, keywords case-insensitive (lines 1 to 3).
+fn json_regex_is_unanchored_on_the_whole_path(lines: &[Value], server_box: &Path) {
     assert_eq!(paths_of(&lines[1]), ["docs/deep/er/notes.txt", "hello.txt"]);
     assert_eq!(
         paths_of(&lines[2]),
         ["docs/deep/er/notes.txt", "docs/read me.md"]
     );
     for file in files(&lines[2]) {
-        check_file(file, &s.server_box, false);
+        check_file(file, server_box, false);
     }
     assert!(files(&lines[3]).is_empty());
+}
 
-    // hash verify: one file, with its MD5.
-    let one = files(&lines[4]);
+/// hash verify: one file, with its MD5.
+fn json_hash_verify_gives_one_file_with_its_md5(line: &Value, server_box: &Path) {
+    let one = files(line);
     assert_eq!(one.len(), 1);
-    check_file(&one[0], &s.server_box, true);
+    check_file(&one[0], server_box, true);
     assert_eq!(one[0]["md5"], README_MD5);
+}
 
-    // hash checkall: every file with its MD5 (known values, not only recomputed ones).
-    assert_eq!(paths_of(&lines[5]), SAMPLE_FILES);
-    for file in files(&lines[5]) {
-        check_file(file, &s.server_box, true);
+/// hash checkall: every file with its MD5 (known values, not only recomputed ones).
+fn json_hash_checkall_gives_every_file_with_its_md5(line: &Value, server_box: &Path) {
+    assert_eq!(paths_of(line), SAMPLE_FILES);
+    for file in files(line) {
+        check_file(file, server_box, true);
     }
-    let md5s: Vec<&str> = files(&lines[5])
+    let md5s: Vec<&str> = files(line)
         .iter()
         .map(|f| f["md5"].as_str().unwrap())
         .collect();
     assert_eq!(&md5s[1..], [NOTES_MD5, README_MD5, EMPTY_MD5, HELLO_MD5]);
+}
 
-    // help: {"ok": true, "help": "…"}, listing every command.
-    assert_keys(&lines[6], &["ok", "help"]);
-    assert_eq!(lines[6]["ok"], true);
-    let help = lines[6]["help"].as_str().unwrap();
+/// help: {"ok": true, "help": "…"}, listing every command.
+fn json_help_lists_every_command(line: &Value) {
+    assert_keys(line, &["ok", "help"]);
+    assert_eq!(line["ok"], true);
+    let help = line["help"].as_str().unwrap();
     for command in [
         "index longlist",
         "index shortlist",
@@ -138,7 +151,10 @@ fn every_listing_command_in_json_mode() {
     ] {
         assert!(help.contains(command), "help mentions {command}");
     }
+}
 
+/// The server logged each request it answered, one line each, and the client what it asked.
+fn both_sides_logged_each_request(s: &Setup) {
     // The server logged each request it answered, one line each.
     let log = fs::read_to_string(s.server_box.join(".minibox/log")).unwrap();
     assert_eq!(log.lines().count(), 6, "{log}");
@@ -184,8 +200,16 @@ fn every_listing_command_in_human_mode() {
     let blocks: Vec<&str> = out.split("PATH ").filter(|b| !b.is_empty()).collect();
     // longlist, regex, (no files), verify, checkall: four tables.
     assert_eq!(blocks.len(), 4, "{out}");
+    human_longlist_table(blocks[0], out);
+    human_regex_table_then_no_files(blocks[1], out);
+    human_verify_table_has_the_md5(blocks[2]);
+    human_checkall_table_then_help_then_nothing(blocks[3], out, &s.server_box);
+}
 
-    let longlist = rows(&format!("PATH {}", blocks[0]));
+/// The longlist table: header, one row per file with its size; local times to the second and
+/// MIME types.
+fn human_longlist_table(block: &str, out: &str) {
+    let longlist = rows(&format!("PATH {block}"));
     assert_eq!(longlist[0], ["PATH", "SIZE", "MODIFIED", "TYPE"]);
     assert_eq!(longlist.len(), 6, "{out}");
     let sizes = ["5.0 MiB", "5 B", "10 B", "0 B", "11 B"];
@@ -216,8 +240,11 @@ fn every_listing_command_in_human_mode() {
             "text/plain"
         ]
     );
+}
 
-    let regex = rows(&format!("PATH {}", blocks[1]));
+/// The regex table has one row, and the regex that matches nothing says "no files".
+fn human_regex_table_then_no_files(block: &str, out: &str) {
+    let regex = rows(&format!("PATH {block}"));
     assert_eq!(
         regex.len(),
         3,
@@ -225,8 +252,11 @@ fn every_listing_command_in_human_mode() {
     );
     assert_eq!(regex[1][0], "docs/read me.md");
     assert_eq!(regex[2], ["no files"]);
+}
 
-    let verify = rows(&format!("PATH {}", blocks[2]));
+/// The verify table has an MD5 column and the file's MD5.
+fn human_verify_table_has_the_md5(block: &str) {
+    let verify = rows(&format!("PATH {block}"));
     assert_eq!(verify[0], ["PATH", "SIZE", "MODIFIED", "TYPE", "MD5"]);
     assert_eq!(
         verify[1],
@@ -238,9 +268,12 @@ fn every_listing_command_in_human_mode() {
             HELLO_MD5
         ]
     );
+}
 
+/// The checkall table with every MD5, then the help text, and nothing after `exit`.
+fn human_checkall_table_then_help_then_nothing(block: &str, out: &str, server_box: &Path) {
     // checkall's table is followed by the help text; cut there.
-    let (checkall, help) = blocks[3].split_once("commands (").unwrap();
+    let (checkall, help) = block.split_once("commands (").unwrap();
     let checkall = rows(&format!("PATH {checkall}"));
     assert_eq!(checkall.len(), 6, "{out}");
     assert_eq!(
@@ -253,7 +286,7 @@ fn every_listing_command_in_human_mode() {
             EMPTY_MD5
         ]
     );
-    assert_eq!(checkall[1][4], md5_of(&s.server_box.join("big.bin")));
+    assert_eq!(checkall[1][4], md5_of(&server_box.join("big.bin")));
     assert!(help.contains("download TCP FILE"), "{out}");
     // Nothing after `exit` ran: the last thing printed is the help text.
     assert!(
@@ -287,6 +320,26 @@ fn downloads_keep_bytes_mtime_and_permissions_and_trash_what_they_replace() {
     );
     assert_eq!(run.code(), 0, "{run:?}");
     let lines = run.json_lines();
+    each_download_answer_describes_the_source(&lines, &run, &s.server_box);
+    the_client_box_matches_the_server_box(&s);
+    replaced_files_are_in_the_trash_and_tmp_is_empty(&s.client_box);
+    // The server's own files were only read.
+    assert_eq!(
+        fs::metadata(s.server_box.join("empty.dat"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o444
+    );
+}
+
+/// One verified TCP answer per download, whose path, size, MD5 and mtime are the source's.
+fn each_download_answer_describes_the_source(
+    lines: &[Value],
+    run: &testkit::ShellRun,
+    server_box: &Path,
+) {
     let names = [
         "docs/read me.md",
         "docs/deep/er/notes.txt",
@@ -304,7 +357,7 @@ fn downloads_keep_bytes_mtime_and_permissions_and_trash_what_they_replace() {
         let file = &line["file"];
         assert_keys(file, &["path", "size", "mtime", "md5"]);
         assert_eq!(file["path"], name);
-        let source = s.server_box.join(name);
+        let source = server_box.join(name);
         assert_eq!(file["size"], fs::metadata(&source).unwrap().len());
         assert_eq!(file["md5"], md5_of(&source), "{name}");
         let mtime = minibox::protocol::timestamp::parse(file["mtime"].as_str().unwrap()).unwrap();
@@ -314,17 +367,21 @@ fn downloads_keep_bytes_mtime_and_permissions_and_trash_what_they_replace() {
     assert_eq!(lines[2]["file"]["md5"], EMPTY_MD5);
     assert_eq!(lines[4]["file"]["mtime"], "2026-11-20T08:00:00.123456789Z");
     assert_eq!(lines[3]["file"]["size"], BIG_LEN);
+}
 
-    // Same bytes, same permission bits, same mtime to the nanosecond; the nested folders were
-    // made; the symbolic link and what it points to did not travel.
+/// Same bytes, same permission bits, same mtime to the nanosecond; the nested folders were
+/// made; the symbolic link and what it points to did not travel.
+fn the_client_box_matches_the_server_box(s: &Setup) {
     assert_eq!(files_only(&s.client_box), files_only(&s.server_box));
     let modes: Vec<u32> = files_only(&s.client_box).iter().map(|f| f.2).collect();
     assert_eq!(modes, [0o755, 0o640, 0o600, 0o444, 0o644]);
     assert!(s.client_box.join("docs/deep/er").is_dir());
     assert!(!s.client_box.join("link-out").exists());
+}
 
-    // What was replaced is in the trash, whole; nothing is left half-done in tmp.
-    let trash = s.client_box.join(".minibox/trash");
+/// What was replaced is in the trash, whole; nothing is left half-done in tmp.
+fn replaced_files_are_in_the_trash_and_tmp_is_empty(client_box: &Path) {
+    let trash = client_box.join(".minibox/trash");
     let mut trashed: Vec<(String, Vec<u8>)> = testkit::files_under(&trash)
         .into_iter()
         .map(|rel| {
@@ -342,17 +399,8 @@ fn downloads_keep_bytes_mtime_and_permissions_and_trash_what_they_replace() {
         ]
     );
     assert_eq!(
-        testkit::files_under(&s.client_box.join(".minibox/tmp")),
+        testkit::files_under(&client_box.join(".minibox/tmp")),
         Vec::<PathBuf>::new()
-    );
-    // The server's own files were only read.
-    assert_eq!(
-        fs::metadata(s.server_box.join("empty.dat"))
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777,
-        0o444
     );
 }
 

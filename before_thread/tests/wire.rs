@@ -80,8 +80,23 @@ fn a_session_as_the_protocol_document_shows_it() {
     let s = Setup::new(sample_box);
     let mut c = Raw::connect(&s);
     c.hello();
+    list_files_only_in_one_chunk_then_the_end(&mut c);
+    list_with_hashes_by_modification_time(&mut c);
+    list_matching_nothing_sends_only_the_end(&mut c);
+    let entry = hash_gives_one_entry_with_its_md5(&mut c);
+    download_sends_header_raw_bytes_then_trailer(&mut c, &entry);
+    download_of_an_unhashed_file_has_the_md5_in_the_trailer_only(&mut c);
+    sync_list_shows_folders_as_dirs(&mut c);
+    errors_leave_the_connection_usable(&mut c);
 
-    // list, files only, no hashes: one chunk of entries, then the end with the count.
+    // The client hangs up between frames: a clean end for the server.
+    drop(c);
+    let mut c = Raw::connect(&s);
+    c.hello();
+}
+
+/// list, files only, no hashes: one chunk of entries, then the end with the count.
+fn list_files_only_in_one_chunk_then_the_end(c: &mut Raw) {
     c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^(hello|docs/)"}}"#);
     let chunk = c.expect();
     assert_eq!(chunk["reply"], "entries");
@@ -94,8 +109,10 @@ fn a_session_as_the_protocol_document_shows_it() {
                "mtime_ns":1_709_208_000_000_000_000_i64,"mode":384,"type":"text/markdown"})
     );
     assert_eq!(c.expect(), json!({"reply":"end","count":3}));
+}
 
-    // list with hashes, by modification time.
+/// list with hashes, by modification time.
+fn list_with_hashes_by_modification_time(c: &mut Raw) {
     c.send(
         r#"{"op":"list","filter":{"kind":"modified","start_ns":1709208000000000000,"end_ns":1709208000000000000},"listing":"hashes"}"#,
     );
@@ -109,26 +126,35 @@ fn a_session_as_the_protocol_document_shows_it() {
                 "type":"application/octet-stream","md5":EMPTY_MD5}])
     );
     assert_eq!(c.expect(), json!({"reply":"end","count":2}));
+}
 
-    // Nothing matches: no entries frame at all, just the end.
+/// Nothing matches: no entries frame at all, just the end.
+fn list_matching_nothing_sends_only_the_end(c: &mut Raw) {
     c.send(r#"{"op":"list","filter":{"kind":"regex","pattern":"^nothing$"}}"#);
     assert_eq!(c.expect(), json!({"reply":"end","count":0}));
+}
 
-    // hash: one entry with its MD5.
+/// hash: one entry with its MD5. Returns that entry.
+fn hash_gives_one_entry_with_its_md5(c: &mut Raw) -> Value {
     c.send(r#"{"op":"hash","path":"hello.txt"}"#);
     let mut entry = hello_entry();
     entry["md5"] = json!(HELLO_MD5);
     assert_eq!(c.expect(), json!({"reply":"entry","entry":entry}));
+    entry
+}
 
-    // download: the header, exactly `size` raw bytes, then the trailer with the MD5. The header
-    // carries the MD5 too when the server already knows it (it does: it just hashed the file).
+/// download: the header, exactly `size` raw bytes, then the trailer with the MD5. The header
+/// carries the MD5 too when the server already knows it (it does: it just hashed the file).
+fn download_sends_header_raw_bytes_then_trailer(c: &mut Raw, entry: &Value) {
     c.send(r#"{"op":"download","path":"hello.txt"}"#);
     assert_eq!(c.expect(), json!({"reply":"file","entry":entry}));
     assert_eq!(c.raw_bytes(11), b"hello world");
     assert_eq!(c.expect(), json!({"reply":"trailer","md5":HELLO_MD5}));
+}
 
-    // A file the server has not hashed yet: no MD5 in the header, the trailer brings it. An empty
-    // file has no raw bytes at all.
+/// A file the server has not hashed yet: no MD5 in the header, the trailer brings it. An empty
+/// file has no raw bytes at all.
+fn download_of_an_unhashed_file_has_the_md5_in_the_trailer_only(c: &mut Raw) {
     c.send(r#"{"op":"download","path":"docs/deep/er/notes.txt"}"#);
     let header = c.expect();
     assert_eq!(header["reply"], "file");
@@ -139,8 +165,10 @@ fn a_session_as_the_protocol_document_shows_it() {
     c.send(r#"{"op":"download","path":"empty.dat"}"#);
     assert_eq!(c.expect()["entry"]["size"], 0);
     assert_eq!(c.expect(), json!({"reply":"trailer","md5":EMPTY_MD5}));
+}
 
-    // Folders (in a sync listing) come with kind "dir" and type "inode/directory".
+/// Folders (in a sync listing) come with kind "dir" and type "inode/directory".
+fn sync_list_shows_folders_as_dirs(c: &mut Raw) {
     c.send(r#"{"op":"sync_list"}"#);
     let chunk = c.expect();
     let dir = chunk["entries"]
@@ -153,8 +181,10 @@ fn a_session_as_the_protocol_document_shows_it() {
     assert_eq!(dir["type"], "inode/directory");
     assert_eq!(dir["size"], 0);
     assert_eq!(c.expect()["reply"], "end");
+}
 
-    // Errors: a reply with a code and a sentence; the connection stays usable after each.
+/// Errors: a reply with a code and a sentence; the connection stays usable after each.
+fn errors_leave_the_connection_usable(c: &mut Raw) {
     let errors = [
         (r#"{"op":"hash","path":"missing.txt"}"#, "not_found"),
         (r#"{"op":"download","path":"docs"}"#, "not_found"),
@@ -188,11 +218,6 @@ fn a_session_as_the_protocol_document_shows_it() {
     }
     c.send(r#"{"op":"hash","path":"hello.txt"}"#);
     assert_eq!(c.expect()["reply"], "entry");
-
-    // The client hangs up between frames: a clean end for the server.
-    drop(c);
-    let mut c = Raw::connect(&s);
-    c.hello();
 }
 
 /// An ack datagram exactly as `docs/PROTOCOL.md` draws it (no gaps).
@@ -340,6 +365,35 @@ fn sync_list_sends_only_the_folders_whose_digest_differs() {
     let s = Setup::new(sample_box);
     let mut c = Raw::connect(&s);
     c.hello();
+    c.send(&sync_list_with_known_digests(&s).to_string());
+    let (paths, mut same, count) = read_sync_list(&mut c);
+    same.sort();
+    assert_eq!(
+        same,
+        ["docs/deep", "docs/deep/er"],
+        "the two digests that match"
+    );
+    assert_eq!(count as usize, paths.len());
+    assert!(
+        paths.iter().all(|p| !p.starts_with("docs/deep/")),
+        "{paths:?}"
+    );
+    // Everything else comes: the top folder (not named) and docs/ (a wrong digest).
+    for p in [
+        "hello.txt",
+        "docs",
+        "docs/read me.md",
+        "docs/deep",
+        "empty.dat",
+        "big.bin",
+    ] {
+        assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
+    }
+}
+
+/// A `sync_list` request naming four folders: docs/deep/er and docs/deep with their right
+/// digests, docs with a wrong one, and a folder the server does not have.
+fn sync_list_with_known_digests(s: &Setup) -> Value {
     let notes = md5_bytes(&md5_of(&s.server_box.join("docs/deep/er/notes.txt")));
     // docs/deep/er holds one file; docs/deep holds one folder, er.
     let er_mode = {
@@ -349,13 +403,17 @@ fn sync_list_sends_only_the_folders_whose_digest_differs() {
     };
     let er = folder_digest(&[("notes.txt", false, 5, NOTES_MTIME, 0o640, notes)]);
     let deep = folder_digest(&[("er", true, 0, 0, er_mode, [0; 16])]);
-    let request = json!({"op":"sync_list","known":[
+    json!({"op":"sync_list","known":[
         {"folder":"docs/deep/er","md5":er},
         {"folder":"docs/deep","md5":deep},
         {"folder":"docs","md5":"00000000000000000000000000000000"},
         {"folder":"gone","md5":"d41d8cd98f00b204e9800998ecf8427e"},
-    ]});
-    c.send(&request.to_string());
+    ]})
+}
+
+/// Reads a sync listing up to its end; checks that every reply is one a listing may hold.
+/// Returns the paths listed, the folders said to be the same, and the count of the end.
+fn read_sync_list(c: &mut Raw) -> (Vec<String>, Vec<String>, u64) {
     let mut paths = Vec::new();
     let mut same = Vec::new();
     let count = loop {
@@ -380,26 +438,5 @@ fn sync_list_sends_only_the_folders_whose_digest_differs() {
             other => panic!("unexpected {other}: {reply}"),
         }
     };
-    same.sort();
-    assert_eq!(
-        same,
-        ["docs/deep", "docs/deep/er"],
-        "the two digests that match"
-    );
-    assert_eq!(count as usize, paths.len());
-    assert!(
-        paths.iter().all(|p| !p.starts_with("docs/deep/")),
-        "{paths:?}"
-    );
-    // Everything else comes: the top folder (not named) and docs/ (a wrong digest).
-    for p in [
-        "hello.txt",
-        "docs",
-        "docs/read me.md",
-        "docs/deep",
-        "empty.dat",
-        "big.bin",
-    ] {
-        assert!(paths.iter().any(|x| x == p), "{p} missing from {paths:?}");
-    }
+    (paths, same, count)
 }

@@ -257,6 +257,16 @@ impl Default for Arena {
 /// Fills the box: honest files with awkward names, and every trap. Returns what must be served.
 fn populate(root: &Path, boxdir: &Path, canary: &Path) -> Expected {
     let mut ex = Expected::default();
+    add_honest_files(boxdir, &mut ex);
+    add_locked(root, boxdir, &mut ex);
+    add_links(boxdir, canary, &mut ex);
+    add_specials(boxdir, &mut ex);
+    add_unaskable_names(boxdir);
+    ex
+}
+
+/// Honest files and folders with awkward names, all of which must be served.
+fn add_honest_files(boxdir: &Path, ex: &mut Expected) {
     let mut file = |name: &str, bytes: Vec<u8>| {
         write(boxdir, name, &bytes);
         ex.files.insert(name.to_string(), bytes);
@@ -275,7 +285,10 @@ fn populate(root: &Path, boxdir: &Path, canary: &Path) -> Expected {
     for dir in ["docs", "deep", "deep/a", "deep/a/b", "deep/a/b/c"] {
         ex.dirs.insert(dir.to_string());
     }
-    // Mode 000: unreadable for anyone but root. Root reads them, so they are then ordinary.
+}
+
+/// Mode 000: unreadable for anyone but root. Root reads them, so they are then ordinary.
+fn add_locked(root: &Path, boxdir: &Path, ex: &mut Expected) {
     write(boxdir, "locked.txt", b"locked");
     write(boxdir, "locked-dir/inner.txt", b"inner");
     crate::chmod(&boxdir.join("locked.txt"), 0);
@@ -288,8 +301,11 @@ fn populate(root: &Path, boxdir: &Path, canary: &Path) -> Expected {
     } else {
         ex.unreadable.insert("locked.txt".into());
     }
-    // Symbolic links leading out of the box: to a file, to a folder, absolute and relative, and
-    // one that points nowhere. None may be listed, hashed or served.
+}
+
+/// Symbolic links leading out of the box: to a file, to a folder, absolute and relative, and
+/// one that points nowhere. None may be listed, hashed or served.
+fn add_links(boxdir: &Path, canary: &Path, ex: &mut Expected) {
     let link = |target: &Path, name: &str| {
         let at = boxdir.join(name);
         std::os::unix::fs::symlink(target, at).expect("symlink");
@@ -308,20 +324,25 @@ fn populate(root: &Path, boxdir: &Path, canary: &Path) -> Expected {
     ]
     .map(String::from)
     .to_vec();
-    // Not files at all: a FIFO (a plain open would block) and a Unix socket (open fails).
+}
+
+/// Not files at all: a FIFO (a plain open would block) and a Unix socket (open fails).
+fn add_specials(boxdir: &Path, ex: &mut Expected) {
     let fifo = boxdir.join("pipe");
     let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
     assert!(made.success(), "mkfifo failed");
     drop(std::os::unix::net::UnixListener::bind(boxdir.join("sock")).expect("unix socket"));
     ex.specials = vec!["pipe".into(), "sock".into()];
-    // Names a peer could not ask for: not UTF-8, and with a backslash. Skipped by the scan.
+}
+
+/// Names a peer could not ask for: not UTF-8, and with a backslash. Skipped by the scan.
+fn add_unaskable_names(boxdir: &Path) {
     fs::write(
         boxdir.join(OsStr::from_bytes(b"not-utf8-\xff\xfe.txt")),
         b"bad name",
     )
     .expect("write non-UTF-8 name");
     fs::write(boxdir.join("back\\slash.txt"), b"backslash").expect("write");
-    ex
 }
 
 /// Asks the box at `addr` everything an honest client asks and compares the answers with the

@@ -271,62 +271,75 @@ pub fn run_some(target: &Target<'_>, attacks: &[(&'static str, Attack, u64)]) ->
         ..Report::default()
     };
     for &(name, attack, floor) in attacks {
-        eprintln!("[hostile] {}: {name}", target.name);
-        let started = Instant::now();
-        let cx = Ctx {
-            addr: proc.addr,
-            arena: &arena,
-            serving: target.serving,
-            connect: target.connect,
-        };
-        let (inputs, mut failure) = match caught(|| attack(&cx)) {
-            Ok(n) => (n, None),
-            Err(why) => (0, Some(why)),
-        };
-        if !proc.alive() {
-            let why = format!("the process died; stderr:\n{}", proc.stderr_text());
-            failure.get_or_insert(why);
-            // The next attacks need a target: the same box, a new process.
-            proc = (target.launch)(&arena.boxdir);
-        } else if let Err(why) = caught(|| check_alive_and_correct(cx.addr, &arena, cx.connect)) {
-            failure.get_or_insert(format!("afterwards, honest answers were wrong: {why}"));
-        }
-        if let Some(why) = arena.changes() {
-            failure.get_or_insert(why);
-        }
-        if failure.is_none() {
+        let outcome = run_one(target, &arena, &mut proc, (name, attack, floor));
+        if outcome.failure.is_none() {
             report.survived += 1;
         }
-        report.inputs += inputs;
-        report.attacks.push(Outcome {
-            name,
-            inputs,
-            floor,
-            secs: started.elapsed().as_secs_f64(),
-            failure,
-        });
+        report.inputs += outcome.inputs;
+        report.attacks.push(outcome);
     }
     report.bytes_outside = arena.bytes_outside().0;
-    eprintln!(
-        "[hostile] {}: {:>8} {:>7}  attack",
-        target.name, "inputs", "secs"
-    );
+    print_report(target.name, &report);
+    report
+}
+
+/// Runs one attack and the checks after it: the process still alive, honest answers still
+/// right, nothing changed outside the box. A dead process is replaced for the next attack.
+fn run_one(
+    target: &Target<'_>,
+    arena: &Arena,
+    proc: &mut Proc,
+    (name, attack, floor): (&'static str, Attack, u64),
+) -> Outcome {
+    eprintln!("[hostile] {}: {name}", target.name);
+    let started = Instant::now();
+    let cx = Ctx {
+        addr: proc.addr,
+        arena,
+        serving: target.serving,
+        connect: target.connect,
+    };
+    let (inputs, mut failure) = match caught(|| attack(&cx)) {
+        Ok(n) => (n, None),
+        Err(why) => (0, Some(why)),
+    };
+    if !proc.alive() {
+        let why = format!("the process died; stderr:\n{}", proc.stderr_text());
+        failure.get_or_insert(why);
+        // The next attacks need a target: the same box, a new process.
+        *proc = (target.launch)(&arena.boxdir);
+    } else if let Err(why) = caught(|| check_alive_and_correct(cx.addr, arena, cx.connect)) {
+        failure.get_or_insert(format!("afterwards, honest answers were wrong: {why}"));
+    }
+    if let Some(why) = arena.changes() {
+        failure.get_or_insert(why);
+    }
+    Outcome {
+        name,
+        inputs,
+        floor,
+        secs: started.elapsed().as_secs_f64(),
+        failure,
+    }
+}
+
+/// Prints the table of what was tried, and the totals, to stderr.
+fn print_report(target: &str, report: &Report) {
+    eprintln!("[hostile] {target}: {:>8} {:>7}  attack", "inputs", "secs");
     for a in &report.attacks {
         let verdict = if a.failure.is_some() { "FAILED" } else { "ok" };
         eprintln!(
-            "[hostile] {}: {:>8} {:>7.1}  {} ({verdict})",
-            target.name, a.inputs, a.secs, a.name
+            "[hostile] {target}: {:>8} {:>7.1}  {} ({verdict})",
+            a.inputs, a.secs, a.name
         );
     }
     eprintln!(
-        "[hostile] {}: {} inputs tried, {} of {} attacks survived, {} bytes written outside the box",
-        target.name,
+        "[hostile] {target}: {} inputs tried, {} of {} attacks survived, {} bytes written outside the box",
         report.inputs,
         report.survived,
         report.attacks.len(),
         report.bytes_outside
     );
-    report
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1138,20 +1151,52 @@ pub const OTHER_LOOPBACK_IP: &str = "127.0.0.2";
 /// same ack from the client's own IP gets blocks at once: the transfer was alive all along, only
 /// the other address was ignored.
 pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
-    use minibox::wire::udp::datagram::{self as wire, Ack, Datagram};
     let intruder = UdpSocket::bind((OTHER_LOOPBACK_IP, 0)).unwrap_or_else(|e| {
         panic!("this attack needs {OTHER_LOOPBACK_IP} on the loopback interface (as on Linux): {e}")
     });
     let honest = UdpSocket::bind("127.0.0.1:0").expect("bind UDP on 127.0.0.1");
     let mut conn = (cx.connect)(&cx.addr.to_string()).expect("connect");
-    conn.send(&Request::DownloadUdp {
-        path: "big.bin".into(),
-    })
-    .expect("ask for a UDP download");
-    let token = match conn.recv::<Reply>().expect("an answer to download_udp") {
+    let token = ask_udp_offer(&mut conn, "big.bin");
+    let (ack, data) = forged_ack_and_data(token);
+    let mut tried = 0u64;
+    let mut buf = vec![0u8; 70_000];
+    intruder
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    // Before the real client has said anything: about a second of forged acks.
+    for _ in 0..20 {
+        let _ = intruder.send_to(&ack, cx.addr);
+        let _ = intruder.send_to(&data, cx.addr);
+        tried += 2;
+        assert_nothing_for_intruder(&intruder, &mut buf);
+    }
+    // The control: the client's own address gets blocks of this very transfer.
+    tried += control_gets_blocks(&honest, cx.addr, &ack, token, &mut buf);
+    // While the transfer runs: forged acks still get nothing.
+    for _ in 0..10 {
+        let _ = intruder.send_to(&ack, cx.addr);
+        tried += 1;
+        assert_nothing_for_intruder(&intruder, &mut buf);
+    }
+    // Hanging up ends the transfer on the server's side.
+    drop(conn);
+    tried
+}
+
+/// Asks honestly over TCP for a UDP download of `path` and returns the token the server offers.
+fn ask_udp_offer(conn: &mut Connection, path: &str) -> u64 {
+    conn.send(&Request::DownloadUdp { path: path.into() })
+        .expect("ask for a UDP download");
+    match conn.recv::<Reply>().expect("an answer to download_udp") {
         Reply::UdpOffer { token, .. } => token,
         other => panic!("expected a UDP offer, got {other:?}"),
-    };
+    }
+}
+
+/// An ack carrying `token`, and a data-shaped datagram too, with the token and a plausible
+/// block, in case a server took those.
+fn forged_ack_and_data(token: u64) -> (Vec<u8>, Vec<u8>) {
+    use minibox::wire::udp::datagram::{self as wire, Ack};
     let mut ack = Vec::new();
     wire::encode_ack(
         &Ack {
@@ -1161,7 +1206,6 @@ pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
         },
         &mut ack,
     );
-    // Data-shaped too, with the token and a plausible block, in case a server took those.
     let data = wire::encode_data(&wire::Data {
         token,
         block: 0,
@@ -1169,40 +1213,43 @@ pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
         ack_now: true,
         payload: &[0u8; 512],
     });
-    let mut tried = 0u64;
-    let mut buf = vec![0u8; 70_000];
-    let assert_nothing_for_intruder = |buf: &mut [u8]| {
-        if let Ok((n, from)) = intruder.recv_from(buf) {
-            panic!(
-                "the server sent {n} bytes from {from} to {OTHER_LOOPBACK_IP}, whose datagrams \
-                 carried the token but not the address of the TCP connection that asked"
-            );
-        }
-    };
-    intruder
-        .set_read_timeout(Some(Duration::from_millis(50)))
-        .expect("timeout");
-    // Before the real client has said anything: about a second of forged acks.
-    for _ in 0..20 {
-        let _ = intruder.send_to(&ack, cx.addr);
-        let _ = intruder.send_to(&data, cx.addr);
-        tried += 2;
-        assert_nothing_for_intruder(&mut buf);
+    (ack, data)
+}
+
+/// Checks that the intruder's socket received nothing from the server.
+fn assert_nothing_for_intruder(intruder: &UdpSocket, buf: &mut [u8]) {
+    if let Ok((n, from)) = intruder.recv_from(buf) {
+        panic!(
+            "the server sent {n} bytes from {from} to {OTHER_LOOPBACK_IP}, whose datagrams \
+             carried the token but not the address of the TCP connection that asked"
+        );
     }
-    // The control: the client's own address gets blocks of this very transfer.
+}
+
+/// Checks that the same ack, sent from the client's own address, gets blocks of the transfer
+/// with `token`. Returns how many acks it sent.
+fn control_gets_blocks(
+    honest: &UdpSocket,
+    addr: SocketAddr,
+    ack: &[u8],
+    token: u64,
+    buf: &mut [u8],
+) -> u64 {
+    use minibox::wire::udp::datagram::{self as wire, Datagram};
     honest
         .set_read_timeout(Some(Duration::from_millis(200)))
         .expect("timeout");
     let deadline = Instant::now() + LIMIT;
+    let mut tried = 0u64;
     let mut blocks = 0u32;
     while blocks == 0 {
         assert!(
             Instant::now() < deadline,
             "the server sent nothing to the real client either: the attack proved nothing"
         );
-        let _ = honest.send_to(&ack, cx.addr);
+        let _ = honest.send_to(ack, addr);
         tried += 1;
-        while let Ok((n, _)) = honest.recv_from(&mut buf) {
+        while let Ok((n, _)) = honest.recv_from(buf) {
             if matches!(wire::decode(&buf[..n]), Ok(Datagram::Data(d)) if d.token == token) {
                 blocks += 1;
             }
@@ -1211,13 +1258,5 @@ pub fn udp_right_token_other_ip(cx: &Ctx<'_>) -> u64 {
             }
         }
     }
-    // While the transfer runs: forged acks still get nothing.
-    for _ in 0..10 {
-        let _ = intruder.send_to(&ack, cx.addr);
-        tried += 1;
-        assert_nothing_for_intruder(&mut buf);
-    }
-    // Hanging up ends the transfer on the server's side.
-    drop(conn);
     tried
 }

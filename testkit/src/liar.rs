@@ -283,41 +283,9 @@ fn serve(
             Request::Hello { .. } | Request::Prove { .. } => {
                 conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
             }
-            Request::List { .. } | Request::SyncList { .. } => match lie {
-                Lie::MillionEntries => {
-                    let mut sent = 0u64;
-                    while sent < MILLION {
-                        let n = (MILLION - sent).min(ENTRIES_PER_CHUNK as u64);
-                        let entries = (sent..sent + n)
-                            .map(|i| Entry {
-                                size: 1,
-                                md5: None,
-                                ..entry(&format!("f{i:07}"), None)
-                            })
-                            .collect();
-                        // The victim hangs up once it has seen enough: that ends the lie.
-                        conn.queue(&Reply::Entries { entries })?;
-                        sent += n;
-                    }
-                    conn.send(&Reply::End { count: MILLION })?;
-                }
-                Lie::CountMismatch => {
-                    conn.send(&Reply::Entries {
-                        entries: vec![entry(FILE, Some(md5.clone()))],
-                    })?;
-                    conn.send(&Reply::End { count: 5 })?;
-                }
-                _ => {
-                    let mut entries = vec![entry(FILE, Some(md5.clone()))];
-                    if let Some(name) = &evil {
-                        entries.push(entry(name, Some(md5.clone())));
-                    }
-                    conn.send(&Reply::Entries { entries })?;
-                    conn.send(&Reply::End {
-                        count: 1 + u64::from(evil.is_some()),
-                    })?;
-                }
-            },
+            Request::List { .. } | Request::SyncList { .. } => {
+                send_listing(&mut conn, lie, &md5, evil.as_deref())?;
+            }
             Request::Hash { path } => conn.send(&Reply::Entry {
                 entry: entry(&path, Some(md5.clone())),
             })?,
@@ -339,6 +307,55 @@ fn serve(
         }
     }
     Ok(())
+}
+
+/// Answers a listing with the lie: a million entries, a count that does not match, or the
+/// honest file plus the evil name, if any.
+fn send_listing(
+    conn: &mut Connection,
+    lie: Lie,
+    md5: &str,
+    evil: Option<&str>,
+) -> minibox::Result<()> {
+    match lie {
+        Lie::MillionEntries => send_million_entries(conn)?,
+        Lie::CountMismatch => {
+            conn.send(&Reply::Entries {
+                entries: vec![entry(FILE, Some(md5.to_string()))],
+            })?;
+            conn.send(&Reply::End { count: 5 })?;
+        }
+        _ => {
+            let mut entries = vec![entry(FILE, Some(md5.to_string()))];
+            if let Some(name) = evil {
+                entries.push(entry(name, Some(md5.to_string())));
+            }
+            conn.send(&Reply::Entries { entries })?;
+            conn.send(&Reply::End {
+                count: 1 + u64::from(evil.is_some()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A listing of a million one-byte files, in chunks.
+fn send_million_entries(conn: &mut Connection) -> minibox::Result<()> {
+    let mut sent = 0u64;
+    while sent < MILLION {
+        let n = (MILLION - sent).min(ENTRIES_PER_CHUNK as u64);
+        let entries = (sent..sent + n)
+            .map(|i| Entry {
+                size: 1,
+                md5: None,
+                ..entry(&format!("f{i:07}"), None)
+            })
+            .collect();
+        // The victim hangs up once it has seen enough: that ends the lie.
+        conn.queue(&Reply::Entries { entries })?;
+        sent += n;
+    }
+    conn.send(&Reply::End { count: MILLION })
 }
 
 /// Answers a download with the lie.

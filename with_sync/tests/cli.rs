@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 use std::time::Duration;
 
 use common::{bin, set_mtime, LIMIT};
@@ -15,16 +16,7 @@ fn once_pulls_a_whole_box_from_a_stage_1_server() {
     let tmp = testkit::tempdir();
     let served = tmp.path().join("served");
     let mine = tmp.path().join("mine");
-    write(&served, "a.txt", b"alpha");
-    write(
-        &served,
-        "sub/deeper/b.bin",
-        &testkit::pseudo_random(300_000, 9),
-    );
-    chmod(&served.join("sub/deeper/b.bin"), 0o640);
-    set_mtime(&served.join("a.txt"), 1_700_000_000_987_654_321);
-    fs::create_dir_all(served.join("empty")).unwrap();
-    write(&mine, "local-only.txt", b"stays");
+    fill_served_and_mine(&served, &mine);
 
     let server_bin = testkit::sibling_bin("before_thread", "server");
     let server = Proc::start(
@@ -62,8 +54,26 @@ fn once_pulls_a_whole_box_from_a_stage_1_server() {
         want,
         "the whole box, with mtimes and bits"
     );
+    a_second_round_has_nothing_to_do(&mine, &server);
+}
 
-    // A second round has nothing to do, and says so.
+/// The served box: a file with an exact mtime, a nested file with its own bits, an empty folder;
+/// the local box: one file of its own.
+fn fill_served_and_mine(served: &Path, mine: &Path) {
+    write(served, "a.txt", b"alpha");
+    write(
+        served,
+        "sub/deeper/b.bin",
+        &testkit::pseudo_random(300_000, 9),
+    );
+    chmod(&served.join("sub/deeper/b.bin"), 0o640);
+    set_mtime(&served.join("a.txt"), 1_700_000_000_987_654_321);
+    fs::create_dir_all(served.join("empty")).unwrap();
+    write(mine, "local-only.txt", b"stays");
+}
+
+/// A second round has nothing to do, and says so.
+fn a_second_round_has_nothing_to_do(mine: &Path, server: &Proc) {
     let again = run_shell(
         bin(),
         &[

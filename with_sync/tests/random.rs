@@ -147,15 +147,6 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
     let is_file = full.is_file();
     let is_dir = full.is_dir();
     let mut destroyed = Vec::new();
-    let mut doomed = |files: &[PathBuf]| {
-        for f in files {
-            if let Ok(bytes) = fs::read(f) {
-                destroyed.push(md5_of(&bytes));
-            }
-        }
-    };
-    let content = |rng: &mut Rng, len: usize| testkit::pseudo_random(len, rng.next_u64());
-    let len_of = |p: &Path| fs::metadata(p).map(|m| m.len() as usize).ok();
     match op {
         // Create or rewrite a file (sometimes with the same size).
         0 | 1 if !is_dir && parents_ok(root, path) => {
@@ -164,28 +155,19 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
                 None => 1 + rng.below(5000),
             };
             if is_file {
-                doomed(std::slice::from_ref(&full));
+                doomed(&mut destroyed, std::slice::from_ref(&full));
             }
             write_file(root, path, &content(rng, len));
         }
         // Same size, same mtime to the nanosecond.
-        2 if is_file => {
-            if let (Some(len), Ok(meta)) = (len_of(&full), fs::symlink_metadata(&full)) {
-                use std::os::unix::fs::MetadataExt;
-                let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
-                doomed(std::slice::from_ref(&full));
-                if fs::write(&full, content(rng, len)).is_ok() {
-                    set_mtime(&full, mtime);
-                }
-            }
-        }
+        2 if is_file => rewrite_keeping_size_and_mtime(rng, &full, &mut destroyed),
         3 if is_file => {
-            doomed(std::slice::from_ref(&full));
+            doomed(&mut destroyed, std::slice::from_ref(&full));
             let _ = fs::remove_file(&full);
         }
         // rm -rf
         4 if is_dir => {
-            doomed(&files_below(&full));
+            doomed(&mut destroyed, &files_below(&full));
             let _ = fs::remove_dir_all(&full);
         }
         5 if !is_file && !is_dir && parents_ok(root, path) => {
@@ -199,19 +181,54 @@ fn operate(rng: &mut Rng, pair: &Pair, who: usize) -> Vec<String> {
             set_mtime(&full, i64::try_from(now.as_nanos()).unwrap() - offset);
         }
         // Rename a file to a free name.
-        8 if is_file => {
-            let to = PATHS[rng.below(PATHS.len())];
-            let dest = root.join(to);
-            if !dest.exists() && parents_ok(root, to) {
-                if let Some(parent) = dest.parent() {
-                    let _ = fs::create_dir_all(parent);
-                }
-                let _ = fs::rename(&full, &dest);
-            }
-        }
+        8 if is_file => rename_to_a_free_name(rng, root, &full),
         _ => {}
     }
     destroyed
+}
+
+/// Notes in `destroyed` the MD5 of each of `files` (those that can still be read).
+fn doomed(destroyed: &mut Vec<String>, files: &[PathBuf]) {
+    for f in files {
+        if let Ok(bytes) = fs::read(f) {
+            destroyed.push(md5_of(&bytes));
+        }
+    }
+}
+
+/// `len` pseudo-random bytes from the next seed of `rng`.
+fn content(rng: &mut Rng, len: usize) -> Vec<u8> {
+    testkit::pseudo_random(len, rng.next_u64())
+}
+
+/// The size of the file at `p`, if it can be read.
+fn len_of(p: &Path) -> Option<usize> {
+    fs::metadata(p).map(|m| m.len() as usize).ok()
+}
+
+/// Rewrites the file at `full` with new bytes of the same size and the same mtime to the
+/// nanosecond, noting the version it destroys.
+fn rewrite_keeping_size_and_mtime(rng: &mut Rng, full: &Path, destroyed: &mut Vec<String>) {
+    if let (Some(len), Ok(meta)) = (len_of(full), fs::symlink_metadata(full)) {
+        use std::os::unix::fs::MetadataExt;
+        let mtime = meta.mtime() * 1_000_000_000 + meta.mtime_nsec();
+        doomed(destroyed, &[full.to_path_buf()]);
+        if fs::write(full, content(rng, len)).is_ok() {
+            set_mtime(full, mtime);
+        }
+    }
+}
+
+/// Renames the file at `full` to a random path of [`PATHS`], if that one is free.
+fn rename_to_a_free_name(rng: &mut Rng, root: &Path, full: &Path) {
+    let to = PATHS[rng.below(PATHS.len())];
+    let dest = root.join(to);
+    if !dest.exists() && parents_ok(root, to) {
+        if let Some(parent) = dest.parent() {
+            let _ = fs::create_dir_all(parent);
+        }
+        let _ = fs::rename(full, &dest);
+    }
 }
 
 /// Rounds finished so far by each running peer (a restarted peer counts from zero again).
@@ -235,33 +252,10 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
     let mut removed: BTreeSet<String> = BTreeSet::new();
     let (mut operations, mut rounds_during_operations) = (0usize, 0usize);
     for step in 0..STEPS {
-        let stopped = (rng.below(4) == 0).then(|| {
-            let i = rng.below(2);
-            if rng.below(2) == 0 {
-                pair.kill(i);
-            } else {
-                pair.stop(i);
-            }
-            i
-        });
+        let stopped = maybe_stop_a_peer(&mut rng, &mut pair);
         let marks = rounds(&pair);
         for _ in 0..2 + rng.below(6) {
-            let who = rng.below(2);
-            let before = versions(&pair);
-            history.extend(before.keys().cloned());
-            let destroyed = operate(&mut rng, &pair, who);
-            // A destroyed version is lost for good (by the user's own hand) if no copy of it
-            // was left in either box.
-            let mut gone: BTreeMap<&String, usize> = BTreeMap::new();
-            for md5 in &destroyed {
-                *gone.entry(md5).or_default() += 1;
-            }
-            for (md5, n) in gone {
-                if before.get(md5).copied().unwrap_or(0) <= n {
-                    removed.insert(md5.clone());
-                }
-            }
-            history.extend(versions(&pair).into_keys());
+            operate_and_track_versions(&mut rng, &pair, &mut history, &mut removed);
             operations += 1;
             // A pause now and then, long enough for a round (0.2 s) to land between operations.
             std::thread::sleep(Duration::from_millis(80 * rng.below(4) as u64));
@@ -271,24 +265,7 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
         if let Some(i) = stopped {
             pair.restart(i);
         }
-        assert!(
-            pair.wait_converged(LIMIT),
-            "seed {seed} step {step}: the boxes did not converge:\n{}",
-            pair.diff()
-        );
-        pair.settle();
-        let kept: BTreeSet<String> = box_md5s(pair.dir(0))
-            .into_iter()
-            .chain(trash_md5s(pair.dir(0)))
-            .chain(trash_md5s(pair.dir(1)))
-            .collect();
-        for md5 in &history {
-            assert!(
-                kept.contains(md5) || removed.contains(md5),
-                "seed {seed} step {step}: version {md5} is in neither box nor trash"
-            );
-        }
-        history.extend(box_md5s(pair.dir(0)));
+        converged_and_no_version_lost(&pair, seed, step, &mut history, &removed);
     }
     pair.stop(0);
     pair.stop(1);
@@ -304,4 +281,72 @@ fn random_edits_on_both_sides_with_restarts_converge_and_lose_nothing() {
         rounds_during_operations > 0,
         "no round finished while the operations were made"
     );
+}
+
+/// One time in four, stops a random peer (SIGKILL or SIGTERM); returns which.
+fn maybe_stop_a_peer(rng: &mut Rng, pair: &mut Pair) -> Option<usize> {
+    (rng.below(4) == 0).then(|| {
+        let i = rng.below(2);
+        if rng.below(2) == 0 {
+            pair.kill(i);
+        } else {
+            pair.stop(i);
+        }
+        i
+    })
+}
+
+/// One random operation on a random box, with the versions seen just before and just after it
+/// added to `history`, and those whose last copy it destroyed to `removed`.
+fn operate_and_track_versions(
+    rng: &mut Rng,
+    pair: &Pair,
+    history: &mut BTreeSet<String>,
+    removed: &mut BTreeSet<String>,
+) {
+    let who = rng.below(2);
+    let before = versions(pair);
+    history.extend(before.keys().cloned());
+    let destroyed = operate(rng, pair, who);
+    // A destroyed version is lost for good (by the user's own hand) if no copy of it
+    // was left in either box.
+    let mut gone: BTreeMap<&String, usize> = BTreeMap::new();
+    for md5 in &destroyed {
+        *gone.entry(md5).or_default() += 1;
+    }
+    for (md5, n) in gone {
+        if before.get(md5).copied().unwrap_or(0) <= n {
+            removed.insert(md5.clone());
+        }
+    }
+    history.extend(versions(pair).into_keys());
+}
+
+/// The boxes converge, and every version in `history` is in a box or a trash, or in `removed`;
+/// then the settled box's versions join `history`.
+fn converged_and_no_version_lost(
+    pair: &Pair,
+    seed: u64,
+    step: usize,
+    history: &mut BTreeSet<String>,
+    removed: &BTreeSet<String>,
+) {
+    assert!(
+        pair.wait_converged(LIMIT),
+        "seed {seed} step {step}: the boxes did not converge:\n{}",
+        pair.diff()
+    );
+    pair.settle();
+    let kept: BTreeSet<String> = box_md5s(pair.dir(0))
+        .into_iter()
+        .chain(trash_md5s(pair.dir(0)))
+        .chain(trash_md5s(pair.dir(1)))
+        .collect();
+    for md5 in history.iter() {
+        assert!(
+            kept.contains(md5) || removed.contains(md5),
+            "seed {seed} step {step}: version {md5} is in neither box nor trash"
+        );
+    }
+    history.extend(box_md5s(pair.dir(0)));
 }

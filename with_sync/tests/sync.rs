@@ -405,9 +405,29 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
     listener.set_nonblocking(true).unwrap();
     let marks = pair.rounds(1);
+    let attempts = read_hellos_and_hang_up(&listener, 8);
+    assert_eq!(attempts, 8, "box2 stopped trying to reach its peer");
+    drop(listener);
+    // Then nobody listens at all: connections are refused, round after round.
+    std::thread::sleep(Duration::from_millis(1500)); // about 7 ticks
+    assert_eq!(
+        pair.rounds(1),
+        marks,
+        "no round succeeds while the peer is down"
+    );
+    pair.restart(0);
+    pair.settle();
+    failures_logged_only_when_they_change(&log_of_box2(), logged_before, attempts);
+    pair.stop(0);
+    pair.stop(1);
+}
+
+/// Plays a broken peer on `listener` (non-blocking): accepts up to `most` connections within
+/// [`LIMIT`], reads each one's hello and closes it. Returns how many it accepted.
+fn read_hellos_and_hang_up(listener: &std::net::TcpListener, most: usize) -> usize {
     let mut attempts = 0;
     let deadline = Instant::now() + LIMIT;
-    while attempts < 8 && Instant::now() < deadline {
+    while attempts < most && Instant::now() < deadline {
         match listener.accept() {
             Ok((mut stream, _)) => {
                 stream.set_nonblocking(false).unwrap();
@@ -423,22 +443,13 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
     }
-    assert_eq!(attempts, 8, "box2 stopped trying to reach its peer");
-    drop(listener);
-    // Then nobody listens at all: connections are refused, round after round.
-    std::thread::sleep(Duration::from_millis(1500)); // about 7 ticks
-    assert_eq!(
-        pair.rounds(1),
-        marks,
-        "no round succeeds while the peer is down"
-    );
-    pair.restart(0);
-    pair.settle();
+    attempts
+}
 
-    // A failure is logged when it changes, not on every tick: eight rounds failed one way and
-    // more failed another, yet consecutive failure lines never repeat themselves, and then
-    // one line says the peer is back.
-    let log = log_of_box2();
+/// A failure is logged when it changes, not on every tick: eight rounds failed one way and
+/// more failed another, yet consecutive failure lines never repeat themselves, and then
+/// one line says the peer is back. (`log` from byte `logged_before` on.)
+fn failures_logged_only_when_they_change(log: &str, logged_before: usize, attempts: usize) {
     let since: Vec<&str> = log[logged_before..].lines().collect();
     let failures: Vec<&str> = since
         .iter()
@@ -469,8 +480,6 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
         back.len() == 1 && back[0] > last_failure,
         "one 'the peer is back' line, after the failures:\n{log}"
     );
-    pair.stop(0);
-    pair.stop(1);
 }
 
 #[test]

@@ -55,12 +55,23 @@ fn the_shell_authenticates_to_a_box_that_wants_the_secret() {
     let server = serving(&served, Some(&good));
     let peer = server.addr_string();
 
-    // The same secret: listing, hash and download all work.
     let mine = tmp.path().join("mine");
+    the_same_secret_lists_hashes_and_downloads(&mine, &peer, &good, &served);
+    another_secret_or_none_gets_one_error_per_command(tmp.path(), &peer, &wrong);
+    // The server refused them, and says so in its log, and goes on serving.
+    log_until(&served, |l| l.matches("dropped: refused").count() >= 4);
+    let run = shell(&mine, &peer, Some(&good), "hash verify doc.txt\n");
+    assert_eq!(run.code(), 0, "{run:?}");
+
+    a_shell_with_a_secret_refuses_a_box_that_asks_for_none(tmp.path(), &good);
+}
+
+/// The same secret: listing, hash and download all work, and the server refused nothing.
+fn the_same_secret_lists_hashes_and_downloads(mine: &Path, peer: &str, good: &Path, served: &Path) {
     let run = shell(
-        &mine,
-        &peer,
-        Some(&good),
+        mine,
+        peer,
+        Some(good),
         "index longlist\nhash verify doc.txt\ndownload TCP doc.txt\n",
     );
     assert_eq!(run.code(), 0, "{run:?}");
@@ -73,15 +84,17 @@ fn the_shell_authenticates_to_a_box_that_wants_the_secret() {
         std::fs::read(mine.join("doc.txt")).unwrap(),
         b"for friends only"
     );
-    let log = log_until(&served, |l| l.contains("download tcp \"doc.txt\"\tok"));
+    let log = log_until(served, |l| l.contains("download tcp \"doc.txt\"\tok"));
     assert!(!log.contains("refused"), "{log}");
+}
 
-    // Another secret, or none: one clear error per command, nothing downloaded.
-    for (name, secret) in [("wrong", Some(wrong.as_path())), ("none", None)] {
-        let stranger = tmp.path().join(format!("stranger-{name}"));
+/// Another secret, or none: one clear error per command, nothing downloaded.
+fn another_secret_or_none_gets_one_error_per_command(tmp: &Path, peer: &str, wrong: &Path) {
+    for (name, secret) in [("wrong", Some(wrong)), ("none", None)] {
+        let stranger = tmp.join(format!("stranger-{name}"));
         let run = shell(
             &stranger,
-            &peer,
+            peer,
             secret,
             "index longlist\ndownload TCP doc.txt\n",
         );
@@ -98,20 +111,18 @@ fn the_shell_authenticates_to_a_box_that_wants_the_secret() {
         }
         assert!(!stranger.join("doc.txt").exists(), "{name}: downloaded");
     }
-    // The server refused them, and says so in its log, and goes on serving.
-    log_until(&served, |l| l.matches("dropped: refused").count() >= 4);
-    let run = shell(&mine, &peer, Some(&good), "hash verify doc.txt\n");
-    assert_eq!(run.code(), 0, "{run:?}");
+}
 
-    // A shell with a secret does not talk to a box that asks for none.
-    let open = tmp.path().join("open");
+/// A shell with a secret does not talk to a box that asks for none.
+fn a_shell_with_a_secret_refuses_a_box_that_asks_for_none(tmp: &Path, good: &Path) {
+    let open = tmp.join("open");
     testkit::write(&open, "doc.txt", b"open to all");
     let plain = serving(&open, None);
-    let other = tmp.path().join("other");
+    let other = tmp.join("other");
     let run = shell(
         &other,
         &plain.addr_string(),
-        Some(&good),
+        Some(good),
         "download TCP doc.txt\n",
     );
     assert_eq!(run.code(), 1, "{run:?}");

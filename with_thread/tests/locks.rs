@@ -13,7 +13,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use minibox::local::LocalBox;
 use minibox::protocol::{Reply, Request};
+use minibox::wire::conn::Connection;
 use std::io::Read as _;
+use testkit::Proc;
 
 const NAME: &str = "shared/big.bin";
 const SIZE: usize = 16 << 20;
@@ -72,16 +74,78 @@ struct Observed {
     failures: Vec<String>,
 }
 
+/// What the readers and the test replacing the file share.
+#[derive(Clone)]
+struct Shared {
+    /// Where the readers are: [`WARMUP`], [`REPLACING`] or [`DONE`].
+    phase: Arc<AtomicUsize>,
+    /// Replacements begun: the readers place each read between these and `finished`.
+    begun: Arc<AtomicUsize>,
+    /// Replacements finished.
+    finished: Arc<AtomicUsize>,
+    /// What the readers saw.
+    observed: Arc<Mutex<Observed>>,
+}
+
+impl Shared {
+    /// Warming up, nothing replaced, nothing read yet, for `readers` readers.
+    fn new(readers: usize) -> Self {
+        Shared {
+            phase: Arc::new(AtomicUsize::new(WARMUP)),
+            begun: Arc::new(AtomicUsize::new(0)),
+            finished: Arc::new(AtomicUsize::new(0)),
+            observed: Arc::new(Mutex::new(Observed {
+                reads: vec![Vec::new(); readers],
+                failures: Vec::new(),
+            })),
+        }
+    }
+}
+
+/// The two versions of the file and their MD5s.
+struct Versions {
+    a: Vec<u8>,
+    b: Vec<u8>,
+    md5_a: String,
+    md5_b: String,
+}
+
+impl Versions {
+    /// Two versions of [`SIZE`] bytes.
+    fn new() -> Self {
+        let a = testkit::pseudo_random(SIZE, 1);
+        let b = testkit::pseudo_random(SIZE, 2);
+        let (md5_a, md5_b) = (md5_of(&a), md5_of(&b));
+        Versions { a, b, md5_a, md5_b }
+    }
+
+    /// The version in place after `k` replacements: A, then B, A, B...
+    fn after(&self, k: usize) -> &String {
+        if k % 2 == 0 {
+            &self.md5_a
+        } else {
+            &self.md5_b
+        }
+    }
+}
+
+/// One reader thread: which one, of what kind, and where it reads.
+struct ReaderJob {
+    index: usize,
+    kind: Reader,
+    addr: String,
+    s_root: PathBuf,
+    client_bin: PathBuf,
+    /// The MD5s of the whole versions.
+    valid: [String; 2],
+}
+
 #[test]
 fn a_file_being_replaced_is_never_seen_half_written() {
-    let version_a = testkit::pseudo_random(SIZE, 1);
-    let version_b = testkit::pseudo_random(SIZE, 2);
-    let (md5_a, md5_b) = (md5_of(&version_a), md5_of(&version_b));
-    // The version in place after `k` replacements: A, then B, A, B...
-    let version_after = |k: usize| if k % 2 == 0 { &md5_a } else { &md5_b };
+    let v = Versions::new();
     let (s_tmp, p_tmp, stage) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
-    testkit::write(s_tmp.path(), NAME, &version_a);
-    testkit::write(p_tmp.path(), NAME, &version_b);
+    testkit::write(s_tmp.path(), NAME, &v.a);
+    testkit::write(p_tmp.path(), NAME, &v.b);
     let peer = serve_only(p_tmp.path());
     let mut server = shell_box(s_tmp.path(), &peer.addr_string());
     let addr = server.addr_string();
@@ -93,98 +157,125 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         Reader::Library,
         Reader::Disk,
     ];
-    let phase = Arc::new(AtomicUsize::new(WARMUP));
-    // Replacements begun and finished: the readers place each read between them.
-    let begun = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicUsize::new(0));
-    let observed = Arc::new(Mutex::new(Observed {
-        reads: vec![Vec::new(); kinds.len()],
-        failures: Vec::new(),
-    }));
+    let shared = Shared::new(kinds.len());
     let client_bin = testkit::sibling_bin("before_thread", "client");
     let readers: Vec<_> = kinds
         .iter()
         .enumerate()
-        .map(|(i, &kind)| {
-            let (phase, observed, addr) = (Arc::clone(&phase), Arc::clone(&observed), addr.clone());
-            let (begun, finished) = (Arc::clone(&begun), Arc::clone(&finished));
-            let (s_root, client_bin) = (s_tmp.path().to_path_buf(), client_bin.clone());
-            let valid = [md5_a.clone(), md5_b.clone()];
+        .map(|(index, &kind)| {
+            let job = ReaderJob {
+                index,
+                kind,
+                addr: addr.clone(),
+                s_root: s_tmp.path().to_path_buf(),
+                client_bin: client_bin.clone(),
+                valid: [v.md5_a.clone(), v.md5_b.clone()],
+            };
+            let shared = shared.clone();
             std::thread::Builder::new()
-                .name(format!("reader-{i}"))
-                .spawn(move || {
-                    let dir = testkit::tempdir();
-                    let deadline = Instant::now() + READERS_LIMIT;
-                    // Reads go on until one has begun after the last replacement, so that the
-                    // reads of every reader cover the whole time the file was being replaced.
-                    for _ in 0..MAX_READS {
-                        let last = phase.load(Ordering::SeqCst) == DONE;
-                        let finished_before = finished.load(Ordering::SeqCst);
-                        let result = read_once(kind, &addr, &s_root, dir.path(), &client_bin);
-                        let begun_after = begun.load(Ordering::SeqCst);
-                        let mut o = observed.lock().unwrap();
-                        match result {
-                            Ok(md5) if valid.contains(&md5) => o.reads[i].push(Read {
-                                md5,
-                                finished_before,
-                                begun_after,
-                            }),
-                            Ok(md5) => o.failures.push(format!("{kind:?} read a mix: {md5}")),
-                            Err(e) => o.failures.push(format!("{kind:?}: {e}")),
-                        }
-                        drop(o);
-                        if last {
-                            return;
-                        }
-                        if Instant::now() > deadline {
-                            break;
-                        }
-                        if matches!(kind, Reader::Disk) {
-                            // Leave the CPU to the transfers now and then (2-core machines).
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                    let mut o = observed.lock().unwrap();
-                    o.failures.push(format!(
-                        "{kind:?} stopped reading before the replacements ended"
-                    ));
-                })
+                .name(format!("reader-{index}"))
+                .spawn(move || read_until_done(&job, &shared))
                 .expect("a thread")
         })
         .collect();
 
     // Every reader has read version A once; now replace the file under their feet.
     let warmed = testkit::wait_until(Duration::from_secs(120), || {
-        observed.lock().unwrap().reads.iter().all(|r| !r.is_empty())
+        shared
+            .observed
+            .lock()
+            .unwrap()
+            .reads
+            .iter()
+            .all(|r| !r.is_empty())
     });
-    phase.store(REPLACING, Ordering::SeqCst);
-    for round in 0..REPLACEMENTS {
-        if !warmed {
-            break;
-        }
-        let md5 = version_after(round + 1);
-        let bytes = if round % 2 == 0 {
-            &version_b
-        } else {
-            &version_a
-        };
-        // The peer's copy changes between downloads only (atomically, by a rename).
-        let staged = testkit::write(stage.path(), "next", bytes);
-        std::fs::rename(staged, p_tmp.path().join(NAME)).unwrap();
-        begun.fetch_add(1, Ordering::SeqCst);
-        server.send_line(&format!("download TCP {NAME}"));
-        let lines = server.wait_stdout_lines(round + 1, Duration::from_secs(120));
-        finished.fetch_add(1, Ordering::SeqCst);
-        let answer = json(&lines[round]);
-        assert_eq!(answer["ok"], true, "replacement {round}: {answer}");
-        assert_eq!(answer["file"]["md5"], md5.as_str());
-    }
-    phase.store(DONE, Ordering::SeqCst);
+    shared.phase.store(REPLACING, Ordering::SeqCst);
+    replace_the_file_again_and_again(&mut server, &shared, &v, warmed, stage.path(), p_tmp.path());
+    shared.phase.store(DONE, Ordering::SeqCst);
     for r in readers {
         r.join().expect("reader thread");
     }
 
-    let o = observed.lock().unwrap();
+    every_read_saw_a_whole_version(&shared.observed.lock().unwrap(), &kinds, &v, warmed);
+    every_replaced_version_is_in_the_trash(s_tmp.path(), &v);
+    server.send_line("quit");
+    assert_eq!(exit_code(&mut server), 0);
+}
+
+/// One reader: reads the file again and again until one read has begun after the last
+/// replacement, noting each read (or what went wrong) in `shared`.
+fn read_until_done(job: &ReaderJob, shared: &Shared) {
+    let kind = job.kind;
+    let dir = testkit::tempdir();
+    let deadline = Instant::now() + READERS_LIMIT;
+    // Reads go on until one has begun after the last replacement, so that the
+    // reads of every reader cover the whole time the file was being replaced.
+    for _ in 0..MAX_READS {
+        let last = shared.phase.load(Ordering::SeqCst) == DONE;
+        let finished_before = shared.finished.load(Ordering::SeqCst);
+        let result = read_once(kind, &job.addr, &job.s_root, dir.path(), &job.client_bin);
+        let begun_after = shared.begun.load(Ordering::SeqCst);
+        let mut o = shared.observed.lock().unwrap();
+        match result {
+            Ok(md5) if job.valid.contains(&md5) => o.reads[job.index].push(Read {
+                md5,
+                finished_before,
+                begun_after,
+            }),
+            Ok(md5) => o.failures.push(format!("{kind:?} read a mix: {md5}")),
+            Err(e) => o.failures.push(format!("{kind:?}: {e}")),
+        }
+        drop(o);
+        if last {
+            return;
+        }
+        if Instant::now() > deadline {
+            break;
+        }
+        if matches!(kind, Reader::Disk) {
+            // Leave the CPU to the transfers now and then (2-core machines).
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let mut o = shared.observed.lock().unwrap();
+    o.failures.push(format!(
+        "{kind:?} stopped reading before the replacements ended"
+    ));
+}
+
+/// Has the box replace the file [`REPLACEMENTS`] times (if the readers `warmed` up), by
+/// downloading the other version from its peer; checks that each download succeeded with the
+/// version expected.
+fn replace_the_file_again_and_again(
+    server: &mut Proc,
+    shared: &Shared,
+    v: &Versions,
+    warmed: bool,
+    stage: &Path,
+    peer_root: &Path,
+) {
+    for round in 0..REPLACEMENTS {
+        if !warmed {
+            break;
+        }
+        let md5 = v.after(round + 1);
+        let bytes = if round % 2 == 0 { &v.b } else { &v.a };
+        // The peer's copy changes between downloads only (atomically, by a rename).
+        let staged = testkit::write(stage, "next", bytes);
+        std::fs::rename(staged, peer_root.join(NAME)).unwrap();
+        shared.begun.fetch_add(1, Ordering::SeqCst);
+        server.send_line(&format!("download TCP {NAME}"));
+        let lines = server.wait_stdout_lines(round + 1, Duration::from_secs(120));
+        shared.finished.fetch_add(1, Ordering::SeqCst);
+        let answer = json(&lines[round]);
+        assert_eq!(answer["ok"], true, "replacement {round}: {answer}");
+        assert_eq!(answer["file"]["md5"], md5.as_str());
+    }
+}
+
+/// The readers warmed up and nothing failed; reads during a replacement saw either whole
+/// version, the others the very version in place; every reader read during some replacement.
+fn every_read_saw_a_whole_version(o: &Observed, kinds: &[Reader], v: &Versions, warmed: bool) {
     assert!(
         warmed,
         "the readers did not all manage a first read: {:?}",
@@ -197,7 +288,7 @@ fn a_file_being_replaced_is_never_seen_half_written() {
         for read in reads.iter().filter(|r| !r.overlapped()) {
             assert_eq!(
                 &read.md5,
-                version_after(read.finished_before),
+                v.after(read.finished_before),
                 "{kind:?} read the wrong version after {} replacements",
                 read.finished_before
             );
@@ -212,22 +303,24 @@ fn a_file_being_replaced_is_never_seen_half_written() {
             "{kind:?} never read while the file was being replaced"
         );
     }
-    // Nothing lost: every replaced version went to the trash whole.
+}
+
+/// Nothing lost: every replaced version went to the trash whole; the box ends with version B
+/// and no temporary file.
+fn every_replaced_version_is_in_the_trash(s_root: &Path, v: &Versions) {
     let mut trashed = Vec::new();
-    collect_files(&s_tmp.path().join(".minibox/trash"), &mut trashed);
+    collect_files(&s_root.join(".minibox/trash"), &mut trashed);
     assert_eq!(trashed.len(), REPLACEMENTS);
     for t in &trashed {
         let m = md5(t);
         assert!(
-            m == md5_a || m == md5_b,
+            m == v.md5_a || m == v.md5_b,
             "{} is not a whole version",
             t.display()
         );
     }
-    assert_eq!(md5(&s_tmp.path().join(NAME)), md5_b);
-    assert!(temp_files(s_tmp.path()).is_empty());
-    server.send_line("quit");
-    assert_eq!(exit_code(&mut server), 0);
+    assert_eq!(md5(&s_root.join(NAME)), v.md5_b);
+    assert!(temp_files(s_root).is_empty());
 }
 
 /// One read of the file, returning the MD5 of what was read.
@@ -298,9 +391,6 @@ fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 /// goes through.
 #[test]
 fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
-    // The old version is far bigger than any socket buffers (so the server cannot finish sending
-    // it while the reader pauses); the new one is small (so the box gets it at once).
-    const OLD_SIZE: u64 = 64 << 20;
     let (s_tmp, p_tmp, r_tmp) = (testkit::tempdir(), testkit::tempdir(), testkit::tempdir());
     let o_tmp = testkit::tempdir();
     let old_path = s_tmp.path().join(NAME);
@@ -319,58 +409,11 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
     // starting a process on a loaded machine can take seconds of that.
     let mut other = shell_box(o_tmp.path(), &addr);
 
-    // A reader asks for the file and reads 1 MiB of it, then pauses: the server's thread is
-    // stuck sending, holding the file's read lock. From here to the end of the send, nothing but
-    // messages to processes already running.
-    let mut slow = minibox::wire::handshake::connect(&addr, "slow", None).unwrap();
-    slow.send(&Request::Download { path: NAME.into() }).unwrap();
-    let header = match slow.recv::<Reply>().unwrap() {
-        Reply::File { entry } => entry,
-        other => panic!("expected a file header, got {other:?}"),
-    };
-    assert_eq!(header.size, OLD_SIZE);
     let received = r_tmp.path().join("slow.bin");
-    let mut out = std::fs::File::create(&received).unwrap();
-    let mut first = slow.raw_reader().take(1 << 20);
-    assert_eq!(std::io::copy(&mut first, &mut out).unwrap(), 1 << 20);
-
-    // The box downloads the new version of that file from its peer: it receives it into a
-    // temporary file, then must wait for the lock to install it.
-    server.send_line(&format!("download TCP {NAME}"));
-    let settled = testkit::wait_until(LIMIT, || {
-        !server.stdout_lines().is_empty()
-            || temp_files(s_tmp.path())
-                .iter()
-                .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() == new_version.len() as u64))
-    });
-    assert!(settled, "the box did not receive the new version");
-    assert!(
-        server.stdout_lines().is_empty(),
-        "the install did not wait for the send of that file: {:?}",
-        server.stdout_lines()
-    );
-
-    // Meanwhile another file is served as usual, and the file is still the old version.
-    other.send_line("download TCP other.txt");
-    let answer = json(&other.wait_stdout_lines(1, LIMIT)[0]);
-    assert_eq!(answer["ok"], true, "{answer}");
-    assert_eq!(
-        std::fs::read(o_tmp.path().join("other.txt")).unwrap(),
-        b"never blocked"
-    );
-    assert_eq!(std::fs::metadata(&old_path).unwrap().len(), OLD_SIZE);
-
-    // The reader goes on: it gets all of the old version, and the server vouches for it.
-    let mut rest = slow.raw_reader().take(OLD_SIZE - (1 << 20));
-    assert_eq!(
-        std::io::copy(&mut rest, &mut out).unwrap(),
-        OLD_SIZE - (1 << 20)
-    );
-    match slow.recv::<Reply>().unwrap() {
-        Reply::Trailer { md5: sent } => assert_eq!(sent, old_md5),
-        other => panic!("the send was disturbed: {other:?}"),
-    }
-    assert_eq!(md5(&received), old_md5);
+    let (mut slow, mut out) = a_reader_pauses_after_one_mib(&addr, &received);
+    the_install_waits_for_the_lock(&mut server, s_tmp.path(), new_version.len());
+    another_file_is_served_meanwhile(&mut other, o_tmp.path(), &old_path);
+    the_reader_gets_the_whole_old_version(&mut slow, &mut out, &received, &old_md5);
     drop(slow);
 
     // And the install goes through.
@@ -381,4 +424,71 @@ fn an_install_waits_for_a_send_of_that_file_and_blocks_no_other_file() {
         shell.send_line("quit");
         assert_eq!(exit_code(shell), 0);
     }
+}
+
+/// The old version is far bigger than any socket buffers (so the server cannot finish sending
+/// it while the reader pauses); the new one is small (so the box gets it at once).
+const OLD_SIZE: u64 = 64 << 20;
+
+/// A reader asks for the file and reads 1 MiB of it into `received`, then pauses: the server's
+/// thread is stuck sending, holding the file's read lock. From here to the end of the send,
+/// nothing but messages to processes already running. Returns the connection and the file.
+fn a_reader_pauses_after_one_mib(addr: &str, received: &Path) -> (Connection, std::fs::File) {
+    let mut slow = minibox::wire::handshake::connect(addr, "slow", None).unwrap();
+    slow.send(&Request::Download { path: NAME.into() }).unwrap();
+    let header = match slow.recv::<Reply>().unwrap() {
+        Reply::File { entry } => entry,
+        other => panic!("expected a file header, got {other:?}"),
+    };
+    assert_eq!(header.size, OLD_SIZE);
+    let mut out = std::fs::File::create(received).unwrap();
+    let mut first = slow.raw_reader().take(1 << 20);
+    assert_eq!(std::io::copy(&mut first, &mut out).unwrap(), 1 << 20);
+    (slow, out)
+}
+
+/// The box downloads the new version of that file from its peer: it receives it into a
+/// temporary file, then must wait for the lock to install it.
+fn the_install_waits_for_the_lock(server: &mut Proc, s_root: &Path, new_len: usize) {
+    server.send_line(&format!("download TCP {NAME}"));
+    let settled = testkit::wait_until(LIMIT, || {
+        !server.stdout_lines().is_empty()
+            || temp_files(s_root)
+                .iter()
+                .any(|t| std::fs::metadata(t).is_ok_and(|m| m.len() == new_len as u64))
+    });
+    assert!(settled, "the box did not receive the new version");
+    assert!(
+        server.stdout_lines().is_empty(),
+        "the install did not wait for the send of that file: {:?}",
+        server.stdout_lines()
+    );
+}
+
+/// Meanwhile another file is served as usual, and the file is still the old version.
+fn another_file_is_served_meanwhile(other: &mut Proc, o_root: &Path, old_path: &Path) {
+    other.send_line("download TCP other.txt");
+    let answer = json(&other.wait_stdout_lines(1, LIMIT)[0]);
+    assert_eq!(answer["ok"], true, "{answer}");
+    assert_eq!(
+        std::fs::read(o_root.join("other.txt")).unwrap(),
+        b"never blocked"
+    );
+    assert_eq!(std::fs::metadata(old_path).unwrap().len(), OLD_SIZE);
+}
+
+/// The reader goes on: it gets all of the old version, and the server vouches for it.
+fn the_reader_gets_the_whole_old_version(
+    slow: &mut Connection,
+    out: &mut std::fs::File,
+    received: &Path,
+    old_md5: &str,
+) {
+    let mut rest = slow.raw_reader().take(OLD_SIZE - (1 << 20));
+    assert_eq!(std::io::copy(&mut rest, out).unwrap(), OLD_SIZE - (1 << 20));
+    match slow.recv::<Reply>().unwrap() {
+        Reply::Trailer { md5: sent } => assert_eq!(sent, old_md5),
+        other => panic!("the send was disturbed: {other:?}"),
+    }
+    assert_eq!(md5(received), old_md5);
 }

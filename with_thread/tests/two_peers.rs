@@ -51,8 +51,36 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     testkit::write(b_dir, "with space.txt", b"spaced out");
     let (mut a, mut b) = start_pair(a_dir, b_dir);
 
-    // Phase 1: each lists the other, at the same time.
-    for p in [&mut a, &mut b] {
+    let report_md5 = phase_1_each_lists_the_other_at_once(&mut a, &mut b, &report);
+    phase_2_each_downloads_from_the_other_at_once(&mut a, &mut b, (a_dir, b_dir), &report);
+
+    // Phase 3: A sees what B just received, and its MD5 is the original's.
+    a.send_line("hash verify docs/report.md");
+    let a_out = a.wait_stdout_lines(5, LIMIT);
+    assert_eq!(json(&a_out[4])["files"][0]["md5"], report_md5.as_str());
+
+    the_activity_logs_show_each_request_served_and_made(&a, &b, a_dir, b_dir);
+
+    // A ends with `quit`, B with end of input; B had a failed command, so it exits 1.
+    a.send_line("quit");
+    b.close_stdin();
+    assert_eq!(exit_code(&mut a), 0, "{}", a.stderr_text());
+    assert_eq!(exit_code(&mut b), 1, "{}", b.stderr_text());
+    for p in [&a, &b] {
+        assert!(
+            stderr_shows(p, "every thread joined"),
+            "{}",
+            p.stderr_text()
+        );
+        assert_port_free(p.addr);
+    }
+    assert!(temp_files(a_dir).is_empty() && temp_files(b_dir).is_empty());
+}
+
+/// Phase 1: each lists the other, at the same time; B's hashes include the report's MD5, which
+/// it returns.
+fn phase_1_each_lists_the_other_at_once(a: &mut Proc, b: &mut Proc, report: &[u8]) -> String {
+    for p in [&mut *a, &mut *b] {
         p.send_line("index longlist");
         p.send_line("hash checkall");
     }
@@ -61,7 +89,7 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     assert_eq!(paths(&json(&a_out[0])), ["b.txt", "with space.txt"]);
     assert_eq!(paths(&json(&b_out[0])), ["a.txt", "docs/report.md"]);
     let b_sums = json(&b_out[1]);
-    let report_md5 = md5_of(&report);
+    let report_md5 = md5_of(report);
     assert!(
         b_sums["files"]
             .as_array()
@@ -70,8 +98,17 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
             .any(|f| f["path"] == "docs/report.md" && f["md5"] == report_md5.as_str()),
         "{b_sums}"
     );
+    report_md5
+}
 
-    // Phase 2: each downloads from the other, at the same time.
+/// Phase 2: each downloads from the other, at the same time: verified TCP downloads, one clear
+/// error for a missing file, the bytes, mtime and permission bits in place.
+fn phase_2_each_downloads_from_the_other_at_once(
+    a: &mut Proc,
+    b: &mut Proc,
+    (a_dir, b_dir): (&Path, &Path),
+    report: &[u8],
+) {
     a.send_line("download TCP b.txt");
     a.send_line("download tcp \"with space.txt\"");
     b.send_line("download TCP docs/report.md");
@@ -98,19 +135,23 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     assert_eq!(sa["docs/report.md"], sb["docs/report.md"]);
     assert_eq!(sb["docs/report.md"].2, 0o640);
     assert_eq!(sa["b.txt"], sb["b.txt"]);
+}
 
-    // Phase 3: A sees what B just received, and its MD5 is the original's.
-    a.send_line("hash verify docs/report.md");
-    let a_out = a.wait_stdout_lines(5, LIMIT);
-    assert_eq!(json(&a_out[4])["files"][0]["md5"], report_md5.as_str());
+/// Whether `log` has a line for `peer`, `what` and an outcome starting with `outcome`.
+fn has(log: &str, peer: &str, what: &str, outcome: &str) -> bool {
+    log.lines().any(|l| {
+        let f: Vec<&str> = l.split('\t').collect();
+        f.len() == 4 && f[1] == peer && f[2] == what && f[3].starts_with(outcome)
+    })
+}
 
-    // The activity logs: one line per request served and made: time, peer, request, outcome.
-    let has = |log: &str, peer: &str, what: &str, outcome: &str| {
-        log.lines().any(|l| {
-            let f: Vec<&str> = l.split('\t').collect();
-            f.len() == 4 && f[1] == peer && f[2] == what && f[3].starts_with(outcome)
-        })
-    };
+/// The activity logs: one line per request served and made: time, peer, request, outcome.
+fn the_activity_logs_show_each_request_served_and_made(
+    a: &Proc,
+    b: &Proc,
+    a_dir: &Path,
+    b_dir: &Path,
+) {
     let (a_addr, b_addr) = (a.addr_string(), b.addr_string());
     let (to_a, to_b) = (format!("-> {a_addr}"), format!("-> {b_addr}"));
     let b_name = minibox::local::local_box::default_name(b_dir);
@@ -135,19 +176,4 @@ fn two_boxes_query_and_download_from_each_other_at_once() {
     for log in [&a_log, &b_log] {
         assert!(log.lines().all(|l| l.split('\t').count() == 4), "{log}");
     }
-
-    // A ends with `quit`, B with end of input; B had a failed command, so it exits 1.
-    a.send_line("quit");
-    b.close_stdin();
-    assert_eq!(exit_code(&mut a), 0, "{}", a.stderr_text());
-    assert_eq!(exit_code(&mut b), 1, "{}", b.stderr_text());
-    for p in [&a, &b] {
-        assert!(
-            stderr_shows(p, "every thread joined"),
-            "{}",
-            p.stderr_text()
-        );
-        assert_port_free(p.addr);
-    }
-    assert!(temp_files(a_dir).is_empty() && temp_files(b_dir).is_empty());
 }

@@ -957,72 +957,93 @@ fn simulate(seed: u64, concurrent: bool) {
             let who = w.rng.below(2);
             w.edit(who);
         }
-        if concurrent && w.rng.below(2) == 0 {
-            // Both rounds list before either acts, with an edit in between sometimes.
-            let first = w.rng.below(2);
-            let r1 = w.start(first);
-            let r2 = w.start(1 - first);
-            if w.rng.below(3) == 0 {
-                let who = w.rng.below(2);
-                w.edit(who);
-            }
-            w.finish(first, r1);
-            w.finish(1 - first, r2);
-        } else if w.rng.below(5) == 0 {
-            let who = w.rng.below(2);
-            let round = w.start(who);
-            let crash = w.rng.below(round.plan.actions.len() + 1);
-            w.carry_out(who, round, Some(crash));
-        } else {
-            let first = w.rng.below(2);
-            w.round(first);
-        }
+        some_rounds(&mut w, concurrent);
         // Quiet now: a few rounds in turn must converge and then do nothing.
         if step % 5 == 4 {
-            let mut quiet = 0;
-            for i in 0..16 {
-                if w.round(i % 2) == 0 {
-                    quiet += 1;
-                    if quiet == 3 {
-                        break;
-                    }
-                } else {
-                    quiet = 0;
-                }
-            }
-            assert_eq!(
-                w.peers[0].files, w.peers[1].files,
-                "seed {seed} step {step}: not converged"
-            );
-            assert!(
-                quiet >= 3,
-                "seed {seed} step {step}: still busy after 16 rounds"
-            );
-            for md5 in &history {
-                assert!(w.kept(md5), "seed {seed} step {step}: version {md5} lost");
-            }
+            quiet_rounds_converge_and_keep_every_version(&mut w, seed, step, &history);
             // A round boundary: every version here now must never be lost.
             history.extend(w.versions());
-            // Settled: a change on one side alone must arrive as it is (no conflict copy, no
-            // file coming back), whichever side pulls first.
-            let who = w.rng.below(2);
-            w.edit(who);
-            let wanted = w.peers[who].files.clone();
-            let first = w.rng.below(2);
-            for i in 0..4 {
-                w.round((first + i) % 2);
-            }
-            assert_eq!(
-                w.peers[0].files, wanted,
-                "seed {seed} step {step}: box1 drifted"
-            );
-            assert_eq!(
-                w.peers[1].files, wanted,
-                "seed {seed} step {step}: box2 drifted"
-            );
+            a_lone_change_arrives_as_it_is(&mut w, seed, step);
             history.extend(w.versions());
         }
     }
+}
+
+/// One random turn of rounds: two concurrent rounds (both list before either acts), a round
+/// that crashes partway, or one plain round.
+fn some_rounds(w: &mut World, concurrent: bool) {
+    if concurrent && w.rng.below(2) == 0 {
+        // Both rounds list before either acts, with an edit in between sometimes.
+        let first = w.rng.below(2);
+        let r1 = w.start(first);
+        let r2 = w.start(1 - first);
+        if w.rng.below(3) == 0 {
+            let who = w.rng.below(2);
+            w.edit(who);
+        }
+        w.finish(first, r1);
+        w.finish(1 - first, r2);
+    } else if w.rng.below(5) == 0 {
+        let who = w.rng.below(2);
+        let round = w.start(who);
+        let crash = w.rng.below(round.plan.actions.len() + 1);
+        w.carry_out(who, round, Some(crash));
+    } else {
+        let first = w.rng.below(2);
+        w.round(first);
+    }
+}
+
+/// With no edits, a few rounds in turn converge and then do nothing, and every version in
+/// `history` is still kept.
+fn quiet_rounds_converge_and_keep_every_version(
+    w: &mut World,
+    seed: u64,
+    step: u32,
+    history: &BTreeSet<Md5>,
+) {
+    let mut quiet = 0;
+    for i in 0..16 {
+        if w.round(i % 2) == 0 {
+            quiet += 1;
+            if quiet == 3 {
+                break;
+            }
+        } else {
+            quiet = 0;
+        }
+    }
+    assert_eq!(
+        w.peers[0].files, w.peers[1].files,
+        "seed {seed} step {step}: not converged"
+    );
+    assert!(
+        quiet >= 3,
+        "seed {seed} step {step}: still busy after 16 rounds"
+    );
+    for md5 in history {
+        assert!(w.kept(md5), "seed {seed} step {step}: version {md5} lost");
+    }
+}
+
+/// Settled: a change on one side alone must arrive as it is (no conflict copy, no file coming
+/// back), whichever side pulls first.
+fn a_lone_change_arrives_as_it_is(w: &mut World, seed: u64, step: u32) {
+    let who = w.rng.below(2);
+    w.edit(who);
+    let wanted = w.peers[who].files.clone();
+    let first = w.rng.below(2);
+    for i in 0..4 {
+        w.round((first + i) % 2);
+    }
+    assert_eq!(
+        w.peers[0].files, wanted,
+        "seed {seed} step {step}: box1 drifted"
+    );
+    assert_eq!(
+        w.peers[1].files, wanted,
+        "seed {seed} step {step}: box2 drifted"
+    );
 }
 
 /// How many seeds each simulation runs (`SIM_SEEDS` to search harder).
