@@ -34,6 +34,7 @@ fn serve_concurrently(local: &LocalBox) -> (SocketAddr, impl FnOnce() + '_) {
                         Options {
                             udp: Some(udp),
                             witness: None,
+                            hello_within: None,
                         },
                     );
                 });
@@ -117,6 +118,7 @@ fn the_server_gives_up_on_a_client_that_vanished() {
                 Options {
                     udp: Some(&udp),
                     witness: None,
+                    hello_within: None,
                 },
             );
         });
@@ -159,6 +161,7 @@ fn the_server_stops_as_soon_as_the_connection_closes() {
                 Options {
                     udp: Some(&udp),
                     witness: None,
+                    hello_within: None,
                 },
             );
             std::time::Instant::now()

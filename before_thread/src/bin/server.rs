@@ -3,7 +3,8 @@
 //! The simplest server that works: one loop that accepts a connection, serves it to the end,
 //! and only then accepts the next. Meanwhile the others wait in the kernel's accept queue. That
 //! is the lesson of this stage, and its limit: a client that connects and says nothing would hold
-//! everybody up, so every connection is dropped after 10 s of silence. Stage 2 gives each
+//! everybody up, so a connection that says no hello within 3 s is dropped, and every connection
+//! after 10 s of silence. Stage 2 gives each
 //! connection a thread. What a connection needs is in [`minibox::serve`], shared by every stage.
 
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use minibox::cli::{announce, init_logging};
 use minibox::local::LocalBox;
+use minibox::protocol::limits::HELLO_TIME;
 use minibox::serve::{serve_connection, Options};
 use minibox::wire::listen::{bind, warn_if_exposed};
 use minibox::wire::Connection;
@@ -56,6 +58,10 @@ fn run(args: &Args) -> minibox::Result<()> {
     let opts = Options {
         udp: Some(&udp),
         witness: None,
+        // An honest client says hello as it connects; one that says nothing for a few seconds
+        // is let go, so that a handful of silent connections cannot keep the clients queued
+        // behind them waiting until they give up (see the chapter, "The limit").
+        hello_within: Some(HELLO_TIME),
     };
     // One client at a time: the next accept happens only when this one is done.
     for stream in listener.incoming() {

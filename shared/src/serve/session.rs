@@ -7,15 +7,17 @@
 //! reply, and the connection stays usable. Every request is logged in `.minibox/log`.
 
 use std::net::UdpSocket;
+use std::time::Duration;
 
 use super::failure::Failure;
 use super::sync_list::{Shown, Witness};
 use super::{download, download_udp, hash, list, sync_list};
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
+use crate::protocol::limits::IDLE_TIMEOUT;
 use crate::protocol::message::{ErrorCode, Reply, Request};
 use crate::wire::conn::Connection;
-use crate::wire::handshake::accept_hello;
+use crate::wire::handshake::accept_hello_within;
 
 /// What a server offers besides the box.
 #[derive(Default, Clone, Copy)]
@@ -24,6 +26,9 @@ pub struct Options<'a> {
     pub udp: Option<&'a UdpSocket>,
     /// Stage 3: told what a syncing peer saw of this box (see [`Witness`]).
     pub witness: Option<&'a dyn Witness>,
+    /// Stage 1: the time a connection has to say hello, shorter than the idle timeout (see
+    /// [`crate::protocol::limits::HELLO_TIME`]); `None`: the idle timeout.
+    pub hello_within: Option<Duration>,
 }
 
 /// Serves one client connection to the end. Errors are logged, not returned: one bad client
@@ -45,7 +50,8 @@ pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: Options<'_
 }
 
 fn serve(conn: &mut Connection, local: &LocalBox, opts: Options<'_>) -> Result<()> {
-    if !accept_hello(conn, local.name(), local.secret())? {
+    let within = opts.hello_within.unwrap_or(IDLE_TIMEOUT);
+    if !accept_hello_within(conn, local.name(), local.secret(), within)? {
         return Ok(());
     }
     let mut shown = Shown::default();

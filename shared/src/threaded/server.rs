@@ -259,6 +259,8 @@ fn admit(stream: TcpStream, shared: &Arc<Shared>) {
             let opts = Options {
                 udp: Some(&for_thread.udp),
                 witness: for_thread.config.witness.as_deref(),
+                // A thread per connection: a silent one holds only its own.
+                hello_within: None,
             };
             serve_connection(conn, &for_thread.local, opts);
             // Hand our own handle to the acceptor (or to `stop`) for joining. Both steps happen

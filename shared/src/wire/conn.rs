@@ -139,9 +139,18 @@ impl Connection {
     /// # Errors
     /// If the peer timed out or sent a bad frame.
     pub fn recv_opt<T: DeserializeOwned>(&mut self) -> Result<Option<T>> {
+        self.recv_opt_within(FRAME_TIME)
+    }
+
+    /// [`Connection::recv_opt`] with the time the frame may take once begun (a handshake's
+    /// first frame has less than [`FRAME_TIME`]).
+    ///
+    /// # Errors
+    /// If the peer timed out or sent a bad frame.
+    pub fn recv_opt_within<T: DeserializeOwned>(&mut self, limit: Duration) -> Result<Option<T>> {
         // The socket's own timeout, once read, to put back after the frame.
         let mut usual: Option<Option<Duration>> = None;
-        let got = read_frame_within(&mut self.reader, FRAME_TIME, |reader, left| {
+        let got = read_frame_within(&mut self.reader, limit, |reader, left| {
             // Bytes already buffered are read without waiting: nothing to limit.
             if !reader.buffer().is_empty() {
                 return Ok(());

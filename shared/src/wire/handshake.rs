@@ -19,8 +19,11 @@ use crate::protocol::error::{Error, Result};
 use crate::protocol::limits::IDLE_TIMEOUT;
 use crate::protocol::message::{Reply, Request};
 
-/// How long a client waits for the server's hello: twice the idle timeout, because a stage-1
-/// server stuck with a silent client drops it only after [`IDLE_TIMEOUT`] and then takes us.
+/// How long a client waits for the server's hello: twice the idle timeout. A stage-1 server
+/// serves one connection at a time; ours may sit in its queue behind a client that went silent
+/// after its hello (dropped after [`IDLE_TIMEOUT`]), or behind a few that never said hello
+/// (dropped after [`HELLO_TIME`](crate::protocol::limits::HELLO_TIME) each), and still be
+/// served.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2 * IDLE_TIMEOUT.as_secs());
 
 /// Connects to `addr` as `my_name`, proving `secret` if given, and learns the server's name.
@@ -67,7 +70,23 @@ pub fn connect(addr: &str, my_name: &str, secret: Option<&Secret>) -> Result<Con
 /// # Errors
 /// If the first frame is not a hello, the client cannot prove the secret, or the socket fails.
 pub fn accept_hello(conn: &mut Connection, my_name: &str, secret: Option<&Secret>) -> Result<bool> {
-    let name = match conn.recv_opt::<Request>()? {
+    accept_hello_within(conn, my_name, secret, IDLE_TIMEOUT)
+}
+
+/// [`accept_hello`], with `within` for the client to begin its hello, and as long again to
+/// finish it, instead of the idle timeout. Stage 1 gives
+/// [`HELLO_TIME`](crate::protocol::limits::HELLO_TIME): an honest client sends its hello as it
+/// connects, and a silent one must not make the clients queued behind it give up.
+///
+/// # Errors
+/// As [`accept_hello`]; [`Error::Timeout`] if the hello does not come in time.
+pub fn accept_hello_within(
+    conn: &mut Connection,
+    my_name: &str,
+    secret: Option<&Secret>,
+    within: Duration,
+) -> Result<bool> {
+    let name = match first_frame(conn, within)? {
         None => return Ok(false),
         Some(Request::Hello { name }) => name,
         Some(other) => {
@@ -85,4 +104,18 @@ pub fn accept_hello(conn: &mut Connection, my_name: &str, secret: Option<&Secret
     }
     conn.set_peer_name(&name);
     Ok(true)
+}
+
+/// Reads the connection's first frame: its wait and the frame itself limited to `within` each.
+fn first_frame(conn: &mut Connection, within: Duration) -> Result<Option<Request>> {
+    if within >= IDLE_TIMEOUT {
+        return conn.recv_opt();
+    }
+    conn.set_read_timeout(Some(within))?;
+    let first = conn.recv_opt_within(within);
+    conn.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    first.map_err(|e| match e {
+        Error::Timeout(_) => Error::Timeout(format!("no hello within {} s", within.as_secs())),
+        other => other,
+    })
 }
