@@ -20,7 +20,8 @@
 //! - [`arena`]: a box full of traps with a canary folder beside it, and the check that an honest
 //!   client still gets correct answers;
 //! - [`attack`]: every hostile-input attack on a listening binary, run by [`attack::run_all`];
-//! - [`liar`]: a fake server that lies, to attack the downloading side.
+//! - [`liar`]: a fake server that lies, to attack the downloading side;
+//! - [`small_disk`]: a small `tmpfs` (as root) for a box whose disk fills up.
 //!
 //! Every wait here is bounded: a test that goes wrong fails with a message, it never hangs.
 
@@ -40,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod relay;
+pub mod small_disk;
 
 pub use tempfile::TempDir;
 

@@ -9,7 +9,7 @@
 //!   then: mtime and bits set, the old file to the trash, the new one renamed into place
 //! ```
 
-use std::io::Read;
+use std::io::{self, Read};
 
 use super::connect::unexpected;
 use crate::local::install::{install, TempFile};
@@ -83,32 +83,55 @@ pub fn receive_rest(
     progress: Progress<'_>,
 ) -> Result<(TempFile, Entry)> {
     let mut tmp = TempFile::create(local, None)?;
-    let received = receive_bytes(conn.raw_reader(), &mut tmp, entry.size, progress);
-    let received = received.map_err(|e| Error::net(format!("receiving {}", entry.path), e))?;
-    let entry = receive_trailer(conn, entry, received)?;
-    Ok((tmp, entry))
+    match receive_bytes(conn.raw_reader(), &mut tmp, entry.size, progress) {
+        Ok(received) => Ok((tmp, receive_trailer(conn, entry, received)?)),
+        Err(Unstored::Net(e)) => Err(Error::net(format!("receiving {}", entry.path), e)),
+        Err(Unstored::Disk { error, .. }) => Err(disk_error(local, &entry, error)),
+    }
+}
+
+/// A local write error, said of the file the user knows (not of its temporary file).
+pub fn disk_error(local: &LocalBox, entry: &Entry, error: io::Error) -> Error {
+    Error::io(local.root().join(&entry.path), error)
+}
+
+/// Why a file's bytes did not all land in its temporary file.
+#[derive(Debug)]
+pub enum Unstored {
+    /// The connection failed, or the peer was too slow: nothing more can be read on it.
+    Net(io::Error),
+    /// This box could not write them (no space left, …) once `read` bytes had arrived; the
+    /// rest are still on their way.
+    Disk {
+        /// Bytes read from the connection so far.
+        read: u64,
+        /// What the disk said.
+        error: io::Error,
+    },
 }
 
 /// Reads exactly `size` bytes into `tmp` through a sink that hashes them on the way; returns
 /// their MD5. The reader watches the pace: a server that sends a trickle is given up on.
 ///
 /// # Errors
-/// If the stream ends early or is too slow, or the disk fails.
+/// [`Unstored::Net`] if the stream ends early or is too slow, [`Unstored::Disk`] if the disk
+/// fails.
 pub fn receive_bytes(
     from: &mut impl Read,
     tmp: &mut TempFile,
     size: u64,
     progress: Progress<'_>,
-) -> std::io::Result<Md5> {
-    let mut sink = tmp.sink(size)?;
+) -> std::result::Result<Md5, Unstored> {
+    let disk = |read| move |error| Unstored::Disk { read, error };
+    let mut sink = tmp.sink(size).map_err(disk(0))?;
     let mut from = PacedReader::new(from, size);
     progress(0, size);
     while from.done() < size {
-        let n = from.read_some(sink.spare())?;
-        sink.filled(n)?;
+        let n = from.read_some(sink.spare()).map_err(Unstored::Net)?;
+        sink.filled(n).map_err(disk(from.done()))?;
         progress(from.done(), size);
     }
-    sink.finish()
+    sink.finish().map_err(disk(size))
 }
 
 /// Reads the trailer after a file's bytes and checks it against `received`, their MD5.

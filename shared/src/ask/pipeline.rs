@@ -6,15 +6,19 @@
 //! we never block on sending while the server blocks on replying.) The replies come in the order
 //! of the requests. A small file comes back as its verified bytes ([`Body::Bytes`]): writing it is
 //! left to whoever installs it, so that several threads can create files at once.
+//!
+//! A larger file goes to a temporary file as it arrives. If this box cannot store it (the disk
+//! is full), the rest of its bytes are still read, and dropped: the replies behind it come on
+//! the same connection, and a byte left over would be taken for the start of the next one.
 
 use std::io::Write;
 
-use super::download::{receive_header, receive_rest, receive_trailer};
+use super::download::{disk_error, receive_bytes, receive_header, receive_trailer, Unstored};
 use crate::local::install::TempFile;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::md5::Md5;
-use crate::protocol::message::{Entry, Request};
+use crate::protocol::message::{Entry, Reply, Request};
 use crate::protocol::name::check_name;
 use crate::protocol::pace::PacedReader;
 use crate::wire::conn::Connection;
@@ -58,8 +62,9 @@ impl Body {
 /// Fetches `names`, pipelined. Each reply is handed to `done` with its index as soon as it is
 /// in, with whether the next reply has begun to arrive already (a caller that hands files on in
 /// batches waits for more while that is so). A reply that leaves the connection in step (a
-/// verified file, the peer's error, bytes that did not verify) lets the batch go on; anything
-/// else ends it, and `done` is not called for the rest. Returns how many were handed over.
+/// verified file, the peer's error, bytes that did not verify, a file this box could not store)
+/// lets the batch go on; anything else ends it, and `done` is not called for the rest. Returns
+/// how many were handed over.
 pub fn fetch_many(
     conn: &mut Connection,
     local: &LocalBox,
@@ -75,9 +80,11 @@ pub fn fetch_many(
             (Ok(()), Err(refused)) => Err(Error::Path(refused.clone())),
             (Ok(()), Ok(())) => receive_body(conn, local, name),
         };
+        // A disk error comes back only once the file's bytes were read (and dropped).
         let in_step = matches!(
             result,
-            Ok(_) | Err(Error::Remote { .. } | Error::Verify(_) | Error::Path(_))
+            Ok(_)
+                | Err(Error::Remote { .. } | Error::Verify(_) | Error::Path(_) | Error::Io { .. })
         );
         done(i, result, in_step && conn.input_pending());
         if !in_step {
@@ -114,7 +121,7 @@ fn ask_ahead(
 fn receive_body(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<(Body, Entry)> {
     let entry = receive_header(conn, name)?;
     if entry.size > IN_MEMORY {
-        let (tmp, entry) = receive_rest(conn, local, entry, &mut |_, _| {})?;
+        let (tmp, entry) = receive_rest_in_step(conn, local, entry)?;
         return Ok((Body::File(tmp), entry));
     }
     let mut bytes = vec![0u8; usize::try_from(entry.size).unwrap_or(0)];
@@ -124,3 +131,47 @@ fn receive_body(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<(
     let entry = receive_trailer(conn, entry, Md5::of(&bytes))?;
     Ok((Body::Bytes(bytes), entry))
 }
+
+/// [`receive_rest`](super::download::receive_rest) for a connection that carries more replies
+/// after this one: a file this box cannot store (no space left, no permission) does not leave
+/// it out of step. The rest of the file's bytes and its trailer are read and dropped, and the
+/// disk's error is returned: an [`Error::Io`] always means that the next reply can be read.
+///
+/// # Errors
+/// As [`receive_rest`](super::download::receive_rest).
+pub fn receive_rest_in_step(
+    conn: &mut Connection,
+    local: &LocalBox,
+    entry: Entry,
+) -> Result<(TempFile, Entry)> {
+    let mut tmp = match TempFile::create(local, None) {
+        Ok(tmp) => tmp,
+        Err(e) => return skip_rest(conn, &entry, 0).and(Err(e)),
+    };
+    match receive_bytes(conn.raw_reader(), &mut tmp, entry.size, &mut |_, _| {}) {
+        Ok(received) => Ok((tmp, receive_trailer(conn, entry, received)?)),
+        Err(Unstored::Net(e)) => Err(Error::net(format!("receiving {}", entry.path), e)),
+        Err(Unstored::Disk { read, error }) => {
+            // Give the space back before anything else: the next files may need it.
+            drop(tmp);
+            skip_rest(conn, &entry, read).and(Err(disk_error(local, &entry, error)))
+        }
+    }
+}
+
+/// Reads and drops what is left of `entry`'s bytes after the first `read`, and the reply that
+/// follows them (its trailer, or the peer's error): the connection is in step again.
+fn skip_rest(conn: &mut Connection, entry: &Entry, read: u64) -> Result<()> {
+    let left = entry.size.saturating_sub(read);
+    let mut from = PacedReader::new(conn.raw_reader(), left);
+    let mut scratch = vec![0u8; usize::try_from(left).map_or(SKIP_BUFFER, |n| n.min(SKIP_BUFFER))];
+    while from.done() < left {
+        from.read_some(&mut scratch)
+            .map_err(|e| Error::net(format!("receiving {}", entry.path), e))?;
+    }
+    // Whatever the reply says, the file is not installed; only the framing matters now.
+    conn.recv::<Reply>().map(drop)
+}
+
+/// The scratch buffer for bytes read only to be dropped.
+const SKIP_BUFFER: usize = 64 * 1024;
