@@ -56,6 +56,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use minibox::ask::pipeline::IN_MEMORY;
 use serde::{Deserialize, Serialize};
 
 /// One version of a path, and a whole box as the planner sees it (path → version): defined in
@@ -284,8 +285,8 @@ impl Action {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// What to do, in the order to do it: conflict renames, deletions of files, removals of
-    /// folders (deepest first), new folders (shallowest first), downloads, then permission bits
-    /// and mtimes (deepest first).
+    /// folders (deepest first), new folders (shallowest first), downloads (small files first),
+    /// then permission bits and mtimes (deepest first).
     pub actions: Vec<Action>,
     /// Paths in conflict this round (one entry per conflict, named by the contested path).
     pub conflicts: Vec<String>,
@@ -455,6 +456,16 @@ fn depth(path: &str) -> usize {
     path.matches('/').count()
 }
 
+/// Where a download goes in the round's order: small files first, in path order (they come
+/// back in memory and are installed by folder), then larger ones, smallest first. When space is
+/// short, as many files as fit get it, and the one that does not fit fails last, not first.
+fn download_rank(action: &Action) -> u64 {
+    match action {
+        Action::Download { version, .. } if version.size > IN_MEMORY => version.size,
+        _ => 0,
+    }
+}
+
 /// The plan being built: actions by phase, each tagged with the path whose decision made it.
 #[derive(Default)]
 struct Builder {
@@ -472,8 +483,8 @@ struct Builder {
 
 impl Builder {
     /// The actions in the order a round carries them out: conflict renames, deletions, folder
-    /// removals (deepest first), new folders (shallowest first), downloads, then bits and
-    /// mtimes (deepest first). Conflict copies made by renaming claim their names: whatever that
+    /// removals (deepest first), new folders (shallowest first), downloads (small files first,
+    /// see [`download_rank`]), then bits and mtimes (deepest first). Conflict copies made by renaming claim their names: whatever that
     /// name's own decision was (typically "download the copy the peer made"), the rename does it.
     fn in_order(&mut self) -> Vec<Action> {
         let claimed = std::mem::take(&mut self.claimed);
@@ -489,11 +500,13 @@ impl Builder {
         mkdirs.sort_by_key(|a| depth(a.target()));
         let mut metas = keep(std::mem::take(&mut self.metas));
         metas.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
+        let mut downloads = keep(std::mem::take(&mut self.downloads));
+        downloads.sort_by_key(download_rank);
         let mut actions = keep(std::mem::take(&mut self.renames));
         actions.extend(keep(std::mem::take(&mut self.deletes)));
         actions.extend(rmdirs);
         actions.extend(mkdirs);
-        actions.extend(keep(std::mem::take(&mut self.downloads)));
+        actions.extend(downloads);
         actions.extend(metas);
         actions
     }

@@ -118,6 +118,33 @@ fn new_on_the_peer_is_downloaded_and_new_here_is_left_for_the_peer() {
     );
 }
 
+/// A file version of `size` bytes (its MD5 made up from the size).
+fn sized(size: u64) -> Version {
+    Version::file(Md5::of(&size.to_be_bytes()), size, 0o644, T0)
+}
+
+#[test]
+fn small_files_are_downloaded_first_in_path_order_then_large_ones_smallest_first() {
+    let (small_a, small_z) = (sized(10), sized(IN_MEMORY));
+    let (large, larger) = (sized(IN_MEMORY + 1), sized(15 << 20));
+    let remote = index(&[
+        ("a", larger.clone()),
+        ("b", small_z.clone()),
+        ("c", large.clone()),
+        ("z", small_a.clone()),
+    ]);
+    let p = plan_for(&Index::new(), &remote, &Agreement::new());
+    assert_eq!(
+        p.actions,
+        vec![
+            download("b", &small_z),
+            download("z", &small_a),
+            download("c", &large),
+            download("a", &larger),
+        ]
+    );
+}
+
 #[test]
 fn changed_on_the_peer_only_is_downloaded() {
     let old = file("aa", T0);

@@ -3,6 +3,7 @@
 //! deleted goes to the trash, and a download becomes visible under its name only by an atomic
 //! rename. A file the user touched meanwhile is left alone and reconsidered next round.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, FileTimes, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -36,6 +37,8 @@ pub struct Run<'a> {
     network_down: Option<String>,
     /// The counts so far.
     pub summary: Summary,
+    /// Each failed action's log "what" and error, for the warnings on stderr.
+    pub failed: BTreeMap<String, String>,
 }
 
 impl<'a> Run<'a> {
@@ -48,6 +51,7 @@ impl<'a> Run<'a> {
             new_folders: Vec::new(),
             network_down: None,
             summary,
+            failed: BTreeMap::new(),
         }
     }
 
@@ -102,6 +106,7 @@ impl<'a> Run<'a> {
                 self.local
                     .log
                     .defer(self.peer, &what, &format!("failed: {e}"));
+                self.failed.insert(what, e.to_string());
             }
         }
     }

@@ -46,7 +46,7 @@ pub mod peer;
 pub mod pipeline;
 pub mod summary;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -70,6 +70,9 @@ use crate::state::{Book, PeerState};
 /// drops a connection silent for 10 s).
 const RELIST_AFTER: Duration = Duration::from_secs(5);
 
+/// The most failed actions one round says on stderr one by one.
+const SAID_FAILURES: usize = 5;
+
 /// Runs rounds against one peer, one at a time (the background loop and the shell's `sync`
 /// share it). Can be stopped from another thread, even in the middle of a transfer.
 pub struct Syncer {
@@ -87,6 +90,9 @@ pub struct Syncer {
     live: Mutex<Option<TcpStream>>,
     /// Paths the last round left alone: a path held round after round is logged once.
     held: Mutex<BTreeSet<String>>,
+    /// The actions that failed last round, with their errors: each is said on stderr once, not
+    /// round after round.
+    failing: Mutex<BTreeMap<String, String>>,
 }
 
 impl Syncer {
@@ -100,6 +106,7 @@ impl Syncer {
             stopping: AtomicBool::new(false),
             live: Mutex::new(None),
             held: Mutex::new(BTreeSet::new()),
+            failing: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -189,6 +196,7 @@ impl Syncer {
         let mut run = Run::new(&self.local, &peer, scan.index, summary);
         self.note_held(&plan, &mut run);
         run.carry_out(conn, &plan.actions, &|| self.stopped());
+        self.note_failed(std::mem::take(&mut run.failed));
         let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
         // Let go of the state we read, so that storing the new one does not copy it.
         drop(state);
@@ -244,6 +252,27 @@ impl Syncer {
             }
         }
         *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
+    }
+
+    /// Says on stderr which actions failed (a full disk, a folder this box may not write): the
+    /// box's own log may be on that very disk. Each failure once, until it changes or goes away.
+    fn note_failed(&self, failed: BTreeMap<String, String>) {
+        let mut before = lock(&self.failing);
+        let new: Vec<_> = failed
+            .iter()
+            .filter(|(what, e)| before.get(*what) != Some(*e))
+            .collect();
+        for (what, e) in new.iter().take(SAID_FAILURES) {
+            log::warn!(
+                "{what} failed: {e}; the round went on without it, and the next one tries it again"
+            );
+        }
+        if new.len() > SAID_FAILURES {
+            let more = new.len() - SAID_FAILURES;
+            let log = self.local.log.path().display();
+            log::warn!("{more} more actions failed; {log} has every one");
+        }
+        *before = failed;
     }
 
     /// Logs the round's summary.

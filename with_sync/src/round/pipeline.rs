@@ -10,12 +10,16 @@
 //! overlap (`scripts/bench.sh`, row `first-sync-10k`). Each file is still installed only if it
 //! is the planned version and what it replaces is what the plan saw; the results come back to
 //! the round's books through `book`.
+//!
+//! A file that cannot be installed (no space left, say) fails alone: the batch goes on. Before a
+//! large file's bytes come in, the installers finish what came before it, so that the smaller
+//! files the plan puts first really get the space first.
 
 use std::collections::HashMap;
 use std::thread::{self, Scope};
 
 use crossbeam_channel::{Receiver, Sender};
-use minibox::ask::pipeline::{fetch_many, Body};
+use minibox::ask::pipeline::{fetch_many, Body, IN_MEMORY};
 use minibox::local::install::install_over;
 use minibox::local::LocalBox;
 use minibox::protocol::error::{Error, Result};
@@ -76,12 +80,19 @@ pub fn download_all<'a>(
     book: &mut dyn FnMut(Installed<'a>),
 ) -> usize {
     let names: Vec<&str> = wanted.iter().map(|w| download_path(w.action)).collect();
+    let large: Vec<bool> = wanted.iter().map(|w| is_large(w.action)).collect();
     let mut wanted: Vec<Option<Wanted<'a>>> = wanted.into_iter().map(Some).collect();
     let reported = thread::scope(|scope| {
         let mut installers = Installers::start(scope, local, peer);
         let reported = fetch_many(conn, local, &names, &mut |i, fetched, more| {
             if let Some(wanted) = wanted[i].take() {
                 installers.take(Job { wanted, fetched }, more, book);
+            }
+            // A large file's bytes go straight to the disk: let what came before it (smaller,
+            // in the plan's order) be installed first, so that when space is short, as many
+            // files as fit get it.
+            if large.get(i + 1) == Some(&true) {
+                installers.settle(book);
             }
         });
         installers.finish(book);
@@ -92,6 +103,11 @@ pub fn download_all<'a>(
         let _ = std::fs::remove_dir(local.temp_dir(Some(lane)));
     }
     reported
+}
+
+/// Whether a download comes back in a temporary file rather than in memory.
+fn is_large(action: &Action) -> bool {
+    matches!(action, Action::Download { version, .. } if version.size > IN_MEMORY)
 }
 
 fn download_path(action: &Action) -> &str {
@@ -107,6 +123,8 @@ struct Installers<'s, 'a> {
     queues: Vec<(Sender<Vec<Job<'a>>>, Vec<Job<'a>>)>,
     /// Results coming back.
     done: Receiver<Vec<Installed<'a>>>,
+    /// Files handed to the installer threads whose results have not come back yet.
+    out: usize,
     owners: Owners,
     local: &'s LocalBox,
     peer: &'s str,
@@ -144,6 +162,7 @@ impl<'s, 'a> Installers<'s, 'a> {
         Installers {
             queues,
             done,
+            out: 0,
             owners,
             local,
             peer,
@@ -159,47 +178,59 @@ impl<'s, 'a> Installers<'s, 'a> {
             None => book(install(self.local, self.peer, job, None)),
         }
         // Full batches go now; the rest when no reply is waiting.
-        for (queue, pending) in &mut self.queues {
-            if pending.len() >= INSTALL_BATCH || (!more && !pending.is_empty()) {
-                let batch = std::mem::replace(pending, Vec::with_capacity(INSTALL_BATCH));
-                hand_over(queue, batch, book, self.local, self.peer);
+        self.hand_over(|pending| pending.len() >= INSTALL_BATCH || !more, book);
+        while let Ok(results) = self.done.try_recv() {
+            self.book_all(results, book);
+        }
+    }
+
+    /// Hands over every file taken so far and waits until each is installed (or not), booked.
+    fn settle(&mut self, book: &mut dyn FnMut(Installed<'a>)) {
+        self.hand_over(|_| true, book);
+        while self.out > 0 {
+            match self.done.recv() {
+                Ok(results) => self.book_all(results, book),
+                // Every installer is gone (they can only have panicked): nothing more comes.
+                Err(_) => break,
             }
         }
-        self.done.try_iter().flatten().for_each(&mut *book);
+    }
+
+    /// Sends each installer the files gathered for it, where `now` says so; if that installer is
+    /// gone (it can only have panicked), installs them on this thread.
+    fn hand_over(
+        &mut self,
+        now: impl Fn(&Vec<Job<'a>>) -> bool,
+        book: &mut dyn FnMut(Installed<'a>),
+    ) {
+        for (queue, pending) in &mut self.queues {
+            if pending.is_empty() || !now(pending) {
+                continue;
+            }
+            let batch = std::mem::replace(pending, Vec::with_capacity(INSTALL_BATCH));
+            let count = batch.len();
+            match queue.send(batch) {
+                Ok(()) => self.out += count,
+                Err(back) => back
+                    .into_inner()
+                    .into_iter()
+                    .for_each(|job| book(install(self.local, self.peer, job, None))),
+            }
+        }
+    }
+
+    fn book_all(&mut self, results: Vec<Installed<'a>>, book: &mut dyn FnMut(Installed<'a>)) {
+        self.out = self.out.saturating_sub(results.len());
+        results.into_iter().for_each(book);
     }
 
     /// Hands over what is left, lets the installers finish, books every result.
-    fn finish(self, book: &mut dyn FnMut(Installed<'a>)) {
-        let Installers {
-            queues,
-            done,
-            local,
-            peer,
-            ..
-        } = self;
-        for (queue, pending) in queues {
-            if !pending.is_empty() {
-                hand_over(&queue, pending, book, local, peer);
-            }
-        }
+    fn finish(mut self, book: &mut dyn FnMut(Installed<'a>)) {
+        self.hand_over(|_| true, book);
+        let Installers { queues, done, .. } = self;
         // The queues are dropped: the installers finish what they have, then the channel closes.
+        drop(queues);
         done.iter().flatten().for_each(book);
-    }
-}
-
-/// Sends a batch to an installer's queue; if that installer is gone (it can only have
-/// panicked), installs the batch on this thread.
-fn hand_over<'a>(
-    queue: &Sender<Vec<Job<'a>>>,
-    batch: Vec<Job<'a>>,
-    book: &mut dyn FnMut(Installed<'a>),
-    local: &LocalBox,
-    peer: &str,
-) {
-    if let Err(back) = queue.send(batch) {
-        back.into_inner()
-            .into_iter()
-            .for_each(|job| book(install(local, peer, job, None)));
     }
 }
 
@@ -248,9 +279,10 @@ fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>, lane: Option<usize>) 
             out.step = Ok(Step::Skipped(message));
             return out;
         }
-        // Bytes that did not verify (a fault or a lie), or a refused name: nothing installed,
-        // the connection still in step; the round counts it as failed.
-        Err(e @ (Error::Verify(_) | Error::Path(_))) => {
+        // Bytes that did not verify (a fault or a lie), a refused name, or a file this box could
+        // not store (no space left): nothing installed, the connection still in step; the round
+        // counts it as failed and tries again next round.
+        Err(e @ (Error::Verify(_) | Error::Path(_) | Error::Io { .. })) => {
             out.step = Err(e);
             return out;
         }
