@@ -13,6 +13,7 @@ use super::auth::Secret;
 use super::cache::HashCache;
 use super::fast::scans::Scans;
 use super::gate::open_in_box;
+use super::inflight::InFlight;
 use super::locks::LockTable;
 use super::log::ActivityLog;
 use super::scan::{scan_with, Scanned, Stamp};
@@ -33,6 +34,8 @@ pub struct LocalBox {
     name: String,
     /// Per-file locks (stage 2).
     pub locks: LockTable,
+    /// The downloads in flight (stage 3: a round and the shell want one file at most once).
+    pub inflight: InFlight,
     /// MD5s of files whose stamp has not changed.
     pub hashes: HashCache,
     /// `.minibox/log`.
@@ -64,6 +67,7 @@ impl LocalBox {
             log: ActivityLog::new(&root),
             trash: Trash::new(&root.join(META_DIR)),
             locks: LockTable::new(),
+            inflight: InFlight::new(),
             root,
             name: name.to_string(),
             tmp_counter: AtomicU64::new(0),

@@ -12,6 +12,7 @@
 //! | [`trash`] | where replaced and deleted files go |
 //! | [`log`] | `.minibox/log`, one line per request and action |
 //! | [`locks`] | stage 2: one reader/writer lock per file |
+//! | [`inflight`] | stage 3: one download of a file at a time (a round and the shell) |
 //! | [`auth`] | optional: the shared secret (`--secret-file`) |
 //! | [`cache`] | speed: MD5s of files that did not change |
 //! | [`fast`] | speed: the same jobs with fewer copies and system calls; skippable |
@@ -21,6 +22,7 @@ pub mod cache;
 pub mod fast;
 pub mod filter;
 pub mod gate;
+pub mod inflight;
 pub mod install;
 pub mod local_box;
 pub mod locks;
