@@ -26,7 +26,7 @@
 //!   `ask`, and `shell`.
 //! - Stage 2 (`with_thread/README.md`): `threaded`, `local::locks`, `wire::udp::demux`.
 //! - Stage 3 (`with_sync/README.md`): `protocol::sync`, `serve::sync_list`, `ask::sync_list`,
-//!   `ask::pipeline`, and the `with_sync` crate.
+//!   `ask::pipeline`, `local::inflight` with `shell::turn`, and the `with_sync` crate.
 //! - The UDP chapter (`docs/udp.md`): `wire::udp`, `serve::download_udp`, `ask::download_udp`.
 //! - Speed, skippable everywhere: `local::fast`, `local::cache`, `serve::fast`, `wire::sendfile`.
 //!

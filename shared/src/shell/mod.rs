@@ -13,11 +13,12 @@
 //! Layout: [`grammar`] turns a line into a [`Command`]; [`output`] turns an [`Outcome`] into a
 //! table or a JSON line; this module runs commands against the peer.
 //! [`terminal`] puts the terminal back in its normal mode when a signal stops a binary at the
-//! prompt.
+//! prompt. `turn` (stage 3) lets a download wait for a sync round that fetches the same file.
 
 pub mod grammar;
 pub mod output;
 pub mod terminal;
+mod turn;
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::sync::Arc;
@@ -255,6 +256,11 @@ impl<'a> Shell<'a> {
     }
 
     fn download(&self, transport: Transport, name: &str) -> Result<Outcome> {
+        // One transfer of a file at a time in this box: a sync round may be fetching it.
+        let (_claim, here) = self.take_turn(name)?;
+        if let Some(entry) = here {
+            return Ok(Outcome::Downloaded { entry, transport });
+        }
         let mut conn = self.connect()?;
         let mut bar =
             ProgressBar::new(self.mode == Mode::Human && io::stderr().is_terminal(), name);

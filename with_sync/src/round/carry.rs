@@ -3,7 +3,7 @@
 //! deleted goes to the trash, and a download becomes visible under its name only by an atomic
 //! rename. A file the user touched meanwhile is left alone and reconsidered next round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, FileTimes, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
@@ -236,6 +236,8 @@ impl<'a> Run<'a> {
     /// go now.
     fn downloads(&mut self, conn: &mut Connection, actions: &[Action]) {
         let mut wanted = Vec::with_capacity(actions.len());
+        // Each file this batch fetches, claimed until it is booked (see `local::inflight`).
+        let mut claims = HashMap::new();
         for action in actions {
             let Action::Download { to, .. } = action else {
                 continue;
@@ -245,7 +247,15 @@ impl<'a> Run<'a> {
                 None if self.after.get(to).is_some_and(Version::is_dir) => {
                     Some(format!("{to} is still a folder here"))
                 }
-                None => None,
+                // The shell may be fetching it now: the bytes cross once, and the next round
+                // finds the file here.
+                None => match self.local.inflight.try_claim(to, "a sync round") {
+                    Ok(claim) => {
+                        claims.insert(to.as_str(), claim);
+                        None
+                    }
+                    Err(holder) => Some(format!("{holder} is downloading it now")),
+                },
             };
             match put_off {
                 Some(why) => self.finish(action, Ok(Step::Skipped(why))),
@@ -257,7 +267,11 @@ impl<'a> Run<'a> {
         }
         let left: Vec<&Action> = wanted.iter().map(|w| w.action).collect();
         let (local, peer) = (self.local, self.peer);
-        let reported = download_all(conn, local, peer, wanted, &mut |r| self.book_install(r));
+        let reported = download_all(conn, local, peer, wanted, &mut |r| {
+            let to = r.action.target();
+            self.book_install(r);
+            claims.remove(to);
+        });
         for action in &left[reported..] {
             let why = self.network_down.clone().unwrap_or_default();
             self.finish(
