@@ -11,9 +11,9 @@
 //! is the planned version and what it replaces is what the plan saw; the results come back to
 //! the round's books through `book`.
 //!
-//! A file that cannot be installed (no space left, say) fails alone: the batch goes on. Before a
-//! large file's bytes come in, the installers finish what came before it, so that the smaller
-//! files the plan puts first really get the space first.
+//! A file that cannot be installed (no space left, say) fails alone: the batch goes on. Before the
+//! first large file's bytes come in, the installers finish the small files before it, so that
+//! the files the plan puts first really get the space first.
 
 use std::collections::HashMap;
 use std::thread::{self, Scope};
@@ -88,10 +88,10 @@ pub fn download_all<'a>(
             if let Some(wanted) = wanted[i].take() {
                 installers.take(Job { wanted, fetched }, more, book);
             }
-            // A large file's bytes go straight to the disk: let what came before it (smaller,
-            // in the plan's order) be installed first, so that when space is short, as many
-            // files as fit get it.
-            if large.get(i + 1) == Some(&true) {
+            // A large file's bytes go straight to the disk, a small one's only when an installer
+            // writes it: before the first large file after small ones (the plan puts them all
+            // first), let those be installed, so that when space is short they get it first.
+            if large.get(i) == Some(&false) && large.get(i + 1) == Some(&true) {
                 installers.settle(book);
             }
         });
