@@ -7,11 +7,12 @@ use std::time::Duration;
 /// slow disk, short enough that a stalled client cannot hold a one-client server hostage.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Stage 1: the most a connection may take, from the moment the server turns to it, to send its
-/// whole first frame (its hello). An honest client says hello as it connects, so the hello is
-/// usually in the socket's buffer already; a connection that says nothing is let go after this
-/// long instead of [`IDLE_TIMEOUT`], and a one-client server gets to the clients queued behind
-/// it before they give up (see `wire::handshake::HANDSHAKE_TIMEOUT`).
+/// Stage 1: the most a connection may take, from the moment the server turns to it, to begin
+/// its first frame (its hello), and again to finish it. An honest client says hello as it
+/// connects, so the hello is usually in the socket's buffer already; a connection that says
+/// nothing is let go after this long instead of [`IDLE_TIMEOUT`], and a one-client server gets
+/// to the clients queued behind it before they give up (see
+/// `wire::handshake::HANDSHAKE_TIMEOUT`).
 pub const HELLO_TIME: Duration = Duration::from_secs(3);
 
 /// The least a transfer must move in each [`IDLE_TIMEOUT`] to count as progressing: far below

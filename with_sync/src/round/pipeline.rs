@@ -198,11 +198,7 @@ impl<'s, 'a> Installers<'s, 'a> {
 
     /// Sends each installer the files gathered for it, where `now` says so; if that installer is
     /// gone (it can only have panicked), installs them on this thread.
-    fn hand_over(
-        &mut self,
-        now: impl Fn(&Vec<Job<'a>>) -> bool,
-        book: &mut dyn FnMut(Installed<'a>),
-    ) {
+    fn hand_over(&mut self, now: impl Fn(&[Job<'a>]) -> bool, book: &mut dyn FnMut(Installed<'a>)) {
         for (queue, pending) in &mut self.queues {
             if pending.is_empty() || !now(pending) {
                 continue;
@@ -219,6 +215,7 @@ impl<'s, 'a> Installers<'s, 'a> {
         }
     }
 
+    /// Books a batch of results that came back.
     fn book_all(&mut self, results: Vec<Installed<'a>>, book: &mut dyn FnMut(Installed<'a>)) {
         self.out = self.out.saturating_sub(results.len());
         results.into_iter().for_each(book);
