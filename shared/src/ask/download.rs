@@ -12,6 +12,7 @@
 use std::io::Read;
 
 use super::connect::unexpected;
+use super::patience::{answer, Patience};
 use crate::local::install::{install, TempFile};
 use crate::local::log::field;
 use crate::local::LocalBox;
@@ -61,12 +62,12 @@ pub fn fetch_tcp(
     receive_rest(conn, local, entry, progress)
 }
 
-/// Reads the header of a download of `name`.
+/// Reads the header of a download of `name` (after `working` frames while the file is locked).
 ///
 /// # Errors
-/// The peer's error, or a header for another file.
+/// The peer's error, a header for another file, or a server that stalls.
 pub fn receive_header(conn: &mut Connection, name: &str) -> Result<Entry> {
-    match conn.recv::<Reply>()? {
+    match answer(conn, &mut Patience::new())? {
         Reply::File { entry } => check_header(entry, name),
         other => Err(unexpected(other)),
     }

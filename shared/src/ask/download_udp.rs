@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::connect::unexpected;
 use super::download::{check_header, verify, Progress};
+use super::patience::{answer, Patience};
 use crate::local::install::{install, TempFile};
 use crate::local::sink::Sink;
 use crate::local::LocalBox;
@@ -62,7 +63,7 @@ pub fn download(
     conn.send(&Request::DownloadUdp {
         path: name.to_string(),
     })?;
-    let (entry, token, block_size) = match conn.recv::<Reply>()? {
+    let (entry, token, block_size) = match answer(conn, &mut Patience::new())? {
         Reply::UdpOffer {
             entry,
             token,

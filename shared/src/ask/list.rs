@@ -1,13 +1,16 @@
 //! Asking for a listing (`index …`, `hash checkall`) and reading it: chunks of entries up to
-//! the end that counts them. Every name is checked by the name rules: a peer that lists `../x`
-//! is refused outright.
+//! the end that counts them. Every frame is checked as it comes, so that a listing costs memory
+//! only for what it really brings: a name that breaks the name rules (`../x`), a chunk that is
+//! empty or over the limit, a name out of order or twice, a listing past [`MAX_LISTING`] are
+//! all refused outright. While the server hashes, its progress is held to [`Patience`].
 
 use std::collections::HashSet;
 
 use super::connect::unexpected;
+use super::patience::{answer, Patience};
 use crate::local::log::field;
 use crate::protocol::error::{Error, Result};
-use crate::protocol::limits::MAX_LISTING;
+use crate::protocol::limits::{ENTRIES_PER_CHUNK, MAX_LISTING};
 use crate::protocol::message::{Entry, Filter, Kind, ListKind, Reply, Request};
 use crate::protocol::name::check_name;
 use crate::wire::conn::Connection;
@@ -28,7 +31,8 @@ pub fn list(conn: &mut Connection, filter: Filter, listing: ListKind) -> Result<
 /// same. Returns those.
 ///
 /// # Errors
-/// A refused name, an entry out of place, a miscount, or a broken connection.
+/// A refused name, a chunk out of bounds or out of order, a miscount, a server that stalls, or
+/// a broken connection.
 pub fn receive(
     conn: &mut Connection,
     folders: bool,
@@ -36,35 +40,31 @@ pub fn receive(
     each: &mut dyn FnMut(Entry),
 ) -> Result<Vec<String>> {
     let known: HashSet<&str> = known.iter().map(String::as_str).collect();
-    let mut count = 0u64;
-    let mut same = Vec::new();
+    let (mut patience, mut count, mut last) = (Patience::new(), 0u64, None::<String>);
+    let mut same: Vec<String> = Vec::new();
     loop {
-        match conn.recv::<Reply>()? {
+        match answer(conn, &mut patience)? {
             Reply::Entries { entries } => {
+                check_chunk("entries", entries.len())?;
                 if count + entries.len() as u64 > MAX_LISTING {
                     let why = format!("the peer's listing has more than {MAX_LISTING} entries");
                     return Err(Error::Protocol(why));
                 }
                 for e in &entries {
-                    check_name(&e.path)?;
-                    if !folders && e.kind == Kind::Dir {
-                        let why = format!("unexpected folder {} in a file listing", e.path);
-                        return Err(Error::Protocol(why));
-                    }
+                    check_entry(e, folders, last.as_deref())?;
                 }
+                last = entries.last().map(|e| e.path.clone());
+                patience.items(entries.len())?;
                 count += entries.len() as u64;
                 entries.into_iter().for_each(&mut *each);
             }
-            // The peer is busy hashing: it is still there.
-            Reply::Working { .. } => {}
             Reply::Same { folders } => {
-                if let Some(stranger) = folders.iter().find(|f| !known.contains(f.as_str())) {
-                    return Err(Error::Protocol(format!(
-                        "the peer says it has folder {} as we know it, which we did not ask about",
-                        field(stranger)
-                    )));
+                check_chunk("same", folders.len())?;
+                for f in &folders {
+                    check_same(f, &known, same.last().map(String::as_str))?;
+                    same.push(f.clone());
                 }
-                same.extend(folders);
+                patience.items(folders.len())?;
             }
             Reply::End { count: announced } if announced == count => return Ok(same),
             Reply::End { count: announced } => {
@@ -73,5 +73,49 @@ pub fn receive(
             }
             other => return Err(unexpected(other)),
         }
+    }
+}
+
+/// A chunk carries at least one item and at most [`ENTRIES_PER_CHUNK`].
+fn check_chunk(what: &str, len: usize) -> Result<()> {
+    if (1..=ENTRIES_PER_CHUNK).contains(&len) {
+        return Ok(());
+    }
+    Err(Error::Protocol(format!(
+        "a chunk of {len} {what} (a chunk carries 1 to {ENTRIES_PER_CHUNK})"
+    )))
+}
+
+/// An entry must pass the name rules, be a file unless folders are asked for, and come after
+/// the one before it (paths in strictly increasing byte order: no name twice).
+fn check_entry(e: &Entry, folders: bool, last: Option<&str>) -> Result<()> {
+    check_name(&e.path)?;
+    if !folders && e.kind == Kind::Dir {
+        let why = format!("unexpected folder {} in a file listing", e.path);
+        return Err(Error::Protocol(why));
+    }
+    in_order("entry", &e.path, last)
+}
+
+/// A folder said to be the same must be one we asked about, each once, in order.
+fn check_same(folder: &str, known: &HashSet<&str>, last: Option<&str>) -> Result<()> {
+    if !known.contains(folder) {
+        return Err(Error::Protocol(format!(
+            "the peer says it has folder {} as we know it, which we did not ask about",
+            field(folder)
+        )));
+    }
+    in_order("folder", folder, last)
+}
+
+/// Names come in strictly increasing byte order: a repeat is out of order too.
+fn in_order(what: &str, name: &str, last: Option<&str>) -> Result<()> {
+    match last {
+        Some(last) if name <= last => Err(Error::Protocol(format!(
+            "the listing names {what} {} after {} (out of order, or twice)",
+            field(name),
+            field(last)
+        ))),
+        _ => Ok(()),
     }
 }

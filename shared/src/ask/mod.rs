@@ -4,6 +4,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`connect`] | a connection opened as this box |
+//! | [`patience`] | a server that says it is working: held to its progress |
 //! | [`list`] | `index …` and `hash checkall` |
 //! | [`hash`] | `hash verify` |
 //! | [`download`] | `download TCP`: receive, verify, install |
@@ -16,6 +17,7 @@ pub mod download;
 pub mod download_udp;
 pub mod hash;
 pub mod list;
+pub mod patience;
 pub mod pipeline;
 pub mod sync_list;
 

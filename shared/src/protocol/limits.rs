@@ -11,7 +11,20 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// any working link, far above what a stalled peer's kernel lets trickle through.
 pub const MIN_PROGRESS: u64 = 16 * 1024;
 
-/// Entries per `entries` chunk of a listing: far below a frame's limit whatever the names.
+/// How often a server that is still preparing an answer says so (a [`working`] frame): well
+/// within [`IDLE_TIMEOUT`], so that a client never takes a busy peer for a silent one.
+///
+/// [`working`]: crate::protocol::message::Reply::Working
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// How long a client waits for real progress while a server says it is working: the idle
+/// timeout, and one keep-alive period of grace. A server never waits longer than
+/// [`IDLE_TIMEOUT`] without progress of its own (for a locked file: then it answers `busy`), so
+/// an honest server always reports first; one that only pretends is given up on.
+pub const PATIENCE: Duration = IDLE_TIMEOUT.saturating_add(KEEP_ALIVE);
+
+/// Entries per `entries` chunk of a listing (and folders per `same` chunk): far below a frame's
+/// limit whatever the names. A client refuses a chunk that carries more, or none.
 pub const ENTRIES_PER_CHUNK: usize = 512;
 
 /// The most entries a listing may carry; a peer announcing more is refused.

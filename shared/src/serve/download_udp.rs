@@ -47,7 +47,7 @@ pub fn answer(
         )
     };
     let socket = socket.ok_or_else(no_udp)?;
-    let out = Outgoing::open(local, name)?;
+    let out = Outgoing::open(conn, local, name)?;
     let block_size = block_size_for(conn.peer_addr().ip());
     let too_large = |e| {
         Failure::Reply(
