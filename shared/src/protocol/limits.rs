@@ -30,6 +30,19 @@ pub const ENTRIES_PER_CHUNK: usize = 512;
 /// The most entries a listing may carry; a peer announcing more is refused.
 pub const MAX_LISTING: u64 = 500_000;
 
+/// The longest name (path in a box) accepted, in bytes: Linux's `PATH_MAX` (4,096) counts the
+/// closing NUL, so no longer path can be opened anyway.
+pub const MAX_PATH: usize = 4095;
+
+/// The longest MIME type accepted in an entry, in bytes (RFC 6838: 127 for the type and 127
+/// for the subtype, and the slash).
+pub const MAX_TYPE: usize = 255;
+
+/// The most bytes of names one listing may carry in all: 500,000 names of 500 bytes, or 40,000
+/// of 4,000. With [`MAX_PATH`], [`MAX_TYPE`] and [`MAX_LISTING`], it bounds what a listing
+/// costs the box that receives it (`docs/SECURITY.md`).
+pub const MAX_LISTING_NAMES: u64 = 256 << 20;
+
 /// The most folders a `sync_list` request may name in `known`.
 pub const MAX_KNOWN: usize = 20_000;
 
