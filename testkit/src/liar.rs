@@ -124,9 +124,9 @@ impl Lie {
             Lie::OtherFile => &["but the peer offered"],
             Lie::FewerBytes => &["closed after"],
             Lie::MoreBytes => &["bad message from the peer", "did not verify"],
-            Lie::WrongMd5 | Lie::HeaderMd5 | Lie::UdpBlocks | Lie::UdpTrailer => {
-                &["did not verify"]
-            }
+            Lie::WrongMd5 | Lie::UdpBlocks | Lie::UdpTrailer => &["did not verify"],
+            // A round holds the header's MD5 to the listing's before it reads a byte.
+            Lie::HeaderMd5 => &["did not verify", "the listing said"],
             Lie::MillionEntries => &["more than 500000 entries"],
             Lie::CountMismatch => &["announced"],
             Lie::StallMidTransfer | Lie::StallHandshake => &["no answer for too long"],

@@ -172,7 +172,7 @@ impl Syncer {
         let remote = Remote::new(listing.received, listing.same, &state.agreed);
         let mut busy = scan.busy.clone();
         busy.extend(listing.busy);
-        let plan = plan::plan(&Inputs {
+        let mut plan = plan::plan(&Inputs {
             local: &scan.index,
             remote: &remote,
             agreed: &state.agreed,
@@ -186,9 +186,13 @@ impl Syncer {
             conflicts: plan.conflicts.len(),
             ..Summary::default()
         };
-        let mut run = Run::new(&self.local, &peer, scan.index, summary);
+        let reconnect = || self.connect();
+        let mut run = Run::new(&self.local, &peer, scan.index, summary).reconnecting(&reconnect);
         self.note_held(&plan, &mut run);
         run.carry_out(conn, &plan.actions, &|| self.stopped());
+        // Done with: a download per new file of a large box holds its name; free them before
+        // the new agreement copies the names it keeps.
+        drop(std::mem::take(&mut plan.actions));
         let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
         // Let go of the state we read, so that storing the new one does not copy it.
         drop(state);
