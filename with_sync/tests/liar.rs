@@ -50,8 +50,8 @@ fn a_listing_of_long_names_costs_less_than_three_times_its_bytes() {
 fn a_million_repeated_same_frames_are_refused_at_the_first_repeat() {
     let (peak, sent) = check_memory(&pull, Lie::RepeatedSame, &agreed_with_the_liar);
     eprintln!(
-        "repeated same: {} MiB sent, peak {} MiB",
-        sent >> 20,
+        "repeated same: {} KiB sent, peak {} MiB",
+        sent >> 10,
         peak >> 20
     );
 }

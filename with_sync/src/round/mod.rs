@@ -29,8 +29,9 @@
 //!  7. hang up ──────────────── (clean close) ──────────▶ its witness: "the peer saw this listing"
 //! ```
 //!
-//! The round holds one TCP connection from step 1 to step 7 and uses only requests every stage
-//! serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
+//! The round holds one TCP connection at a time, from step 1 to step 7 (a second one only after
+//! it refused a download whose header contradicts the listing: see [`carry`]), and uses only
+//! requests every stage serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
 //! place: what is replaced or deleted is moved into `.minibox/trash/`, and a download becomes
 //! visible under its name only by an atomic rename of a verified temporary file. A file the user
 //! touches while the round runs is left alone (its stamp no longer matches what the plan saw) and
