@@ -1,4 +1,7 @@
 use super::*;
+use crate::ask::list::receive;
+use crate::protocol::message::Reply;
+use crate::wire::conn::Connection;
 use std::net::{TcpListener, TcpStream};
 
 fn file(path: &str) -> Entry {
