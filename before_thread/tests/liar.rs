@@ -45,3 +45,15 @@ fn udp_blocks_that_do_not_match_the_announced_md5() {
 fn udp_trailer_with_the_wrong_md5() {
     refuses_in_one_sentence(Lie::UdpTrailer);
 }
+
+/// A new block every 3 s is not a transfer: the pace that protects TCP holds for UDP too.
+#[test]
+fn udp_drip_below_the_pace() {
+    let run = testkit::liar::check(&pull, Lie::UdpDrip, Some(1));
+    let answer = &run.json_lines()[0];
+    let error = answer["error"].as_str().expect("an error sentence");
+    assert!(
+        error.starts_with("download UDP of a.txt gave up: the peer moved fewer than 16 KiB"),
+        "{error}"
+    );
+}

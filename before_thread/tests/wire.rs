@@ -440,3 +440,37 @@ fn read_sync_list(c: &mut Raw) -> (Vec<String>, Vec<String>, u64) {
     };
     (paths, same, count)
 }
+
+/// The edge cases of a sync listing's `known`, as the page tells them: a folder name that
+/// breaks the name rules is no error (it is never the same); more than 20,000 folders get a
+/// `bad_request` and the connection stays usable; a digest that is not one closes it.
+#[test]
+fn sync_list_edge_cases_of_known() {
+    let s = Setup::new(sample_box);
+    let mut c = Raw::connect(&s);
+    c.hello();
+    c.send(r#"{"op":"sync_list","known":[{"folder":"../x","md5":"d41d8cd98f00b204e9800998ecf8427e"}]}"#);
+    let (paths, same, _) = read_sync_list(&mut c);
+    assert!(same.is_empty(), "{same:?}");
+    assert!(
+        paths.iter().any(|p| p == "hello.txt"),
+        "the whole box: {paths:?}"
+    );
+
+    let known: Vec<Value> = (0..20_001)
+        .map(|i| json!({"folder": format!("f{i}"), "md5": "d41d8cd98f00b204e9800998ecf8427e"}))
+        .collect();
+    c.send(&json!({"op":"sync_list","known":known}).to_string());
+    let reply = c.expect();
+    assert_eq!(reply["code"], "bad_request", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("at most 20000"),
+        "{reply}"
+    );
+    c.send(r#"{"op":"hash","path":"hello.txt"}"#);
+    assert_eq!(c.expect()["reply"], "entry", "still usable");
+
+    refused_then_closed(&s, true, |c| {
+        c.send(r#"{"op":"sync_list","known":[{"folder":"docs","md5":"not a digest"}]}"#)
+    });
+}

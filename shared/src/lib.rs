@@ -23,7 +23,8 @@
 //!
 //! - Stage 1 (`before_thread/README.md`): `protocol`, `local` (not `fast/`, `cache`, `locks`),
 //!   `wire::conn` and `wire::handshake`, the `list`, `hash` and `download` files of `serve` and
-//!   `ask`, and `shell`.
+//!   `ask` (with `serve::keep_alive`, `ask::patience` and `ask::listing_rules`, which they call),
+//!   and `shell`.
 //! - Stage 2 (`with_thread/README.md`): `threaded`, `local::locks`, `wire::udp::demux`.
 //! - Stage 3 (`with_sync/README.md`): `protocol::sync`, `serve::sync_list`, `ask::sync_list`,
 //!   `ask::pipeline`, `local::inflight` with `shell::turn`, and the `with_sync` crate.

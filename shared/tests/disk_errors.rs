@@ -13,6 +13,7 @@
 use std::fs;
 use std::net::TcpListener;
 
+use minibox::ask::download::Listed;
 use minibox::ask::pipeline::{fetch_many, Body, IN_MEMORY};
 use minibox::ask::{connect, hash::hash};
 use minibox::local::LocalBox;
@@ -51,9 +52,14 @@ fn fetch_all(client: &LocalBox, files: &[(&str, Vec<u8>)], check: usize) -> (Vec
             serve::serve_connection(conn, &server, Options::default());
         });
         let mut conn = connect(client, &addr).unwrap();
-        let names: Vec<&str> = files.iter().map(|(n, _)| *n).collect();
+        // What a listing would have said of each file: its size and MD5.
+        let listed = |bytes: &[u8]| Listed {
+            size: bytes.len() as u64,
+            md5: Some(Md5::of(bytes)),
+        };
+        let named: Vec<(&str, Listed)> = files.iter().map(|(n, b)| (*n, listed(b))).collect();
         let mut got = Vec::new();
-        let handed = fetch_many(&mut conn, client, &names, &mut |_, result, _| {
+        let handed = fetch_many(&mut conn, client, &named, &mut |_, result, _| {
             got.push(got_of(result));
         });
         assert_eq!(handed, files.len(), "the batch went on to the end: {got:?}");

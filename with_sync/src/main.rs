@@ -143,6 +143,10 @@ fn once(syncer: &Syncer, mode: Mode) -> ExitCode {
         }
     };
     println!("{line}");
+    // What the round cost, for whoever measures it (`RUST_LOG=with_sync::memory=info`).
+    if let Some(peak) = minibox::util::peak_memory() {
+        log::info!(target: "with_sync::memory", "peak memory {} KiB", peak / 1024);
+    }
     if ok {
         ExitCode::SUCCESS
     } else {

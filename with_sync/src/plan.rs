@@ -248,9 +248,10 @@ pub enum Action {
     /// copy name of the peer's losing version).
     Download {
         /// The name on the peer.
-        path: String,
-        /// The name here.
-        to: String,
+        path: Arc<str>,
+        /// The name here: one string with `path` when they are the same (a round may plan a
+        /// download per file of a large box; its names are not copied twice).
+        to: Arc<str>,
         /// The version the plan decided on: anything else that arrives is not installed.
         version: Version,
     },
@@ -268,6 +269,16 @@ pub enum Action {
 }
 
 impl Action {
+    /// A download of the peer's `path` (version `version`), to `to` here, or to `path` itself.
+    pub fn download(path: &str, to: Option<Arc<str>>, version: &Version) -> Action {
+        let path: Arc<str> = path.into();
+        Action::Download {
+            to: to.unwrap_or_else(|| Arc::clone(&path)),
+            path,
+            version: version.clone(),
+        }
+    }
+
     /// The path this action changes here.
     pub fn target(&self) -> &str {
         match self {
@@ -409,7 +420,7 @@ pub fn fold(
 /// Which paths are new or changed on one side: present there and different from the base. A
 /// folder counts as changed when anything below it does, so this returns every such path and
 /// all of its ancestors.
-fn dirty_tree(side: &dyn Side, base: &Agreement) -> BTreeSet<String> {
+fn dirty_tree<'s>(side: &'s dyn Side, base: &'s Agreement) -> BTreeSet<&'s str> {
     let mut dirty = BTreeSet::new();
     let all = walk(
         side.items(),
@@ -424,7 +435,7 @@ fn dirty_tree(side: &dyn Side, base: &Agreement) -> BTreeSet<String> {
         if a.map(|a| &a.version) != Some(version) {
             let mut p = path;
             loop {
-                if !dirty.insert(p.to_string()) {
+                if !dirty.insert(p) {
                     break; // its ancestors are in already
                 }
                 match p.rfind('/') {
@@ -466,31 +477,32 @@ fn download_rank(action: &Action) -> u64 {
     }
 }
 
-/// The plan being built: actions by phase, each tagged with the path whose decision made it.
+/// The plan being built: actions by phase, each tagged with the path whose decision made it
+/// (borrowed from the inputs: a tag per action must not cost a copy of every path).
 #[derive(Default)]
-struct Builder {
-    renames: Vec<(String, Action)>,
-    deletes: Vec<(String, Action)>,
-    rmdirs: Vec<(String, Action)>,
-    mkdirs: Vec<(String, Action)>,
-    downloads: Vec<(String, Action)>,
-    metas: Vec<(String, Action)>,
+struct Builder<'p> {
+    renames: Vec<(&'p str, Action)>,
+    deletes: Vec<(&'p str, Action)>,
+    rmdirs: Vec<(&'p str, Action)>,
+    mkdirs: Vec<(&'p str, Action)>,
+    downloads: Vec<(&'p str, Action)>,
+    metas: Vec<(&'p str, Action)>,
     conflicts: Vec<String>,
     held: Vec<(String, String)>,
     /// Conflict copy names this round creates here; their own decisions are dropped.
     claimed: BTreeSet<String>,
 }
 
-impl Builder {
+impl Builder<'_> {
     /// The actions in the order a round carries them out: conflict renames, deletions, folder
     /// removals (deepest first), new folders (shallowest first), downloads (small files first,
     /// see [`download_rank`]), then bits and mtimes (deepest first). Conflict copies made by renaming claim their names: whatever that
     /// name's own decision was (typically "download the copy the peer made"), the rename does it.
     fn in_order(&mut self) -> Vec<Action> {
         let claimed = std::mem::take(&mut self.claimed);
-        let keep = |list: Vec<(String, Action)>| -> Vec<Action> {
+        let keep = |list: Vec<(&str, Action)>| -> Vec<Action> {
             list.into_iter()
-                .filter(|(owner, _)| !claimed.contains(owner))
+                .filter(|(owner, _)| !claimed.contains(*owner))
                 .map(|(_, action)| action)
                 .collect()
         };
@@ -541,7 +553,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
             continue;
         }
         let a = a.map(|a| &a.version);
-        let changed = |v: Option<&Version>, dirty: &BTreeSet<String>| match v {
+        let changed = |v: Option<&Version>, dirty: &BTreeSet<&str>| match v {
             None => a.is_some(),
             Some(v) if v.is_dir() => Some(v) != a || dirty.contains(path),
             Some(v) => Some(v) != a,
@@ -566,14 +578,14 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
 }
 
 /// Only the peer changed `path`: make this box hold the remote version.
-fn take_remote(
-    b: &mut Builder,
-    path: &str,
+fn take_remote<'p>(
+    b: &mut Builder<'p>,
+    path: &'p str,
     l: Option<&Version>,
     r: Option<&Version>,
     a: Option<&Version>,
 ) {
-    let owner = || path.to_string();
+    let owner = || path;
     // First clear what stands in the way.
     match (l, r) {
         (Some(l), Some(r)) if l.same_content(r) => {
@@ -615,22 +627,15 @@ fn take_remote(
                 mode: r.mode,
             },
         )),
-        Some(r) => b.downloads.push((
-            owner(),
-            Action::Download {
-                path: path.to_string(),
-                to: path.to_string(),
-                version: r.clone(),
-            },
-        )),
+        Some(r) => b.downloads.push((owner(), Action::download(path, None, r))),
     }
 }
 
 /// Both sides changed `path` since the base.
-fn both_changed(
-    b: &mut Builder,
+fn both_changed<'p>(
+    b: &mut Builder<'p>,
     inputs: &Inputs<'_>,
-    path: &str,
+    path: &'p str,
     l: Option<&Version>,
     r: Option<&Version>,
     a: Option<&Version>,
@@ -644,7 +649,7 @@ fn both_changed(
         (Some(_), None) => {}
         (Some(l), Some(r)) if l.same_content(r) => {
             if let Some(action) = merge_meta(path, l, r, a) {
-                b.metas.push((path.to_string(), action));
+                b.metas.push((path, action));
             }
         }
         (Some(l), Some(r)) => {
@@ -687,7 +692,7 @@ fn copy_name(
 
 /// This box won the conflict on `path`: keep ours, and keep the peer's version `r` as a
 /// conflict copy (named after the peer).
-fn keep_remote_loser(b: &mut Builder, inputs: &Inputs<'_>, path: &str, r: &Version) {
+fn keep_remote_loser<'p>(b: &mut Builder<'p>, inputs: &Inputs<'_>, path: &'p str, r: &Version) {
     match copy_name(inputs, path, r, inputs.remote_name) {
         None => b
             .held
@@ -696,31 +701,25 @@ fn keep_remote_loser(b: &mut Builder, inputs: &Inputs<'_>, path: &str, r: &Versi
         Some((name, have)) if have || inputs.remote.version(&name).is_some() => {}
         Some((name, _)) => {
             b.claimed.insert(name.clone());
-            b.downloads.push((
-                path.to_string(),
-                Action::Download {
-                    path: path.to_string(),
-                    to: name,
-                    version: r.clone(),
-                },
-            ));
+            b.downloads
+                .push((path, Action::download(path, Some(name.into()), r)));
         }
     }
 }
 
 /// The peer won the conflict on `path`: our version `l` becomes a conflict copy (named after
 /// us) and the peer's version `r` takes the name.
-fn give_way(b: &mut Builder, inputs: &Inputs<'_>, path: &str, l: &Version, r: &Version) {
+fn give_way<'p>(b: &mut Builder<'p>, inputs: &Inputs<'_>, path: &'p str, l: &Version, r: &Version) {
     let Some((name, have)) = copy_name(inputs, path, l, inputs.local_name) else {
         b.held
             .push((path.into(), "no free name for the conflict copy".into()));
         return;
     };
-    let owner = path.to_string();
+    let owner = path;
     if have {
         // The copy exists already: ours can go to the trash.
         b.deletes.push((
-            owner.clone(),
+            owner,
             Action::Delete {
                 path: path.to_string(),
                 version: l.clone(),
@@ -729,7 +728,7 @@ fn give_way(b: &mut Builder, inputs: &Inputs<'_>, path: &str, l: &Version, r: &V
     } else {
         b.claimed.insert(name.clone());
         b.renames.push((
-            owner.clone(),
+            owner,
             Action::Rename {
                 from: path.to_string(),
                 to: name,
@@ -746,14 +745,7 @@ fn give_way(b: &mut Builder, inputs: &Inputs<'_>, path: &str, l: &Version, r: &V
             },
         ));
     } else {
-        b.downloads.push((
-            owner,
-            Action::Download {
-                path: path.to_string(),
-                to: path.to_string(),
-                version: r.clone(),
-            },
-        ));
+        b.downloads.push((owner, Action::download(path, None, r)));
     }
 }
 
@@ -868,7 +860,7 @@ pub fn apply_one(action: &Action, index: &mut Index, installed: Option<&Version>
             index.insert(path.clone(), Version::dir(*mode));
         }
         Action::Download { to, version, .. } => {
-            index.insert(to.clone(), installed.unwrap_or(version).clone());
+            index.insert(to.to_string(), installed.unwrap_or(version).clone());
         }
         Action::SetMeta {
             path,

@@ -12,6 +12,7 @@
 use std::io::{self, Read};
 
 use super::connect::unexpected;
+use super::patience::{answer, Patience};
 use crate::local::install::{install, TempFile};
 use crate::local::log::field;
 use crate::local::LocalBox;
@@ -61,12 +62,12 @@ pub fn fetch_tcp(
     receive_rest(conn, local, entry, progress)
 }
 
-/// Reads the header of a download of `name`.
+/// Reads the header of a download of `name` (after `working` frames while the file is locked).
 ///
 /// # Errors
-/// The peer's error, or a header for another file.
+/// The peer's error, a header for another file, or a server that stalls.
 pub fn receive_header(conn: &mut Connection, name: &str) -> Result<Entry> {
-    match conn.recv::<Reply>()? {
+    match answer(conn, &mut Patience::new())? {
         Reply::File { entry } => check_header(entry, name),
         other => Err(unexpected(other)),
     }
@@ -144,6 +145,42 @@ pub fn receive_trailer(conn: &mut Connection, entry: Entry, received: Md5) -> Re
         md5: Some(md5.to_string()),
         ..entry
     })
+}
+
+/// What a listing said of a file: the header of its download must say the same. (A peer's
+/// claims are held to each other: a file listed as 19 bytes and offered as 2^62 is refused
+/// before a byte of it is read.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    /// The size listed.
+    pub size: u64,
+    /// The MD5 listed, if any.
+    pub md5: Option<Md5>,
+}
+
+/// Checks a download's header against what the listing said of the file: the same size, and
+/// the same MD5 when both carry one.
+///
+/// # Errors
+/// [`Error::Protocol`] if they differ (the file changed since it was listed, or the peer lies;
+/// either way these bytes are not the version asked for, and are not read).
+pub fn check_listed(entry: &Entry, listed: &Listed) -> Result<()> {
+    let offered = entry.md5.as_deref().and_then(|m| m.parse::<Md5>().ok());
+    let md5_differs = matches!((offered, listed.md5), (Some(a), Some(b)) if a != b);
+    if entry.size == listed.size && !md5_differs {
+        return Ok(());
+    }
+    let (path, size, md5) = (
+        &entry.path,
+        entry.size,
+        field(entry.md5.as_deref().unwrap_or("")),
+    );
+    Err(Error::Protocol(format!(
+        "{path}: the download's header says {size} bytes (MD5 {md5}) but the listing said {} \
+         bytes (MD5 {}); refused without reading it",
+        listed.size,
+        listed.md5.map(|m| m.to_string()).unwrap_or_default()
+    )))
 }
 
 /// Checks that a transfer header describes the file we asked for.

@@ -12,6 +12,9 @@
 //!   waiting for an ack that was lost. After 10 s without a new block, or [`MAX_RETRIES`] such
 //!   probes in a row, the download gives up.
 //!
+//! New blocks must also keep the pace that protects TCP ([`Pace`]): 16 KiB in every 10 s, or
+//! the download gives up. A block every few seconds is a new block, but not a transfer.
+//!
 //! The socket is connected to the server's address, so the kernel delivers only the server's
 //! datagrams; the token check drops leftovers of earlier transfers.
 
@@ -22,14 +25,16 @@ use std::time::{Duration, Instant};
 
 use super::connect::unexpected;
 use super::download::{check_header, verify, Progress};
+use super::patience::{answer, Patience};
 use crate::local::install::{install, TempFile};
 use crate::local::sink::Sink;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
-use crate::protocol::limits::IDLE_TIMEOUT;
+use crate::protocol::limits::{IDLE_TIMEOUT, MIN_PROGRESS};
 use crate::protocol::md5::Md5;
 use crate::protocol::message::{Entry, ErrorCode, Reply, Request};
 use crate::protocol::name::check_name;
+use crate::protocol::pace::Pace;
 use crate::wire::conn::Connection;
 use crate::wire::udp::blocks::{block_count, receive_window, size_buffers, MAX_RETRIES, TCP_POLL};
 use crate::wire::udp::datagram::{self, Datagram, MAX_DATAGRAM};
@@ -62,7 +67,7 @@ pub fn download(
     conn.send(&Request::DownloadUdp {
         path: name.to_string(),
     })?;
-    let (entry, token, block_size) = match conn.recv::<Reply>()? {
+    let (entry, token, block_size) = match answer(conn, &mut Patience::new())? {
         Reply::UdpOffer {
             entry,
             token,
@@ -181,6 +186,10 @@ struct Receiver<'a, 's> {
     next_poll: Instant,
     /// Blocks delivered at the last progress report.
     reported: u32,
+    /// The pace of new bytes.
+    pace: Pace,
+    /// Bytes not received yet.
+    missing: u64,
 }
 
 impl<'a, 's> Receiver<'a, 's> {
@@ -204,6 +213,8 @@ impl<'a, 's> Receiver<'a, 's> {
             last_probe: now,
             next_poll: now + TCP_POLL,
             reported: 0,
+            pace: Pace::new(),
+            missing: plan.size,
         }
     }
 
@@ -236,6 +247,7 @@ impl<'a, 's> Receiver<'a, 's> {
                  blocked between the two boxes?); nothing was installed"
             )));
         }
+        self.keep_pace(0)?;
         match self.recv()? {
             Some(n) => self.on_datagram(n, path, progress),
             None => {
@@ -299,6 +311,7 @@ impl<'a, 's> Receiver<'a, 's> {
                     sink.put(bytes)
                 });
         let arrival = arrival.map_err(|e| Error::io(path, e))?;
+        let (block, ack_now) = (data.block, data.ack_now);
         self.pending += 1;
         let urgent = match arrival {
             Arrival::FilledGap => true,
@@ -316,8 +329,9 @@ impl<'a, 's> Receiver<'a, 's> {
             self.last_progress = self.last_arrival;
             self.probe = FIRST_PROBE;
             self.probes = 0;
+            self.keep_pace(self.plan.len_of(block) as u64)?;
         }
-        if urgent || data.ack_now || self.pending >= ACK_EVERY || self.reassembly.complete() {
+        if urgent || ack_now || self.pending >= ACK_EVERY || self.reassembly.complete() {
             self.ack();
         }
         let delivered = self.reassembly.delivered();
@@ -327,6 +341,19 @@ impl<'a, 's> Receiver<'a, 's> {
             progress(done.min(self.plan.size), self.plan.size);
         }
         Ok(())
+    }
+
+    /// Counts `new` bytes received; gives up on a server slower than the pace allows (unless
+    /// what is missing is less than one pace's worth).
+    fn keep_pace(&mut self, new: u64) -> Result<()> {
+        self.missing = self.missing.saturating_sub(new);
+        match self.pace.advance(new) {
+            Err(e) if self.missing >= MIN_PROGRESS => Err(Error::Timeout(format!(
+                "download UDP of {} gave up: {e}; nothing was installed",
+                self.plan.name
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn report(&self, started: Instant) {

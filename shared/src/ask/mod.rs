@@ -4,7 +4,9 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`connect`] | a connection opened as this box |
+//! | [`patience`] | a server that says it is working: held to its progress |
 //! | [`list`] | `index …` and `hash checkall` |
+//! | [`listing_rules`] | the rules every frame of a listing holds to |
 //! | [`hash`] | `hash verify` |
 //! | [`download`] | `download TCP`: receive, verify, install |
 //! | [`download_udp`] | `download UDP` (the UDP chapter) |
@@ -16,6 +18,8 @@ pub mod download;
 pub mod download_udp;
 pub mod hash;
 pub mod list;
+pub mod listing_rules;
+pub mod patience;
 pub mod pipeline;
 pub mod sync_list;
 

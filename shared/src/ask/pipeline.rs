@@ -13,7 +13,9 @@
 
 use std::io::Write;
 
-use super::download::{disk_error, receive_bytes, receive_header, receive_trailer, Unstored};
+use super::download::{
+    check_listed, disk_error, receive_bytes, receive_header, receive_trailer, Listed, Unstored,
+};
 use crate::local::install::TempFile;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
@@ -59,26 +61,29 @@ impl Body {
     }
 }
 
-/// Fetches `names`, pipelined. Each reply is handed to `done` with its index as soon as it is
-/// in, with whether the next reply has begun to arrive already (a caller that hands files on in
-/// batches waits for more while that is so). A reply that leaves the connection in step (a
-/// verified file, the peer's error, bytes that did not verify, a file this box could not store)
-/// lets the batch go on; anything else ends it, and `done` is not called for the rest. Returns
+/// Fetches `files` (each name with what its listing said of it), pipelined. Each reply is
+/// handed to `done` with its index as soon as it is in, with whether the next reply has begun to
+/// arrive already (a caller that hands files on in batches waits for more while that is so). A
+/// reply that leaves the connection in step (a verified file, the peer's error, bytes that did
+/// not verify, a file this box could not store) lets the batch go on; anything else ends it (a
+/// header that contradicts the listing among them: its bytes are not read), and `done` is not
+/// called for the rest. Returns
 /// how many were handed over.
 pub fn fetch_many(
     conn: &mut Connection,
     local: &LocalBox,
-    names: &[&str],
+    files: &[(&str, Listed)],
     done: &mut dyn FnMut(usize, Result<(Body, Entry)>, bool),
 ) -> usize {
+    let names: Vec<&str> = files.iter().map(|(name, _)| *name).collect();
     // Names the name rules refuse are not asked for; they fail at their turn.
     let checks: Vec<_> = names.iter().map(|n| check_name(n)).collect();
     let mut sent = 0;
-    for (i, name) in names.iter().enumerate() {
-        let result = match (ask_ahead(conn, names, &checks, i, &mut sent), &checks[i]) {
+    for (i, (name, listed)) in files.iter().enumerate() {
+        let result = match (ask_ahead(conn, &names, &checks, i, &mut sent), &checks[i]) {
             (Err(e), _) => Err(e),
             (Ok(()), Err(refused)) => Err(Error::Path(refused.clone())),
-            (Ok(()), Ok(())) => receive_body(conn, local, name),
+            (Ok(()), Ok(())) => receive_body(conn, local, name, listed),
         };
         // A disk error comes back only once the file's bytes were read (and dropped).
         let in_step = matches!(
@@ -91,7 +96,7 @@ pub fn fetch_many(
             return i + 1;
         }
     }
-    names.len()
+    files.len()
 }
 
 /// Tops the window of requests up, if half of it has been answered.
@@ -117,9 +122,15 @@ fn ask_ahead(
 }
 
 /// Reads one reply of the batch: a small file's bytes in memory, a larger one into a
-/// temporary file.
-fn receive_body(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<(Body, Entry)> {
+/// temporary file; a header that contradicts the listing, not at all.
+fn receive_body(
+    conn: &mut Connection,
+    local: &LocalBox,
+    name: &str,
+    listed: &Listed,
+) -> Result<(Body, Entry)> {
     let entry = receive_header(conn, name)?;
+    check_listed(&entry, listed)?;
     if entry.size > IN_MEMORY {
         let (tmp, entry) = receive_rest_in_step(conn, local, entry)?;
         return Ok((Body::File(tmp), entry));

@@ -71,12 +71,15 @@ impl Error {
     }
 
     /// Wraps a socket error with what we were doing when it happened. A read or write that timed
-    /// out becomes [`Error::Timeout`], so callers need not look inside the `io::Error`.
+    /// out becomes [`Error::Timeout`], so callers need not look inside the `io::Error`; one we
+    /// timed out ourselves keeps its reason (the pace rule's "fewer than 16 KiB in 10 s").
     pub fn net(context: impl Into<String>, source: io::Error) -> Self {
         let context = context.into();
         match source.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                Error::Timeout(format!("{context}: no answer for too long"))
+                let why = source.get_ref().map(ToString::to_string);
+                let why = why.unwrap_or_else(|| "no answer for too long".into());
+                Error::Timeout(format!("{context}: {why}"))
             }
             _ => Error::Net { context, source },
         }

@@ -19,11 +19,37 @@ pub const HELLO_TIME: Duration = Duration::from_secs(3);
 /// any working link, far above what a stalled peer's kernel lets trickle through.
 pub const MIN_PROGRESS: u64 = 16 * 1024;
 
-/// Entries per `entries` chunk of a listing: far below a frame's limit whatever the names.
+/// How often a server that is still preparing an answer says so (a [`working`] frame): well
+/// within [`IDLE_TIMEOUT`], so that a client never takes a busy peer for a silent one.
+///
+/// [`working`]: crate::protocol::message::Reply::Working
+pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
+
+/// How long a client waits for real progress while a server says it is working: the idle
+/// timeout, and one keep-alive period of grace. A server never waits longer than
+/// [`IDLE_TIMEOUT`] without progress of its own (for a locked file: then it answers `busy`), so
+/// an honest server always reports first; one that only pretends is given up on.
+pub const PATIENCE: Duration = IDLE_TIMEOUT.saturating_add(KEEP_ALIVE);
+
+/// Entries per `entries` chunk of a listing (and folders per `same` chunk): far below a frame's
+/// limit whatever the names. A client refuses a chunk that carries more, or none.
 pub const ENTRIES_PER_CHUNK: usize = 512;
 
 /// The most entries a listing may carry; a peer announcing more is refused.
 pub const MAX_LISTING: u64 = 500_000;
+
+/// The longest name (path in a box) accepted, in bytes: Linux's `PATH_MAX` (4,096) counts the
+/// closing NUL, so no longer path can be opened anyway.
+pub const MAX_PATH: usize = 4095;
+
+/// The longest MIME type accepted in an entry, in bytes (RFC 6838: 127 for the type and 127
+/// for the subtype, and the slash).
+pub const MAX_TYPE: usize = 255;
+
+/// The most bytes of names one listing may carry in all: 500,000 names of 500 bytes, or 40,000
+/// of 4,000. With [`MAX_PATH`], [`MAX_TYPE`] and [`MAX_LISTING`], it bounds what a listing
+/// costs the box that receives it (`docs/SECURITY.md`).
+pub const MAX_LISTING_NAMES: u64 = 256 << 20;
 
 /// The most folders a `sync_list` request may name in `known`.
 pub const MAX_KNOWN: usize = 20_000;

@@ -2,13 +2,13 @@
 //!
 //! A sync tool writes files named by its peer, so a name is hostile until proven clean (rsync's
 //! 2024 advisories were about exactly this). A name is a relative path with `/` separators: no
-//! empty, `.` or `..` parts, no leading `/`, no NUL and no backslash, and nothing inside
-//! minibox's own [`META_DIR`]. This module checks the text only; [`crate::local::gate`] checks
+//! empty, `.` or `..` parts, no leading `/`, no NUL and no backslash, nothing inside minibox's
+//! own [`META_DIR`], and at most [`MAX_PATH`] bytes. This module checks the text only; [`crate::local::gate`] checks
 //! the disk (no symbolic link on the way).
 
 use std::fmt;
 
-use super::limits::MAX_NAME;
+use super::limits::{MAX_NAME, MAX_PATH};
 
 /// The folder inside every box that holds minibox's own data (temporary files, trash, log,
 /// caches). It is never listed, served or synced.
@@ -29,6 +29,8 @@ pub enum PathError {
     Reserved(String),
     /// A part of the path inside the box is a symbolic link.
     Symlink(String),
+    /// The name is longer than [`MAX_PATH`] bytes (it is not kept: it could be megabytes).
+    TooLong(usize),
 }
 
 impl fmt::Display for PathError {
@@ -53,6 +55,10 @@ impl fmt::Display for PathError {
             PathError::Reserved(n) => {
                 write!(f, "\"{n}\" is inside minibox's own {META_DIR}/ folder")
             }
+            PathError::TooLong(len) => write!(
+                f,
+                "a name of {len} bytes is longer than the {MAX_PATH} bytes a path may have"
+            ),
             PathError::Symlink(n) => {
                 write!(
                     f,
@@ -73,6 +79,9 @@ pub fn check_name(name: &str) -> Result<(), PathError> {
     let owned = || name.to_string();
     if name.is_empty() {
         return Err(PathError::Empty);
+    }
+    if name.len() > MAX_PATH {
+        return Err(PathError::TooLong(name.len()));
     }
     if name.contains('\0') || name.contains('\\') {
         return Err(PathError::BadCharacter(owned()));

@@ -7,7 +7,7 @@
 //! at least [`MIN_PROGRESS`] bytes in every [`IDLE_TIMEOUT`], or it is given up on.
 
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::limits::{IDLE_TIMEOUT, MIN_PROGRESS};
 
@@ -18,6 +18,9 @@ pub struct Pace {
     pub(crate) window_start: Instant,
     /// Bytes moved since then.
     moved: u64,
+    /// How long a window lasts: [`IDLE_TIMEOUT`], unless a side that should report second
+    /// gives the other a moment of grace.
+    window: Duration,
 }
 
 impl Default for Pace {
@@ -29,9 +32,15 @@ impl Default for Pace {
 impl Pace {
     /// Starts watching now.
     pub fn new() -> Self {
+        Pace::with_window(IDLE_TIMEOUT)
+    }
+
+    /// Starts watching now, with windows of `window` instead of [`IDLE_TIMEOUT`].
+    pub fn with_window(window: Duration) -> Self {
         Pace {
             window_start: Instant::now(),
             moved: 0,
+            window,
         }
     }
 
@@ -39,13 +48,13 @@ impl Pace {
     ///
     /// # Errors
     /// [`io::ErrorKind::TimedOut`] when fewer than [`MIN_PROGRESS`] bytes moved over more than
-    /// [`IDLE_TIMEOUT`].
+    /// a window.
     pub fn advance(&mut self, n: u64) -> io::Result<()> {
         self.moved += n;
         if self.moved >= MIN_PROGRESS {
-            *self = Pace::new();
-        } else if self.window_start.elapsed() > IDLE_TIMEOUT {
-            let (kib, secs) = (MIN_PROGRESS / 1024, IDLE_TIMEOUT.as_secs());
+            *self = Pace::with_window(self.window);
+        } else if self.window_start.elapsed() > self.window {
+            let (kib, secs) = (MIN_PROGRESS / 1024, self.window.as_secs());
             let why = format!("the peer moved fewer than {kib} KiB in {secs} s");
             return Err(io::Error::new(io::ErrorKind::TimedOut, why));
         }

@@ -20,7 +20,7 @@ use crate::wire::conn::Connection;
 /// # Errors
 /// A reply for a missing, refused or busy file; a broken connection.
 pub fn answer(conn: &mut Connection, local: &LocalBox, name: &str) -> Result<String, Failure> {
-    let out = Outgoing::open(local, name)?;
+    let out = Outgoing::open(conn, local, name)?;
     // Speed, skippable: a small file goes out from memory, one whose MD5 is known by sendfile.
     if let Some(sent) = fast::send(conn, local, &out) {
         return sent;

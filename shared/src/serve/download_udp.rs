@@ -15,9 +15,10 @@ use super::failure::Failure;
 use super::outgoing::Outgoing;
 use crate::local::LocalBox;
 use crate::protocol::error::Error;
-use crate::protocol::limits::IDLE_TIMEOUT;
+use crate::protocol::limits::{IDLE_TIMEOUT, MIN_PROGRESS};
 use crate::protocol::md5::{Hasher, Md5};
 use crate::protocol::message::{ErrorCode, Reply, Request};
+use crate::protocol::pace::Pace;
 use crate::wire::conn::Connection;
 use crate::wire::udp::blocks::{block_count, block_size_for, MAX_RETRIES, TCP_POLL};
 use crate::wire::udp::datagram::{self, Datagram, DATA_HEADER, MAX_ACK};
@@ -47,7 +48,7 @@ pub fn answer(
         )
     };
     let socket = socket.ok_or_else(no_udp)?;
-    let out = Outgoing::open(local, name)?;
+    let out = Outgoing::open(conn, local, name)?;
     let block_size = block_size_for(conn.peer_addr().ip());
     let too_large = |e| {
         Failure::Reply(
@@ -167,6 +168,10 @@ struct Sender<'s, 'f> {
     datagram: Vec<u8>,
     incoming: Vec<u8>,
     last_progress: Instant,
+    /// The pace of acknowledged bytes (as for TCP, with the same second of grace as [`GIVE_UP`]),
+    /// and blocks acknowledged since it was last told.
+    pace: Pace,
+    newly_acked: u32,
     /// Timeouts in a row.
     timeouts: u32,
     /// The retransmission deadline, while blocks are out.
@@ -186,6 +191,8 @@ impl<'s, 'f> Sender<'s, 'f> {
             started: now,
             client: None,
             last_progress: now,
+            pace: Pace::with_window(GIVE_UP),
+            newly_acked: 0,
             timeouts: 0,
             timer: None,
             next_poll: now + TCP_POLL,
@@ -206,6 +213,7 @@ impl<'s, 'f> Sender<'s, 'f> {
                     return self.finished(conn);
                 }
             }
+            self.keep_pace(name)?;
             if now.duration_since(self.last_progress) >= GIVE_UP || self.timeouts > MAX_RETRIES {
                 let secs = now.duration_since(self.last_progress).as_secs();
                 let why = format!(
@@ -282,7 +290,9 @@ impl<'s, 'f> Sender<'s, 'f> {
             self.client = Some(from);
         }
         let at = self.clock();
+        let acked = self.flight.acked();
         if self.flight.on_ack(&ack, at) {
+            self.newly_acked += self.flight.acked().saturating_sub(acked);
             self.last_progress = Instant::now();
             self.timeouts = 0;
             self.timer = self
@@ -321,6 +331,22 @@ impl<'s, 'f> Sender<'s, 'f> {
                 );
                 Err(Failure::Connection(Error::net("sending over UDP", eof)))
             }
+        }
+    }
+
+    /// Gives up on a client that acknowledges fewer bytes than the pace allows (a block every
+    /// few seconds holds the transfer open, and in stage 1 the whole server), unless what is
+    /// left to send is less than one pace's worth.
+    fn keep_pace(&mut self, name: &str) -> Result<(), Failure> {
+        let block = u64::from(self.source.block_size);
+        let bytes = u64::from(std::mem::take(&mut self.newly_acked)) * block;
+        let left = u64::from(self.source.blocks.saturating_sub(self.flight.acked())) * block;
+        match self.pace.advance(bytes) {
+            Err(e) if left >= MIN_PROGRESS => Err(Failure::Reply(
+                ErrorCode::Io,
+                format!("gave up sending {name} over UDP: {e}"),
+            )),
+            _ => Ok(()),
         }
     }
 

@@ -15,13 +15,13 @@ use crate::wire::conn::Connection;
 pub fn answer(conn: &mut Connection, local: &LocalBox, path: &str) -> Result<String, Failure> {
     // The read lock keeps an install of this name from swapping the file between the metadata
     // and the MD5 we report: both describe one version.
-    let _guard = read_lock(local, path)?;
+    let _guard = read_lock(conn, local, path)?;
     let (file, meta) = open_regular(local, path)?;
-    // A large file not hashed before takes a while: say so now and then.
-    let mut alive = KeepAlive::default();
-    let mut tell = |done, total| {
+    // A large file not hashed before takes a while: say so now and then, with the bytes read.
+    let mut alive = KeepAlive::new(meta.len());
+    let mut tell = |done, _| {
         let gone = |_| std::io::Error::other("the client went away");
-        alive.tick(conn, done, total).map_err(gone)
+        alive.tick(conn, done).map_err(gone)
     };
     let md5 = local.hashes.md5_of_open(&file, Stamp::of(&meta), &mut tell);
     let md5 = md5.map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;

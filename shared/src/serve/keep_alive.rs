@@ -1,42 +1,90 @@
-//! "Still working": a reply that takes long to prepare (hashing files the box has not read
-//! before) tells the client now and then, so that a client that gives up on a connection silent
-//! for 10 s keeps waiting.
+//! "Still working": a reply that takes long to prepare tells the client every [`KEEP_ALIVE`],
+//! so that a client that gives up on a connection silent for 10 s keeps waiting. Each
+//! `working` frame carries real progress in one unit: **bytes hashed, of the bytes to hash**
+//! (the files the stat cache does not vouch for), counted inside a long file too. A total of 0
+//! means nothing to count yet: the request waits for a locked file. The client holds these
+//! numbers to each other (`crate::ask::patience`), so they never go back or past the total.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::failure::Failure;
-use crate::protocol::message::Reply;
+use crate::local::scan::Scanned;
+use crate::local::LocalBox;
+use crate::protocol::limits::KEEP_ALIVE;
+use crate::protocol::md5::Md5;
+use crate::protocol::message::{Kind, Reply};
 use crate::wire::conn::Connection;
 
-/// How often a long answer says it is still being prepared: well within the idle timeout.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(2);
-
 /// Sends [`Reply::Working`] at most every [`KEEP_ALIVE`], and only once that long has passed
-/// since the request, so a quick answer sends none.
+/// since it started, so a quick answer sends none.
 pub struct KeepAlive {
+    /// When the last frame went (or the work began).
     last: Instant,
-}
-
-impl Default for KeepAlive {
-    fn default() -> Self {
-        KeepAlive {
-            last: Instant::now(),
-        }
-    }
+    /// Bytes to hash in all.
+    total: u64,
+    /// Bytes hashed so far (never more than `total`, never less than last said).
+    done: u64,
 }
 
 impl KeepAlive {
-    /// Sends a [`Reply::Working`] if it is time.
+    /// Work of `total` bytes to hash (0: only waiting), starting now.
+    pub fn new(total: u64) -> Self {
+        KeepAlive {
+            last: Instant::now(),
+            total,
+            done: 0,
+        }
+    }
+
+    /// Notes that `done` bytes are hashed, and sends a [`Reply::Working`] if it is time.
     ///
     /// # Errors
     /// If the connection breaks.
-    pub fn tick(&mut self, conn: &mut Connection, done: u64, total: u64) -> Result<(), Failure> {
+    pub fn tick(&mut self, conn: &mut Connection, done: u64) -> Result<(), Failure> {
+        self.done = self.done.max(done.min(self.total));
         if self.last.elapsed() >= KEEP_ALIVE {
+            let (done, total) = (self.done, self.total);
             conn.send(&Reply::Working { done, total })?;
             self.last = Instant::now();
         }
         Ok(())
     }
+
+    /// The MD5 of a scanned file ([`LocalBox::md5_of`]), telling the client of the progress
+    /// inside it, and counting it as done if it was one to hash.
+    ///
+    /// # Errors
+    /// If the connection breaks.
+    pub fn md5_of(
+        &mut self,
+        conn: &mut Connection,
+        local: &LocalBox,
+        item: &Scanned,
+    ) -> Result<Option<Md5>, Failure> {
+        let (before, size) = (self.done, item.stamp.size);
+        let fresh = local.hashes.get(&item.stamp).is_none();
+        let mut gone = None;
+        let md5 = local.md5_of(item, &mut |done, _| {
+            self.tick(conn, before + done.min(size)).map_err(|f| {
+                gone = Some(f);
+                std::io::Error::other("the client went away")
+            })
+        });
+        if let Some(failure) = gone {
+            return Err(failure);
+        }
+        if fresh {
+            self.tick(conn, before + size)?;
+        }
+        Ok(md5)
+    }
+}
+
+/// The bytes to hash among `items`: the files whose MD5 the stat cache does not vouch for.
+pub fn to_hash<'s>(local: &LocalBox, items: impl Iterator<Item = &'s Scanned>) -> u64 {
+    items
+        .filter(|i| i.kind == Kind::File && local.hashes.get(&i.stamp).is_none())
+        .fold(0, |sum, i| sum.saturating_add(i.stamp.size))
 }
 
 #[cfg(test)]

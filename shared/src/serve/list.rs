@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::failure::Failure;
-use super::keep_alive::KeepAlive;
+use super::keep_alive::{to_hash, KeepAlive};
 use crate::local::filter::Matcher;
 use crate::local::scan::Scanned;
 use crate::local::LocalBox;
@@ -24,19 +24,23 @@ pub fn answer(
 ) -> Result<String, Failure> {
     let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
     let scanned = scan(local)?;
+    let wanted = |item: &&Scanned| item.kind == Kind::File && matcher.matches(&item.entry());
     let hashes = listing == ListKind::Hashes;
-    let mut alive = KeepAlive::default();
+    // Hashing files not read before takes a while: say so now and then, with the bytes read.
+    let todo = match hashes {
+        true => to_hash(local, scanned.iter().filter(wanted)),
+        false => 0,
+    };
+    let mut alive = KeepAlive::new(todo);
     let mut chunks = Chunks::new(conn);
-    let total = scanned.len() as u64;
-    for (done, item) in scanned.iter().enumerate() {
+    for item in scanned.iter().filter(|i| i.kind == Kind::File) {
         let mut entry = item.entry();
-        if item.kind == Kind::Dir || !matcher.matches(&entry) {
+        if !matcher.matches(&entry) {
             continue;
         }
         if hashes {
-            alive.tick(chunks.conn, done as u64, total)?;
             // Unreadable or changed since the scan: left out, as the scan would.
-            let Some(md5) = local.md5_of(item, &mut |_, _| Ok(())) else {
+            let Some(md5) = alive.md5_of(chunks.conn, local, item)? else {
                 continue;
             };
             entry.md5 = Some(md5.to_string());

@@ -3,14 +3,16 @@
 
 use std::fs::{self, File, Metadata};
 use std::io::{self, Write};
+use std::time::Instant;
 
 use super::failure::Failure;
+use super::keep_alive::KeepAlive;
 use crate::local::gate::{open_in_box, ResolveError};
 use crate::local::locks::ReadGuard;
 use crate::local::scan::{entry_of, Stamp};
 use crate::local::LocalBox;
 use crate::protocol::error::Error;
-use crate::protocol::limits::IDLE_TIMEOUT;
+use crate::protocol::limits::{IDLE_TIMEOUT, KEEP_ALIVE};
 use crate::protocol::md5::Md5;
 use crate::protocol::message::{Entry, ErrorCode, Reply};
 use crate::protocol::name::PathError;
@@ -31,12 +33,13 @@ pub struct Outgoing<'a> {
 }
 
 impl<'a> Outgoing<'a> {
-    /// Opens the file `name` of the box for sending.
+    /// Opens the file `name` of the box for sending (telling the client on `conn` if it has to
+    /// wait for the file's lock).
     ///
     /// # Errors
-    /// A reply for the client when the file is busy, refused or missing.
-    pub fn open(local: &'a LocalBox, name: &str) -> Result<Self, Failure> {
-        let guard = read_lock(local, name)?;
+    /// A reply for the client when the file is busy, refused or missing; a broken connection.
+    pub fn open(conn: &mut Connection, local: &'a LocalBox, name: &str) -> Result<Self, Failure> {
+        let guard = read_lock(conn, local, name)?;
         let (file, meta) = open_regular(local, name)?;
         let before = Stamp::of(&meta);
         let known = local.hashes.get(&before);
@@ -83,18 +86,30 @@ impl<'a> Outgoing<'a> {
     }
 }
 
-/// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish.
+/// Takes the read lock of `name`, waiting at most [`IDLE_TIMEOUT`] for an install to finish,
+/// and saying every [`KEEP_ALIVE`] meanwhile that the answer is on its way (`working`, nothing
+/// to count: a client that waits for real progress knows we answer within the idle timeout).
 ///
 /// # Errors
-/// A "busy" reply if the file stays locked.
-pub fn read_lock<'a>(local: &'a LocalBox, name: &str) -> Result<ReadGuard<'a>, Failure> {
-    let busy = || {
-        Failure::Reply(
-            ErrorCode::Busy,
-            format!("{name} is busy being written; try again"),
-        )
-    };
-    local.locks.read(name, IDLE_TIMEOUT).ok_or_else(busy)
+/// A "busy" reply if the file stays locked; a broken connection.
+pub fn read_lock<'a>(
+    conn: &mut Connection,
+    local: &'a LocalBox,
+    name: &str,
+) -> Result<ReadGuard<'a>, Failure> {
+    let deadline = Instant::now() + IDLE_TIMEOUT;
+    let mut waiting = KeepAlive::new(0);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(guard) = local.locks.read(name, left.min(KEEP_ALIVE)) {
+            return Ok(guard);
+        }
+        if left <= KEEP_ALIVE {
+            let why = format!("{name} is busy being written; try again");
+            return Err(Failure::Reply(ErrorCode::Busy, why));
+        }
+        waiting.tick(conn, 0)?;
+    }
 }
 
 /// Opens a regular file of the box for reading, through the path gate (never a plain `open`:

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::failure::Failure;
-use super::keep_alive::KeepAlive;
+use super::keep_alive::{to_hash, KeepAlive};
 use super::list::{save_hashes, scan, Chunks};
 use crate::local::scan::Scanned;
 use crate::local::LocalBox;
@@ -99,7 +99,7 @@ pub fn answer(
 type FolderDigests = HashMap<String, Md5>;
 
 /// Every item's version (`None` for a file that cannot be read) and every folder's digest,
-/// saying "still working" while files are hashed.
+/// saying "still working" while files are hashed (bytes hashed of the bytes to hash).
 fn versions(
     conn: &mut Connection,
     local: &LocalBox,
@@ -107,16 +107,12 @@ fn versions(
 ) -> Result<(Vec<Option<Version>>, FolderDigests), Failure> {
     let mut versions = Vec::with_capacity(scanned.len());
     let mut sums = FolderSums::new();
-    let mut alive = KeepAlive::default();
-    let total = scanned.len() as u64;
-    for (done, item) in scanned.iter().enumerate() {
-        if done % 64 == 0 {
-            alive.tick(conn, done as u64, total)?;
-        }
+    let mut alive = KeepAlive::new(to_hash(local, scanned.iter()));
+    for item in scanned {
         let version = match item.kind {
             Kind::Dir => Some(item.version(None)),
-            Kind::File => local
-                .md5_of(item, &mut |_, _| Ok(()))
+            Kind::File => alive
+                .md5_of(conn, local, item)?
                 .map(|md5| item.version(Some(md5))),
         };
         match &version {

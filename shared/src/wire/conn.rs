@@ -230,6 +230,19 @@ impl Connection {
             .map_err(|e| Error::net("configuring the socket", e))
     }
 
+    /// Hangs up with a reset rather than a close, so that the peer cannot take it for the clean
+    /// end of a conversation (a client that gives up in the middle of an answer must not look
+    /// like one that finished; a syncing peer's server takes a clean close for the end of a
+    /// round).
+    pub fn abort(self) {
+        let linger = socket2::SockRef::from(self.reader.get_ref()).set_linger(Some(Duration::ZERO));
+        if let Err(e) = linger {
+            log::debug!("a reset instead of a close was refused ({e}); closing");
+        }
+        // Dropped here: closing a socket that lingers for zero seconds resets it. (No
+        // `shutdown` first: that would send the clean end this is meant to avoid.)
+    }
+
     /// Closes both directions now, waking any thread blocked on this socket.
     pub fn shutdown(&self) {
         let _ = self.reader.get_ref().shutdown(Shutdown::Both);

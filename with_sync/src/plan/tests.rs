@@ -533,7 +533,7 @@ fn a_folder_beats_a_file_of_the_same_name() {
         p.actions,
         vec![Action::Download {
             path: "x".into(),
-            to: conflict_name("x", "box2", f.mtime_ns, None),
+            to: conflict_name("x", "box2", f.mtime_ns, None).into(),
             version: f
         }]
     );
@@ -626,7 +626,8 @@ fn a_taken_conflict_name_gets_a_tag() {
                 "box2",
                 theirs.mtime_ns,
                 Some(&theirs.md5.unwrap().to_string()[..8])
-            ),
+            )
+            .into(),
             version: theirs
         }]
     );
@@ -797,6 +798,7 @@ impl World {
                 Action::Download {
                     path, to, version, ..
                 } => {
+                    let (path, to) = (&**path, &**to);
                     other.get(path) == Some(version)
                         && here(to) == round.expect.get(to).cloned()
                         && !here(to).is_some_and(|v| v.is_dir())
@@ -809,13 +811,14 @@ impl World {
             match &action {
                 Action::Delete { version, .. } => p.trash.extend(version.md5),
                 Action::Download { to, .. } => {
-                    if let Some(old) = p.files.get(to) {
+                    if let Some(old) = p.files.get(&**to) {
                         p.trash.extend(old.md5);
                     }
                 }
                 _ => {}
             }
-            if let Action::Download { to, .. } | Action::MakeDir { path: to, .. } = &action {
+            if matches!(action, Action::Download { .. } | Action::MakeDir { .. }) {
+                let to = action.target();
                 make_parents(&mut p.files, to);
                 make_parents(&mut round.expect, to);
             }

@@ -35,6 +35,11 @@ pub struct Run<'a> {
     new_folders: Vec<(String, u32)>,
     /// Set when the connection broke: the remaining downloads are put off.
     network_down: Option<String>,
+    /// Set when it broke because the peer's answer was refused at once (a header that
+    /// contradicts the listing, say): the peer is there, and a new connection goes on.
+    refused: bool,
+    /// Opens a new connection to the peer.
+    reconnect: Option<&'a dyn Fn() -> Result<Connection>>,
     /// The counts so far.
     pub summary: Summary,
     /// Each failed action's log "what" and error, for the warnings on stderr.
@@ -50,9 +55,18 @@ impl<'a> Run<'a> {
             after,
             new_folders: Vec::new(),
             network_down: None,
+            refused: false,
+            reconnect: None,
             summary,
             failed: BTreeMap::new(),
         }
+    }
+
+    /// Lets the round open a new connection with `connect` when the peer's answer to a download
+    /// was refused at once, rather than put off the downloads left.
+    pub fn reconnecting(mut self, connect: &'a dyn Fn() -> Result<Connection>) -> Self {
+        self.reconnect = Some(connect);
+        self
     }
 
     /// Carries out `actions` in order; a run of downloads goes as one pipelined batch.
@@ -244,14 +258,14 @@ impl<'a> Run<'a> {
             };
             let put_off = match &self.network_down {
                 Some(why) => Some(format!("the connection broke: {why}")),
-                None if self.after.get(to).is_some_and(Version::is_dir) => {
+                None if self.after.get(&**to).is_some_and(Version::is_dir) => {
                     Some(format!("{to} is still a folder here"))
                 }
                 // The shell may be fetching it now: the bytes cross once, and the next round
                 // finds the file here.
                 None => match self.local.inflight.try_claim(to, "a sync round") {
                     Ok(claim) => {
-                        claims.insert(to.as_str(), claim);
+                        claims.insert(&**to, claim);
                         None
                     }
                     Err(holder) => Some(format!("{holder} is downloading it now")),
@@ -261,23 +275,47 @@ impl<'a> Run<'a> {
                 Some(why) => self.finish(action, Ok(Step::Skipped(why))),
                 None => wanted.push(Wanted {
                     action,
-                    planned: self.after.get(to).cloned(),
+                    planned: self.after.get(&**to).cloned(),
                 }),
             }
         }
-        let left: Vec<&Action> = wanted.iter().map(|w| w.action).collect();
         let (local, peer) = (self.local, self.peer);
-        let reported = download_all(conn, local, peer, wanted, &mut |r| {
-            let to = r.action.target();
-            self.book_install(r);
-            claims.remove(to);
-        });
-        for action in &left[reported..] {
+        let mut left = wanted;
+        while !left.is_empty() {
+            left = download_all(conn, local, peer, left, &mut |r| {
+                let to = r.action.target();
+                self.book_install(r);
+                claims.remove(to);
+            });
+            if left.is_empty() || !self.go_on(conn) {
+                break;
+            }
+        }
+        for wanted in left {
             let why = self.network_down.clone().unwrap_or_default();
-            self.finish(
-                action,
-                Ok(Step::Skipped(format!("the connection broke: {why}"))),
-            );
+            let why = format!("the connection broke: {why}");
+            self.finish(wanted.action, Ok(Step::Skipped(why)));
+        }
+    }
+
+    /// After the connection broke: whether a new one goes on with the downloads left. Only if
+    /// the peer's answer was refused at once (each such refusal costs the peer one download, so
+    /// a liar cannot keep the round reconnecting), never after a peer that went silent.
+    fn go_on(&mut self, conn: &mut Connection) -> bool {
+        let Some(connect) = self.reconnect.filter(|_| std::mem::take(&mut self.refused)) else {
+            return false;
+        };
+        match connect() {
+            Ok(fresh) => {
+                // A reset, not a close: the peer must not take this for the end of our round.
+                std::mem::replace(conn, fresh).abort();
+                self.network_down = None;
+                true
+            }
+            Err(e) => {
+                self.network_down = Some(e.to_string());
+                false
+            }
         }
     }
 
@@ -285,6 +323,7 @@ impl<'a> Run<'a> {
     fn book_install(&mut self, result: Installed<'_>) {
         if let Some(why) = result.broke {
             self.network_down.get_or_insert(why);
+            self.refused |= matches!(result.step, Err(Error::Protocol(_) | Error::Frame(_)));
         }
         if let Some((path, version)) = result.holds {
             self.after.insert(path, version);

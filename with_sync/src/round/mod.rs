@@ -29,8 +29,9 @@
 //!  7. hang up ──────────────── (clean close) ──────────▶ its witness: "the peer saw this listing"
 //! ```
 //!
-//! The round holds one TCP connection from step 1 to step 7 and uses only requests every stage
-//! serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
+//! The round holds one TCP connection at a time, from step 1 to step 7 (a second one only after
+//! it refused a download whose header contradicts the listing: see [`carry`]), and uses only
+//! requests every stage serves, so it can pull from a stage-1 `server`. Nothing here overwrites or deletes a file in
 //! place: what is replaced or deleted is moved into `.minibox/trash/`, and a download becomes
 //! visible under its name only by an atomic rename of a verified temporary file. A file the user
 //! touches while the round runs is left alone (its stamp no longer matches what the plan saw) and
@@ -179,7 +180,7 @@ impl Syncer {
         let remote = Remote::new(listing.received, listing.same, &state.agreed);
         let mut busy = scan.busy.clone();
         busy.extend(listing.busy);
-        let plan = plan::plan(&Inputs {
+        let mut plan = plan::plan(&Inputs {
             local: &scan.index,
             remote: &remote,
             agreed: &state.agreed,
@@ -193,10 +194,14 @@ impl Syncer {
             conflicts: plan.conflicts.len(),
             ..Summary::default()
         };
-        let mut run = Run::new(&self.local, &peer, scan.index, summary);
+        let reconnect = || self.connect();
+        let mut run = Run::new(&self.local, &peer, scan.index, summary).reconnecting(&reconnect);
         self.note_held(&plan, &mut run);
         run.carry_out(conn, &plan.actions, &|| self.stopped());
         self.note_failed(std::mem::take(&mut run.failed));
+        // Done with: a download per new file of a large box holds its name; free them before
+        // the new agreement copies the names it keeps.
+        drop(std::mem::take(&mut plan.actions));
         let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
         // Let go of the state we read, so that storing the new one does not copy it.
         drop(state);

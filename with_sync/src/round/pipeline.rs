@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::thread::{self, Scope};
 
 use crossbeam_channel::{Receiver, Sender};
+use minibox::ask::download::Listed;
 use minibox::ask::pipeline::{fetch_many, Body, IN_MEMORY};
 use minibox::local::install::install_over;
 use minibox::local::LocalBox;
@@ -70,21 +71,21 @@ struct Job<'a> {
     fetched: Result<(Body, Entry)>,
 }
 
-/// Fetches and installs `wanted`, booking each result. Returns how many were handed over (the
-/// rest were not reached: the connection broke).
+/// Fetches and installs `wanted`, booking each result. Returns those not reached (the
+/// connection broke).
 pub fn download_all<'a>(
     conn: &mut Connection,
     local: &LocalBox,
     peer: &str,
     wanted: Vec<Wanted<'a>>,
     book: &mut dyn FnMut(Installed<'a>),
-) -> usize {
-    let names: Vec<&str> = wanted.iter().map(|w| download_path(w.action)).collect();
+) -> Vec<Wanted<'a>> {
+    let files: Vec<(&str, Listed)> = wanted.iter().map(|w| listed(w.action)).collect();
     let large: Vec<bool> = wanted.iter().map(|w| is_large(w.action)).collect();
     let mut wanted: Vec<Option<Wanted<'a>>> = wanted.into_iter().map(Some).collect();
-    let reported = thread::scope(|scope| {
+    thread::scope(|scope| {
         let mut installers = Installers::start(scope, local, peer);
-        let reported = fetch_many(conn, local, &names, &mut |i, fetched, more| {
+        fetch_many(conn, local, &files, &mut |i, fetched, more| {
             if let Some(wanted) = wanted[i].take() {
                 installers.take(Job { wanted, fetched }, more, book);
             }
@@ -96,13 +97,12 @@ pub fn download_all<'a>(
             }
         });
         installers.finish(book);
-        reported
     });
     // The lanes' temporary folders are empty again: leave `.minibox/tmp/` as it was.
     for lane in 0..INSTALLERS {
         let _ = std::fs::remove_dir(local.temp_dir(Some(lane)));
     }
-    reported
+    wanted.into_iter().flatten().collect()
 }
 
 /// Whether a download comes back in a temporary file rather than in memory.
@@ -110,10 +110,14 @@ fn is_large(action: &Action) -> bool {
     matches!(action, Action::Download { version, .. } if version.size > IN_MEMORY)
 }
 
-fn download_path(action: &Action) -> &str {
+/// The peer's name for a download, and what its listing said of the file.
+fn listed(action: &Action) -> (&str, Listed) {
     match action {
-        Action::Download { path, .. } => path,
-        other => other.target(),
+        Action::Download { path, version, .. } => {
+            let (size, md5) = (version.size, version.md5);
+            (path, Listed { size, md5 })
+        }
+        other => (other.target(), Listed { size: 0, md5: None }),
     }
 }
 
@@ -125,7 +129,7 @@ struct Installers<'s, 'a> {
     done: Receiver<Vec<Installed<'a>>>,
     /// Files handed to the installer threads whose results have not come back yet.
     out: usize,
-    owners: Owners,
+    owners: Owners<'a>,
     local: &'s LocalBox,
     peer: &'s str,
 }
@@ -235,12 +239,13 @@ impl<'s, 'a> Installers<'s, 'a> {
 /// turn as they first appear; the peer sends files sorted by path, so one folder's files come
 /// together, and dealing them in turn keeps both installers equally busy (a hash of the
 /// folder's name gave one of them 57 of 100 folders).
-struct Owners {
-    of: HashMap<String, usize>,
+struct Owners<'a> {
+    /// Folder → installer (the folder borrowed from the actions' names: not a copy per folder).
+    of: HashMap<&'a str, usize>,
     installers: usize,
 }
 
-impl Owners {
+impl<'a> Owners<'a> {
     fn new(installers: usize) -> Self {
         Owners {
             of: HashMap::new(),
@@ -249,13 +254,9 @@ impl Owners {
     }
 
     /// The installer of `path`'s folder.
-    fn of(&mut self, path: &str) -> usize {
+    fn of(&mut self, path: &'a str) -> usize {
         let next = self.of.len() % self.installers;
-        let folder = split_parent(path).0;
-        match self.of.get(folder) {
-            Some(&owner) => owner,
-            None => *self.of.entry(folder.to_string()).or_insert(next),
-        }
+        *self.of.entry(split_parent(path).0).or_insert(next)
     }
 }
 

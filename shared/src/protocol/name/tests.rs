@@ -55,3 +55,16 @@ fn peer_names_are_cleaned() {
     assert_eq!(clean_name("a\nb\tc/d\\e\0"), "a_b_c_d_e_");
     assert_eq!(clean_name(&"n".repeat(1000)).len(), MAX_NAME);
 }
+
+#[test]
+fn a_name_longer_than_a_path_may_be_is_refused_without_a_copy() {
+    let longest = format!("{}/{}", "d".repeat(255), "f".repeat(MAX_PATH - 256));
+    assert_eq!(check_name(&longest), Ok(()));
+    let longer = format!("{longest}x");
+    assert_eq!(check_name(&longer), Err(PathError::TooLong(MAX_PATH + 1)));
+    let said = PathError::TooLong(MAX_PATH + 1).to_string();
+    assert!(
+        said.contains("4096 bytes") && said.contains("4095"),
+        "{said}"
+    );
+}

@@ -1,21 +1,24 @@
 use super::*;
 use std::net::{TcpListener, TcpStream};
 
-#[test]
-fn a_long_answer_says_it_is_still_working_and_a_quick_one_says_nothing() {
+fn pair() -> (Connection, Connection) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    let mut server = Connection::new(listener.accept().unwrap().0).unwrap();
-    let mut client = Connection::new(client).unwrap();
+    let server = Connection::new(listener.accept().unwrap().0).unwrap();
+    (server, Connection::new(client).unwrap())
+}
 
-    let mut alive = KeepAlive::default();
-    alive.tick(&mut server, 1, 10).unwrap();
+#[test]
+fn a_long_answer_says_it_is_still_working_and_a_quick_one_says_nothing() {
+    let (mut server, mut client) = pair();
+    let mut alive = KeepAlive::new(10);
+    alive.tick(&mut server, 1).unwrap();
     server.send(&Reply::End { count: 0 }).unwrap();
     assert_eq!(client.recv::<Reply>().unwrap(), Reply::End { count: 0 });
 
     alive.last = Instant::now() - KEEP_ALIVE;
-    alive.tick(&mut server, 5, 10).unwrap();
-    alive.tick(&mut server, 6, 10).unwrap();
+    alive.tick(&mut server, 5).unwrap();
+    alive.tick(&mut server, 6).unwrap();
     server.send(&Reply::End { count: 0 }).unwrap();
     assert_eq!(
         client.recv::<Reply>().unwrap(),
@@ -26,4 +29,42 @@ fn a_long_answer_says_it_is_still_working_and_a_quick_one_says_nothing() {
         Reply::End { count: 0 },
         "once per period"
     );
+}
+
+#[test]
+fn the_progress_said_never_goes_back_nor_past_the_total() {
+    let (mut server, mut client) = pair();
+    let mut alive = KeepAlive::new(100);
+    for done in [40, 30, 250] {
+        alive.last = Instant::now() - KEEP_ALIVE;
+        alive.tick(&mut server, done).unwrap();
+    }
+    for done in [40, 40, 100] {
+        let said = client.recv::<Reply>().unwrap();
+        assert_eq!(said, Reply::Working { done, total: 100 });
+    }
+}
+
+#[test]
+fn a_file_to_hash_counts_its_bytes_and_a_known_one_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.bin"), vec![7u8; 3000]).unwrap();
+    std::fs::write(dir.path().join("b.bin"), vec![8u8; 500]).unwrap();
+    let local = LocalBox::open(dir.path(), "box").unwrap();
+    let scanned = local.scan().unwrap();
+    assert_eq!(to_hash(&local, scanned.iter()), 3500);
+    let (mut server, _client) = pair();
+    let mut alive = KeepAlive::new(3500);
+    alive
+        .md5_of(&mut server, &local, &scanned[0])
+        .unwrap()
+        .unwrap();
+    assert_eq!(alive.done, 3000);
+    // Hashed now: the cache vouches for it, and it is not counted twice.
+    assert_eq!(to_hash(&local, scanned.iter()), 500);
+    alive
+        .md5_of(&mut server, &local, &scanned[0])
+        .unwrap()
+        .unwrap();
+    assert_eq!(alive.done, 3000);
 }

@@ -27,3 +27,33 @@ fn the_background_hasher_agrees_with_the_plain_one() {
     bg.submit(Block::new());
     drop(bg);
 }
+
+#[test]
+fn zeros_become_holes_and_read_back_as_zeros() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sparse.bin");
+    let file = File::create(&path).unwrap();
+    // Zeros, a few bytes, zeros again to the end: the last block is a hole too.
+    let mut data = vec![0u8; BLOCK * 6];
+    data[BLOCK * 3 + 5..BLOCK * 3 + 12].copy_from_slice(b"minibox");
+    let mut sink: Box<dyn Sink> = Box::new(DirectSink::new(&file, &path).unwrap());
+    let mut rest = data.as_slice();
+    while !rest.is_empty() {
+        let n = sink.spare().len().min(rest.len()).min(100_000);
+        sink.spare()[..n].copy_from_slice(&rest[..n]);
+        sink.filled(n).unwrap();
+        rest = &rest[n..];
+    }
+    let md5 = sink.finish().unwrap();
+    assert_eq!(md5, digest_reader(data.as_slice()).unwrap());
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.len(), data.len() as u64);
+    // 512-byte units on disk: one block's worth at most, not six.
+    assert!(
+        meta.blocks() * 512 <= BLOCK as u64,
+        "{} blocks",
+        meta.blocks()
+    );
+}
