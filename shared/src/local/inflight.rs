@@ -12,7 +12,7 @@
 //! install, one reply served), this claim for a whole transfer, and only by downloads.
 
 use std::collections::HashMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::util::lock;
@@ -23,8 +23,9 @@ const WAIT_SLICE: Duration = Duration::from_millis(200);
 /// The downloads in flight in one box, by the name they install. Share it with the box.
 #[derive(Debug, Default)]
 pub struct InFlight {
-    /// Name → who is downloading it ("a sync round", "the shell").
-    claims: Mutex<HashMap<String, &'static str>>,
+    /// Name → who is downloading it ("a sync round", "the shell"). The name is shared with the
+    /// claim (and, for a round, with its plan): a round of 40,000 downloads holds no copies.
+    claims: Mutex<HashMap<Arc<str>, &'static str>>,
     /// Signalled whenever a claim is given back.
     released: Condvar,
 }
@@ -36,7 +37,7 @@ pub struct Claim<'a> {
     /// Whose table.
     table: &'a InFlight,
     /// The name claimed.
-    name: String,
+    name: Arc<str>,
 }
 
 impl InFlight {
@@ -45,7 +46,7 @@ impl InFlight {
         Self::default()
     }
 
-    fn claims(&self) -> MutexGuard<'_, HashMap<String, &'static str>> {
+    fn claims(&self) -> MutexGuard<'_, HashMap<Arc<str>, &'static str>> {
         lock(&self.claims)
     }
 
@@ -53,16 +54,14 @@ impl InFlight {
     ///
     /// # Errors
     /// Who holds it, if someone does.
-    pub fn try_claim(&self, name: &str, who: &'static str) -> Result<Claim<'_>, &'static str> {
+    pub fn try_claim(&self, name: &Arc<str>, who: &'static str) -> Result<Claim<'_>, &'static str> {
         let mut claims = self.claims();
         if let Some(holder) = claims.get(name) {
             return Err(holder);
         }
-        claims.insert(name.to_string(), who);
-        Ok(Claim {
-            table: self,
-            name: name.to_string(),
-        })
+        claims.insert(Arc::clone(name), who);
+        let name = Arc::clone(name);
+        Ok(Claim { table: self, name })
     }
 
     /// Claims `name` for `who`, waiting while someone else holds it for as long as
@@ -90,12 +89,9 @@ impl InFlight {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
-        claims.insert(name.to_string(), who);
-        let claim = Claim {
-            table: self,
-            name: name.to_string(),
-        };
-        Ok((claim, waited))
+        let name: Arc<str> = Arc::from(name);
+        claims.insert(Arc::clone(&name), who);
+        Ok((Claim { table: self, name }, waited))
     }
 
     /// How many names are claimed (for tests).

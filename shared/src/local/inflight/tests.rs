@@ -4,18 +4,18 @@ use std::sync::Arc;
 #[test]
 fn a_name_is_claimed_once_and_given_back_on_drop() {
     let t = InFlight::new();
-    let round = t.try_claim("big.bin", "a sync round").unwrap();
+    let round = t.try_claim(&"big.bin".into(), "a sync round").unwrap();
     assert_eq!(
-        t.try_claim("big.bin", "the shell").err(),
+        t.try_claim(&"big.bin".into(), "the shell").err(),
         Some("a sync round")
     );
     assert!(
-        t.try_claim("other.bin", "the shell").is_ok(),
+        t.try_claim(&"other.bin".into(), "the shell").is_ok(),
         "other names are free"
     );
     drop(round);
     assert!(t.is_empty(), "a dropped claim leaves no trace");
-    assert!(t.try_claim("big.bin", "the shell").is_ok());
+    assert!(t.try_claim(&"big.bin".into(), "the shell").is_ok());
 }
 
 #[test]
@@ -30,7 +30,7 @@ fn a_free_name_is_claimed_without_waiting_or_asking() {
 #[test]
 fn a_waiting_claim_gets_the_name_once_it_is_given_back() {
     let t = Arc::new(InFlight::new());
-    let round = t.try_claim("f", "a sync round").unwrap();
+    let round = t.try_claim(&"f".into(), "a sync round").unwrap();
     let t2 = Arc::clone(&t);
     let waiter = std::thread::spawn(move || {
         let mut asked = Vec::new();
@@ -53,7 +53,7 @@ fn a_waiting_claim_gets_the_name_once_it_is_given_back() {
 #[test]
 fn a_claim_that_stops_waiting_says_who_held_the_name() {
     let t = InFlight::new();
-    let _round = t.try_claim("f", "a sync round").unwrap();
+    let _round = t.try_claim(&"f".into(), "a sync round").unwrap();
     let mut asked = 0;
     let got = t.claim("f", "the shell", &mut |_| {
         asked += 1;
