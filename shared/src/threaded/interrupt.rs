@@ -15,6 +15,10 @@
 //! [`Interrupt`] is that handshake. The worker brackets every command with [`Interrupt::begin`]
 //! (which hands back a [`Job`] guard) and reports every connection it opens with
 //! [`Interrupt::watch`]; the owner calls [`Interrupt::stop`], then [`Interrupt::wait_idle`].
+//!
+//! Ctrl-C on a terminal is the same move for one command only: [`Interrupt::cancel`] shuts the
+//! running command's connection down (its download fails at once and removes its temporary
+//! file), and the next command runs as usual.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -29,6 +33,8 @@ struct State {
     stopped: bool,
     /// Whether a command is running.
     busy: bool,
+    /// Set by [`Interrupt::cancel`] for the running command; cleared when the next one begins.
+    cancelled: bool,
     /// A handle on the connection the running command uses, to shut it down from `stop`.
     socket: Option<TcpStream>,
 }
@@ -68,6 +74,7 @@ impl Interrupt {
             return None;
         }
         state.busy = true;
+        state.cancelled = false;
         Some(Job { interrupt: self })
     }
 
@@ -75,12 +82,32 @@ impl Interrupt {
     /// stopping (the stream is shut down already and the command should give up).
     pub fn watch(&self, stream: &TcpStream) -> bool {
         let mut state = self.state();
-        if state.stopped {
+        if state.stopped || state.cancelled {
             let _ = stream.shutdown(Shutdown::Both);
             return false;
         }
         state.socket = stream.try_clone().ok();
         true
+    }
+
+    /// Ctrl-C: the running command, if any, is abandoned (its connection shut down; a
+    /// connection it opens later is refused); later commands run as usual. Returns whether a
+    /// command was running.
+    pub fn cancel(&self) -> bool {
+        let mut state = self.state();
+        if !state.busy {
+            return false;
+        }
+        state.cancelled = true;
+        if let Some(socket) = state.socket.take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        true
+    }
+
+    /// Whether the running command was cancelled ([`Interrupt::cancel`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.state().cancelled
     }
 
     /// Whether [`Interrupt::stop`] was called.
