@@ -25,7 +25,7 @@ const SHARED: &[(&str, u32)] = &[
 ];
 
 /// Layers of the `with_sync` crate.
-const WITH_SYNC: &[(&str, u32)] = &[("plan", 1), ("state", 2), ("round", 3)];
+const WITH_SYNC: &[(&str, u32)] = &[("plan", 1), ("state", 2), ("round", 3), ("shell", 4)];
 
 /// Pairs of top-level modules that must not import each other, whatever their layers.
 const APART: &[(&str, &str)] = &[("serve", "ask"), ("ask", "serve")];

@@ -27,6 +27,7 @@
 pub mod arena;
 pub mod attack;
 pub mod liar;
+pub mod pty;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -291,6 +291,8 @@ pub struct Plan {
     pub conflicts: Vec<String>,
     /// Paths left alone this round, and why.
     pub held: Vec<(String, String)>,
+    /// Paths changed here only: nothing to do here, the peer takes them in its own round.
+    pub waiting: usize,
     /// The base the decisions were made against (the agreed state after [`fold`]; the stored
     /// one itself when the fold changed nothing).
     pub base: Arc<Agreement>,
@@ -466,6 +468,7 @@ struct Builder {
     metas: Vec<(String, Action)>,
     conflicts: Vec<String>,
     held: Vec<(String, String)>,
+    waiting: usize,
     /// Conflict copy names this round creates here; their own decisions are dropped.
     claimed: BTreeSet<String>,
 }
@@ -536,7 +539,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         let local_changed = changed(l, &dirty_local);
         let remote_changed = changed(r, &dirty_remote);
         match (local_changed, remote_changed) {
-            (false, false) | (true, false) => {}
+            (false, false) => {}
+            // Counted if the path itself changed (not only something below a folder).
+            (true, false) => b.waiting += usize::from(l != a),
             (false, true) => take_remote(&mut b, path, l, r, a),
             (true, true) => both_changed(&mut b, inputs, path, l, r, a),
         }
@@ -547,6 +552,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         actions,
         conflicts: b.conflicts,
         held: b.held,
+        waiting: b.waiting,
         base,
         skip,
     }

@@ -184,6 +184,8 @@ impl Syncer {
         let summary = Summary {
             peer: peer.clone(),
             conflicts: plan.conflicts.len(),
+            conflicted: plan.conflicts.iter().take(5).cloned().collect(),
+            waiting: plan.waiting,
             ..Summary::default()
         };
         let mut run = Run::new(&self.local, &peer, scan.index, summary);
