@@ -17,7 +17,7 @@ use common::*;
 const BAD: &[(&str, &str)] = &[
     ("hash verify missing.txt", "missing.txt: no such file"),
     ("download TCP missing.txt", "missing.txt: no such file"),
-    ("download TCP docs", "docs: no such file"),
+    ("download TCP docs", "docs is a folder, not a file"),
     (
         "hash verify hello.txt/below",
         "hello.txt/below: no such file",

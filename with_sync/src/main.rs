@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use minibox::cli::{announce, init_logging, init_logging_at};
+use minibox::local::log::made;
 use minibox::local::LocalBox;
 use minibox::shell::ctrl_c::SignalWatch;
 use minibox::shell::notices::Notices;
@@ -142,7 +143,7 @@ fn once(syncer: &Syncer, mode: Mode) -> ExitCode {
             // The background loop logs its failed rounds; a one-off round must too, or the
             // box's history would not say why nothing happened.
             syncer.local().log.record(
-                syncer.peer_addr(),
+                &made(syncer.peer_addr()),
                 "sync round",
                 &format!("failed: {message}"),
             );

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
+use minibox::local::log::made;
 use minibox::protocol::error::Result;
 use minibox::protocol::timestamp;
 use minibox::shell::notices::Notices;
@@ -117,7 +118,7 @@ impl Live {
         self.syncer
             .local()
             .log
-            .record(peer, "sync round", "ok: the peer is back");
+            .record(&made(peer), "sync round", "ok: the peer is back");
         self.notices.say(&format!("{peer} is back; syncing again"));
     }
 
@@ -125,7 +126,7 @@ impl Live {
         let (peer, every) = (self.syncer.peer_addr(), self.interval);
         log::warn!("sync with {peer} failed: {message}");
         self.syncer.local().log.record(
-            peer,
+            &made(peer),
             "sync round",
             &format!("failed: {message} (retrying every {every:?})"),
         );

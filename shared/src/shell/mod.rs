@@ -34,6 +34,7 @@ pub use output::Outcome;
 use self::notices::Notices;
 use self::progress::{ProgressBar, Waiting};
 use crate::ask::{self, download::download_tcp, download_udp, hash::hash, list::list};
+use crate::local::log::made;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::message::{Filter, ListKind, Request};
@@ -335,9 +336,7 @@ impl<'a> Shell<'a> {
 
     /// Logs a request this box made, in `.minibox/log`.
     fn note(&self, what: &str, outcome: &str) {
-        self.local
-            .log
-            .record(&format!("-> {}", self.peer), what, outcome);
+        self.local.log.record(&made(&self.peer), what, outcome);
     }
 }
 

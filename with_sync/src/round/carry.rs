@@ -8,6 +8,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use minibox::local::install::{resolve_for_write, system_time};
+use minibox::local::log::made;
 use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
 use minibox::protocol::error::{Error, Result};
@@ -26,6 +27,8 @@ pub struct Run<'a> {
     pub local: &'a LocalBox,
     /// The peer's name.
     pub peer: &'a str,
+    /// How the log names the peer for what this round does (`-> box1`).
+    pub who: String,
     /// This box as the round left it so far: the plan's view plus what succeeded. A file on
     /// disk is still the version listed here if the stat cache vouches for its stamp.
     pub after: Index,
@@ -44,6 +47,7 @@ impl<'a> Run<'a> {
         Run {
             local,
             peer,
+            who: made(peer),
             after,
             new_folders: Vec::new(),
             network_down: None,
@@ -88,20 +92,20 @@ impl<'a> Run<'a> {
         match step {
             Ok(Step::Done(outcome)) => {
                 self.summary.count(action);
-                self.local.log.defer(self.peer, &what, &outcome);
+                self.local.log.defer(&self.who, &what, &outcome);
             }
             Ok(Step::Logged) => {}
             Ok(Step::Skipped(why)) => {
                 self.summary.skipped += 1;
                 self.local
                     .log
-                    .defer(self.peer, &what, &format!("put off: {why}"));
+                    .defer(&self.who, &what, &format!("put off: {why}"));
             }
             Err(e) => {
                 self.summary.note_failure(&what, &e);
                 self.local
                     .log
-                    .defer(self.peer, &what, &format!("failed: {e}"));
+                    .defer(&self.who, &what, &format!("failed: {e}"));
             }
         }
     }
@@ -292,7 +296,7 @@ impl<'a> Run<'a> {
                     let what = format!("sync folder bits {path:?}");
                     self.local
                         .log
-                        .defer(self.peer, &what, &format!("failed: {e}"));
+                        .defer(&self.who, &what, &format!("failed: {e}"));
                 }
             }
         }

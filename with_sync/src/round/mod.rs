@@ -54,6 +54,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use minibox::ask;
+use minibox::local::log::made;
 use minibox::local::LocalBox;
 use minibox::protocol::error::{Error, Result};
 use minibox::util::lock;
@@ -242,7 +243,7 @@ impl Syncer {
             if !before.contains(path) {
                 self.local
                     .log
-                    .record(run.peer, &format!("sync hold {path:?}"), why);
+                    .record(&run.who, &format!("sync hold {path:?}"), why);
             }
         }
         *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
@@ -253,7 +254,7 @@ impl Syncer {
         if summary.changed() || summary.failed > 0 {
             self.local
                 .log
-                .defer(&summary.peer, "sync round", &summary.text());
+                .defer(&made(&summary.peer), "sync round", &summary.text());
         }
         log::info!(target: "with_sync::round", "round done: {}", summary.text());
         if self.stopped() {
