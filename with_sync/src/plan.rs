@@ -303,6 +303,9 @@ pub struct Plan {
 /// The conflict copy name of the version of `path` whose box is `loser_peer` and whose mtime is
 /// `loser_mtime_ns`: the stem, `.conflict-PEER-YYYYMMDD-HHMMSS` (UTC), an optional `-tag`, then
 /// the extension, in the same folder. `report.txt` → `report.conflict-box2-20261125-101500.txt`.
+///
+/// Every shell reads this format back with `minibox::local::conflicts::parse` (the `conflicts`
+/// command): change both together; `tests/conflict_names.rs` round-trips one through the other.
 pub fn conflict_name(
     path: &str,
     loser_peer: &str,
