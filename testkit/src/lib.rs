@@ -26,8 +26,10 @@
 
 pub mod arena;
 pub mod attack;
+pub mod chapter;
 pub mod liar;
 pub mod pty;
+pub mod transcript;
 
 use std::collections::BTreeMap;
 use std::fs;
