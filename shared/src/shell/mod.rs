@@ -203,7 +203,11 @@ impl<'a> Shell<'a> {
             }
         };
         if let Some(text) = text {
-            let _ = writeln!(io::stdout().lock(), "{text}");
+            // One write, newline included: a terminal's echo of keys typed meanwhile cannot land
+            // between the answer and its end of line.
+            let mut out = io::stdout().lock();
+            let _ = out.write_all(format!("{text}\n").as_bytes());
+            let _ = out.flush();
         }
         false
     }
