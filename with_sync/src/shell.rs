@@ -3,13 +3,16 @@
 //! [`Live`] runs the rounds (the background loop, and the shell's `sync`) and remembers the last
 //! one, so that `status` can say how it went and when the next one comes. A round that changed
 //! something says so in one line above the prompt ([`minibox::shell::notices`]), without
-//! breaking what is being typed; a conflict gets a line of its own. A peer that cannot be
+//! breaking what is being typed; a conflict copy that appeared gets a line of its own, on both
+//! sides (the box whose version lost made it, the other downloaded it). A peer that cannot be
 //! reached is said once, when that changes, not every round.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
+use minibox::local::conflicts::{self, ConflictCopy};
 use minibox::local::log::made;
 use minibox::protocol::error::Result;
 use minibox::protocol::timestamp;
@@ -52,18 +55,48 @@ pub struct Live {
     last: Mutex<Option<Last>>,
     /// When the background loop runs its next round.
     next: Mutex<Option<Instant>>,
+    /// The conflict copies in the box after the last round (new ones are told).
+    copies: Mutex<BTreeSet<String>>,
 }
 
 impl Live {
     /// Rounds of `syncer` every `interval`, reported through `notices`.
     pub fn new(syncer: Arc<Syncer>, interval: Duration, notices: Arc<Notices>) -> Self {
+        let copies = Self::copies_in(&syncer)
+            .into_iter()
+            .map(|c| c.path)
+            .collect();
         Live {
             syncer,
             interval,
             notices,
             last: Mutex::new(None),
             next: Mutex::new(None),
+            copies: Mutex::new(copies),
         }
+    }
+
+    fn copies_in(syncer: &Syncer) -> Vec<ConflictCopy> {
+        conflicts::list(syncer.local()).unwrap_or_default()
+    }
+
+    /// A line for each conflict copy that appeared since the last look.
+    fn new_copies(&self) -> Vec<String> {
+        let now = Self::copies_in(&self.syncer);
+        let mut known = lock(&self.copies);
+        let lines = now
+            .iter()
+            .filter(|c| !known.contains(&c.path))
+            .map(|c| {
+                let (original, peer) = (&c.name.original, &c.name.peer);
+                format!(
+                    "  !! conflict: {original} changed in both boxes; {peer}'s version is kept as {} (type conflicts)",
+                    c.path
+                )
+            })
+            .collect();
+        *known = now.into_iter().map(|c| c.path).collect();
+        lines
     }
 
     /// Runs one round and remembers how it went. `Err` carries the sentence of the failure.
@@ -91,7 +124,10 @@ impl Live {
                     if summary.changed() || summary.conflicts > 0 {
                         match reports {
                             Reports::Stdout(mode) => println!("{}", render(&summary, mode)),
-                            Reports::AbovePrompt => self.notices.say(&report(&summary)),
+                            Reports::AbovePrompt => {
+                                let copies = self.new_copies();
+                                self.notices.say(&report(&summary, &copies));
+                            }
                             Reports::Nothing => {}
                         }
                     }
@@ -150,17 +186,14 @@ pub fn render(summary: &Summary, mode: Mode) -> String {
     .unwrap_or_default()
 }
 
-/// One line for a round that changed something, above the prompt, and one more per conflict.
-pub fn report(summary: &Summary) -> String {
+/// One line for a round that changed something, above the prompt, then `copies`: one line per
+/// conflict copy that appeared.
+pub fn report(summary: &Summary, copies: &[String]) -> String {
     let now = timestamp::local_display(timestamp::now_ns());
     let clock = now.split(' ').nth(1).unwrap_or_default();
-    let mut text = format!("[{clock}] {}", summary.text());
-    for path in &summary.conflicted {
-        text.push_str(&format!(
-            "\n  !! conflict: {path} changed in both boxes; both versions are kept (type conflicts)"
-        ));
-    }
-    text
+    let mut lines = vec![format!("[{clock}] {}", summary.text())];
+    lines.extend_from_slice(copies);
+    lines.join("\n")
 }
 
 fn seconds(d: Duration) -> String {

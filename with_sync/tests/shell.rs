@@ -196,7 +196,7 @@ fn a_round_says_what_it_did_above_the_prompt_and_status_tells_the_last_and_next_
     // No RUST_LOG: a person at the terminal sees the shell's own lines, no log prefixes.
     let mut term = Terminal::start(bin(), &args, &[("TZ", "UTC")]);
     assert!(
-        term.wait_for("!! conflict: x.txt changed in both boxes", 1, LIMIT),
+        term.wait_for("!! conflict: x.txt changed in both boxes; ", 1, LIMIT),
         "the first round did not say what it did:\n{}",
         term.shown()
     );

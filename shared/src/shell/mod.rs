@@ -23,6 +23,7 @@ pub mod grammar;
 pub mod notices;
 pub mod output;
 pub mod progress;
+pub mod stage;
 pub mod terminal;
 
 use std::io::{self, BufRead, IsTerminal, Write};
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 pub use grammar::{Command, Transport};
 pub use output::Outcome;
+pub use stage::StageCommands;
 
 use self::notices::Notices;
 use self::progress::{ProgressBar, Waiting};
@@ -41,21 +43,6 @@ use crate::protocol::message::{Filter, ListKind, Request};
 use crate::protocol::timestamp;
 use crate::threaded::interrupt::Interrupt;
 use crate::wire::conn::Connection;
-
-/// Stage 3: the commands a stage adds to the shell.
-pub trait StageCommands {
-    /// `sync`: one round now, and what it did.
-    ///
-    /// # Errors
-    /// Why the round failed.
-    fn sync(&self) -> Result<Outcome>;
-
-    /// `status`: the peer, the last round, the next one.
-    ///
-    /// # Errors
-    /// None expected; the trait allows one.
-    fn status(&self) -> Result<Outcome>;
-}
 
 /// How the shell prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

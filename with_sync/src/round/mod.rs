@@ -185,7 +185,6 @@ impl Syncer {
         let summary = Summary {
             peer: peer.clone(),
             conflicts: plan.conflicts.len(),
-            conflicted: plan.conflicts.iter().take(5).cloned().collect(),
             waiting: plan.waiting,
             ..Summary::default()
         };

@@ -47,8 +47,6 @@ pub struct Summary {
     pub folders_removed: usize,
     /// Conflicts found (each keeps both versions).
     pub conflicts: usize,
-    /// The contested paths of the first few conflicts.
-    pub conflicted: Vec<String>,
     /// Changes made here that the peer has not pulled yet (it takes them in its own round).
     pub waiting: usize,
     /// Files and folders whose permission bits or mtime were set, no data moved.
