@@ -116,7 +116,10 @@ impl Live {
         let ticker = crossbeam_channel::tick(self.interval);
         let mut failing: Option<String> = None;
         loop {
-            match self.round() {
+            let result = self.round();
+            // Before anything is said of this round: whoever reads that may ask `status` next.
+            *lock(&self.next) = Some(Instant::now() + self.interval);
+            match result {
                 Ok(summary) => {
                     if failing.take().is_some() {
                         self.back_again();
@@ -141,7 +144,6 @@ impl Live {
                     }
                 }
             }
-            *lock(&self.next) = Some(Instant::now() + self.interval);
             select! {
                 recv(stop) -> _ => break,
                 recv(ticker) -> _ => {}
