@@ -214,6 +214,8 @@ fn serve_and_sync(
         // the rounds (no half-written file stays under a real name), puts the terminal back as
         // it was, and exits.
         let interrupt = Arc::new(Interrupt::new());
+        let cancelling = Arc::clone(&live);
+        interrupt.on_cancel(move || cancelling.cancel_shell_round());
         let stopping = Arc::clone(&syncer);
         let _watch = SignalWatch::for_shell(signals, &interrupt, |_| 0, move || stopping.stop())?;
         Shell::new(syncer.peer_addr(), Arc::clone(&local), mode)

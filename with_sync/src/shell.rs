@@ -8,6 +8,7 @@
 //! reached is said once, when that changes, not every round.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,6 +58,8 @@ pub struct Live {
     next: Mutex<Option<Instant>>,
     /// The conflict copies in the box after the last round (new ones are told).
     copies: Mutex<BTreeSet<String>>,
+    /// Whether the shell's `sync` is running a round (Ctrl-C then cuts it short).
+    shell_round: AtomicBool,
 }
 
 impl Live {
@@ -73,6 +76,15 @@ impl Live {
             last: Mutex::new(None),
             next: Mutex::new(None),
             copies: Mutex::new(copies),
+            shell_round: AtomicBool::new(false),
+        }
+    }
+
+    /// Ctrl-C while the shell's `sync` runs: its round ends at once (nothing half-installed;
+    /// the rest comes next round). Does nothing to the background loop's rounds.
+    pub fn cancel_shell_round(&self) {
+        if self.shell_round.load(Ordering::SeqCst) {
+            self.syncer.cancel();
         }
     }
 
@@ -204,11 +216,18 @@ fn seconds(d: Duration) -> String {
 
 impl StageCommands for Live {
     fn sync(&self) -> Result<Outcome> {
-        match self.round() {
+        self.shell_round.store(true, Ordering::SeqCst);
+        let result = self.round();
+        self.shell_round.store(false, Ordering::SeqCst);
+        let cut = self.syncer.was_cancelled() && !self.syncer.stopped();
+        match result {
             Ok(s) => Ok(Outcome::Synced {
                 text: s.text(),
                 json: s.json(),
             }),
+            Err(_) if cut => Err(minibox::Error::Interrupted(
+                "cancelled: the round was cut short; what it installed stays, the rest comes next round".into(),
+            )),
             Err(message) => Err(minibox::Error::Usage(message)),
         }
     }

@@ -39,6 +39,20 @@ struct State {
     socket: Option<TcpStream>,
 }
 
+/// What else a cancel must cut short (stage 3: a sync round runs on connections of its own).
+#[derive(Default)]
+struct CancelHook(Option<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for CancelHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CancelHook(set)"
+        } else {
+            "CancelHook(none)"
+        })
+    }
+}
+
 /// Lets one thread stop another one's commands cleanly. Share it with `Arc`.
 #[derive(Debug, Default)]
 pub struct Interrupt {
@@ -46,6 +60,8 @@ pub struct Interrupt {
     state: Mutex<State>,
     /// Signalled when a command ends.
     idle: Condvar,
+    /// Called by [`Interrupt::cancel`] while a command runs.
+    hook: Mutex<CancelHook>,
 }
 
 /// A command in progress; dropping it marks the worker idle again.
@@ -102,7 +118,17 @@ impl Interrupt {
         if let Some(socket) = state.socket.take() {
             let _ = socket.shutdown(Shutdown::Both);
         }
+        drop(state);
+        if let Some(hook) = &lock(&self.hook).0 {
+            hook();
+        }
         true
+    }
+
+    /// Stage 3: `hook` is called too when a command is cancelled (it cuts short what the
+    /// command runs on connections the shell does not see, such as a sync round's).
+    pub fn on_cancel(&self, hook: impl Fn() + Send + Sync + 'static) {
+        lock(&self.hook).0 = Some(Box::new(hook));
     }
 
     /// Whether the running command was cancelled ([`Interrupt::cancel`]).

@@ -84,6 +84,8 @@ pub struct Syncer {
     one_at_a_time: Mutex<()>,
     /// Set by [`Syncer::stop`].
     stopping: AtomicBool,
+    /// Set by [`Syncer::cancel`] for the running round; cleared when the next one begins.
+    cancelled: AtomicBool,
     /// The running round's socket, so that `stop` can cut a transfer short.
     live: Mutex<Option<TcpStream>>,
     /// Paths the last round left alone: a path held round after round is logged once.
@@ -99,6 +101,7 @@ impl Syncer {
             peer_addr: peer_addr.into(),
             one_at_a_time: Mutex::new(()),
             stopping: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
             live: Mutex::new(None),
             held: Mutex::new(BTreeSet::new()),
         }
@@ -128,6 +131,25 @@ impl Syncer {
         self.stopping.load(Ordering::SeqCst)
     }
 
+    /// Ctrl-C on `sync`: the running round ends at once, as a stopped one does (what it
+    /// installed stays, the rest is left for the next round), but later rounds run as usual.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(stream) = self.live().as_ref() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether the running (or last) round was cancelled.
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Whether the running round was stopped or cancelled.
+    fn cut_short(&self) -> bool {
+        self.stopped() || self.was_cancelled()
+    }
+
     fn live(&self) -> MutexGuard<'_, Option<TcpStream>> {
         lock(&self.live)
     }
@@ -139,6 +161,7 @@ impl Syncer {
     /// saved. Failed actions do not fail the round: they are counted and retried next round.
     pub fn round(&self) -> Result<Summary> {
         let _one = lock(&self.one_at_a_time);
+        self.cancelled.store(false, Ordering::SeqCst);
         if self.stopped() {
             return Err(stopped());
         }
@@ -157,7 +180,7 @@ impl Syncer {
     fn connect(&self) -> Result<Connection> {
         let conn = ask::connect(&self.local, &self.peer_addr)?;
         *self.live() = conn.stream().try_clone().ok();
-        if self.stopped() {
+        if self.cut_short() {
             conn.shutdown();
         }
         Ok(conn)
@@ -190,7 +213,7 @@ impl Syncer {
         };
         let mut run = Run::new(&self.local, &peer, scan.index, summary);
         self.note_held(&plan, &mut run);
-        run.carry_out(conn, &plan.actions, &|| self.stopped());
+        run.carry_out(conn, &plan.actions, &|| self.cut_short());
         let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
         // Let go of the state we read, so that storing the new one does not copy it.
         drop(state);
@@ -256,7 +279,7 @@ impl Syncer {
                 .defer(&made(&summary.peer), "sync round", &summary.text());
         }
         log::info!(target: "with_sync::round", "round done: {}", summary.text());
-        if self.stopped() {
+        if self.cut_short() {
             return Err(stopped());
         }
         Ok(summary)
