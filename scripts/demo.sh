@@ -22,7 +22,7 @@ if [ -n "${MINIBOX_BIN_DIR:-}" ]; then
     [ -x "$bin" ] || { echo "no with_sync in MINIBOX_BIN_DIR=$MINIBOX_BIN_DIR" >&2; exit 1; }
 else
     say "Building with_sync (release)"
-    cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p with_sync
+    cargo build --release --manifest-path "$root/Cargo.toml" -p with_sync
     bin="${CARGO_TARGET_DIR:-$root/target}/release/with_sync"
 fi
 

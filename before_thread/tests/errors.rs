@@ -17,7 +17,7 @@ use common::*;
 const BAD: &[(&str, &str)] = &[
     ("hash verify missing.txt", "missing.txt: no such file"),
     ("download TCP missing.txt", "missing.txt: no such file"),
-    ("download TCP docs", "docs: no such file"),
+    ("download TCP docs", "docs is a folder, not a file"),
     (
         "hash verify hello.txt/below",
         "hello.txt/below: no such file",
@@ -263,5 +263,24 @@ fn a_port_in_use_is_one_clear_error() {
     );
     assert_eq!(r.code(), 1, "{r:?}");
     assert!(r.stderr.contains("cannot listen on"), "{r:?}");
-    assert!(r.stderr.contains("in use"), "{r:?}");
+    // The cause and the next step, in words, without the system's error number.
+    assert!(
+        r.stderr
+            .contains("in use (is this box already running? --listen picks another port)"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("os error"), "{r:?}");
+}
+
+#[test]
+fn a_file_given_as_the_box_is_one_clear_error() {
+    let tmp = testkit::tempdir();
+    let file = testkit::write(tmp.path(), "not-a-folder", b"x");
+    let r = run(SERVER, &["--dir", file.to_str().unwrap()]);
+    assert_eq!(r.code(), 1, "{r:?}");
+    assert!(
+        r.stderr.contains("is a file; --dir takes a folder"),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains("os error"), "{r:?}");
 }

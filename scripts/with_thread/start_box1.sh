@@ -8,7 +8,7 @@
 #   MINIBOX_BOX1_ADDR=127.0.0.1:7001 MINIBOX_BOX2_ADDR=127.0.0.1:7002 scripts/with_thread/start_box1.sh
 #
 # Runs from any folder. Builds the stage if needed and creates boxes/1 with sample files on the
-# first run. Leave with `quit` or Ctrl-D; Ctrl-C while a command runs stops the box too.
+# first run. Leave with `quit` or Ctrl-D; Ctrl-C cancels the command that runs.
 # Extra arguments go to with_thread (try --json).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/boxes.sh"

@@ -8,7 +8,13 @@ use std::path::Path;
 /// Starts the `log` backend: warnings by default, more with `RUST_LOG=debug`. Diagnostics go to
 /// stderr, so they never mix with what the shell prints on stdout.
 pub fn init_logging() {
-    let env = env_logger::Env::default().default_filter_or("warn");
+    init_logging_at("warn");
+}
+
+/// [`init_logging`] with another default level: `"error"` for a shell a person watches, where
+/// the program says what matters in sentences of its own.
+pub fn init_logging_at(level: &str) {
+    let env = env_logger::Env::default().default_filter_or(level);
     // A second call (from a test harness, say) is harmless: keep the first logger.
     let _ = env_logger::Builder::from_env(env)
         .format_timestamp_millis()

@@ -25,7 +25,7 @@ const SHARED: &[(&str, u32)] = &[
 ];
 
 /// Layers of the `with_sync` crate.
-const WITH_SYNC: &[(&str, u32)] = &[("plan", 1), ("state", 2), ("round", 3)];
+const WITH_SYNC: &[(&str, u32)] = &[("plan", 1), ("state", 2), ("round", 3), ("shell", 4)];
 
 /// Pairs of top-level modules that must not import each other, whatever their layers.
 const APART: &[(&str, &str)] = &[("serve", "ask"), ("ask", "serve")];
@@ -81,7 +81,7 @@ fn collect(root: &Path, dir: &Path, out: &mut BTreeMap<Vec<String>, PathBuf>) {
             }
             continue;
         }
-        if path.extension().map_or(true, |x| x != "rs") {
+        if path.extension().is_none_or(|x| x != "rs") {
             continue;
         }
         let rel = path.strip_prefix(root).expect("below the root");
@@ -122,7 +122,7 @@ fn use_paths(code: &str, reexports_only: bool) -> Vec<Vec<String>> {
         let starts_word = before
             .chars()
             .last()
-            .map_or(true, |c| !c.is_alphanumeric() && c != '_');
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
         let Some(end) = rest[i..].find(';') else {
             break;
         };

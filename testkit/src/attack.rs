@@ -517,15 +517,15 @@ pub fn random_bytes(cx: &Ctx<'_>) -> u64 {
     for i in 0..240u64 {
         let len = 1 + usize::try_from((i * 7919) % 3000).unwrap_or(1);
         let mut bytes = pseudo_random(len, 0xA77A_C000 + i);
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             bytes[0] = VERSION;
         }
-        if i % 4 == 0 && len > 5 {
+        if i.is_multiple_of(4) && len > 5 {
             // A plausible header: the body is exactly the random rest (a JSON error follows).
             let body_len = u32::try_from(len - 5).unwrap_or(0);
             bytes[1..5].copy_from_slice(&body_len.to_be_bytes());
         }
-        let greet = i % 3 == 0;
+        let greet = i.is_multiple_of(3);
         exchange(cx, greet, &bytes, true).refused(&format!("random input #{i}"));
         tried += 1;
     }

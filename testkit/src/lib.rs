@@ -27,7 +27,10 @@
 
 pub mod arena;
 pub mod attack;
+pub mod chapter;
 pub mod liar;
+pub mod pty;
+pub mod transcript;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -10,8 +10,10 @@
 //! | [`plan`] | the decisions: a pure function of (local index, remote index, agreed state) |
 //! | [`state`] | what a box remembers about each peer between rounds, written atomically |
 //! | [`round`] | a round carried out: scan, list, plan, act with care, remember |
+//! | [`shell`] | the rounds as the shell shows them: `sync`, `status`, lines above the prompt |
 //! | `main.rs` | the command line, the background loop and the shell |
 
 pub mod plan;
 pub mod round;
+pub mod shell;
 pub mod state;

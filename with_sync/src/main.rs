@@ -24,15 +24,18 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use crossbeam_channel::{select, Receiver};
-use minibox::cli::{announce, init_logging};
+use minibox::cli::{announce, init_logging, init_logging_at};
+use minibox::local::log::made;
 use minibox::local::LocalBox;
-use minibox::shell::{output, Mode, Outcome, Shell};
+use minibox::shell::ctrl_c::SignalWatch;
+use minibox::shell::notices::Notices;
+use minibox::shell::{output, Mode, Shell};
+use minibox::threaded::interrupt::Interrupt;
 use minibox::threaded::signals::StopSignals;
 use minibox::threaded::{Server, ServerConfig};
 use minibox::wire::listen::{bind, warn_if_exposed};
-use with_sync::round::summary::Summary;
 use with_sync::round::Syncer;
+use with_sync::shell::{render, Live, Reports};
 use with_sync::state::Book;
 
 /// Keep two boxes in sync: serve this one, and pull from the peer in the background
@@ -64,6 +67,9 @@ struct Args {
     /// Only talk to peers that prove they know the secret in FILE (the same file on both sides).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Keep what goes to the trash N days (0: forever); older items are removed.
+    #[arg(long, value_name = "N", default_value_t = minibox::local::trash::DEFAULT_DAYS)]
+    trash_days: u64,
 }
 
 /// Reads `--interval`: positive seconds, at most a day.
@@ -78,8 +84,13 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    init_logging();
     let args = Args::parse();
+    // On a terminal the shell says what matters in its own words; no log lines over the prompt.
+    if std::io::stdin().is_terminal() && !args.once {
+        init_logging_at("error");
+    } else {
+        init_logging();
+    }
     let mode = if args.json { Mode::Json } else { Mode::Human };
     let opened = LocalBox::from_args(&args.dir, args.name.as_deref(), args.secret_file.as_deref());
     let local = match opened {
@@ -89,6 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    local.trash.keep_days(args.trash_days);
     let book = Arc::new(Book::open(&local.meta_dir()));
     let syncer = Arc::new(Syncer::new(
         Arc::clone(&local),
@@ -131,7 +143,7 @@ fn once(syncer: &Syncer, mode: Mode) -> ExitCode {
             // The background loop logs its failed rounds; a one-off round must too, or the
             // box's history would not say why nothing happened.
             syncer.local().log.record(
-                syncer.peer_addr(),
+                &made(syncer.peer_addr()),
                 "sync round",
                 &format!("failed: {message}"),
             );
@@ -152,19 +164,6 @@ fn once(syncer: &Syncer, mode: Mode) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
-}
-
-/// A round's summary as the shell prints it.
-fn render(summary: &Summary, mode: Mode) -> String {
-    let outcome = Outcome::Synced {
-        text: summary.text(),
-        json: summary.json(),
-    };
-    match mode {
-        Mode::Json => output::to_json(&outcome).map(|v| v.to_string()),
-        Mode::Human => output::to_text(&outcome),
-    }
-    .unwrap_or_default()
 }
 
 /// Serves the box, syncs in the background, and runs the shell if stdin is a terminal.
@@ -193,39 +192,40 @@ fn serve_and_sync(
     announce(local.root(), server.addr());
     let interactive = std::io::stdin().is_terminal();
 
+    let notices = Arc::new(Notices::new());
+    let live = Arc::new(Live::new(
+        Arc::clone(&syncer),
+        args.interval,
+        Arc::clone(&notices),
+    ));
     let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
     let background = {
-        let syncer = Arc::clone(&syncer);
-        let interval = args.interval;
+        let live = Arc::clone(&live);
+        let reports = match (interactive, mode) {
+            (false, mode) => Reports::Stdout(mode),
+            (true, Mode::Human) => Reports::AbovePrompt,
+            // The JSON shell prints one line per command, nothing else.
+            (true, Mode::Json) => Reports::Nothing,
+        };
         thread::Builder::new()
             .name("sync".into())
-            .spawn(move || background(&syncer, interval, &stop_rx, (!interactive).then_some(mode)))
+            .spawn(move || live.background(&stop_rx, reports))
             .map_err(|e| minibox::Error::io("sync thread", e))?
     };
 
     let status = if interactive {
-        // The shell owns this thread and the terminal; a signal cannot interrupt its read, so
-        // a watcher stops the sync (no half-written file stays under a real name) and exits.
-        // (The line editor does not get to restore the terminal then; `reset` does.)
-        let watcher_syncer = Arc::clone(&syncer);
-        let stop = signals.receiver.clone();
-        thread::Builder::new()
-            .name("signals-watch".into())
-            .spawn(move || {
-                if stop.recv().is_ok() {
-                    watcher_syncer.stop();
-                    std::process::exit(0);
-                }
-            })
-            .map_err(|e| minibox::Error::io("signal thread", e))?;
-        let mut hook = || {
-            syncer.round().map(|s| Outcome::Synced {
-                text: s.text(),
-                json: s.json(),
-            })
-        };
+        // The shell owns this thread and the terminal. Ctrl-C cancels a command; SIGTERM stops
+        // the rounds (no half-written file stays under a real name), puts the terminal back as
+        // it was, and exits.
+        let interrupt = Arc::new(Interrupt::new());
+        let cancelling = Arc::clone(&live);
+        interrupt.on_cancel(move || cancelling.cancel_shell_round());
+        let stopping = Arc::clone(&syncer);
+        let _watch = SignalWatch::for_shell(signals, &interrupt, |_| 0, move || stopping.stop())?;
         Shell::new(syncer.peer_addr(), Arc::clone(&local), mode)
-            .with_sync(&mut hook)
+            .with_interrupt(interrupt)
+            .with_stage(&*live)
+            .with_notices(notices)
             .run()
     } else {
         // Runs until stopped.
@@ -239,45 +239,4 @@ fn serve_and_sync(
     server.stop();
     log::info!("stopped");
     Ok(ExitCode::from(u8::try_from(status).unwrap_or(1)))
-}
-
-/// The background loop: a round now, then one per tick, until `stop`. With `print`, a round
-/// that changed something prints its summary on stdout.
-fn background(syncer: &Syncer, interval: Duration, stop: &Receiver<()>, print: Option<Mode>) {
-    let ticker = crossbeam_channel::tick(interval);
-    let mut failing: Option<String> = None;
-    loop {
-        match syncer.round() {
-            Ok(summary) => {
-                if failing.take().is_some() {
-                    syncer.local().log.record(
-                        syncer.peer_addr(),
-                        "sync round",
-                        "ok: the peer is back",
-                    );
-                }
-                if let Some(mode) = print.filter(|_| summary.changed()) {
-                    println!("{}", render(&summary, mode));
-                }
-            }
-            Err(_) if syncer.stopped() => break,
-            Err(e) => {
-                // Log a failure once, not on every tick while the peer stays down.
-                let message = e.to_string();
-                if failing.as_deref() != Some(message.as_str()) {
-                    log::warn!("sync with {} failed: {message}", syncer.peer_addr());
-                    syncer.local().log.record(
-                        syncer.peer_addr(),
-                        "sync round",
-                        &format!("failed: {message} (retrying every {interval:?})"),
-                    );
-                    failing = Some(message);
-                }
-            }
-        }
-        select! {
-            recv(stop) -> _ => break,
-            recv(ticker) -> _ => {}
-        }
-    }
 }

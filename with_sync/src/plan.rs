@@ -303,6 +303,8 @@ pub struct Plan {
     pub conflicts: Vec<String>,
     /// Paths left alone this round, and why.
     pub held: Vec<(String, String)>,
+    /// Paths changed here only: nothing to do here, the peer takes them in its own round.
+    pub waiting: usize,
     /// The base the decisions were made against (the agreed state after [`fold`]; the stored
     /// one itself when the fold changed nothing).
     pub base: Arc<Agreement>,
@@ -313,6 +315,9 @@ pub struct Plan {
 /// The conflict copy name of the version of `path` whose box is `loser_peer` and whose mtime is
 /// `loser_mtime_ns`: the stem, `.conflict-PEER-YYYYMMDD-HHMMSS` (UTC), an optional `-tag`, then
 /// the extension, in the same folder. `report.txt` → `report.conflict-box2-20261125-101500.txt`.
+///
+/// Every shell reads this format back with `minibox::local::conflicts::parse` (the `conflicts`
+/// command): change both together; `tests/conflict_names.rs` round-trips one through the other.
 pub fn conflict_name(
     path: &str,
     loser_peer: &str,
@@ -388,7 +393,7 @@ pub fn fold(
     for (path, a, saw, l, r) in all {
         // 1: what it saw here and holds now, it agreed on (if that is newer than what we keep).
         if let Some(v) = saw {
-            let newer = a.map_or(true, |a| seen.committed > a.since);
+            let newer = a.is_none_or(|a| seen.committed > a.since);
             let same = a.is_some_and(|a| a.version == *v);
             if newer && !same && r == Some(v) {
                 let version = v.clone();
@@ -489,6 +494,7 @@ struct Builder<'p> {
     metas: Vec<(&'p str, Action)>,
     conflicts: Vec<String>,
     held: Vec<(String, String)>,
+    waiting: usize,
     /// Conflict copy names this round creates here; their own decisions are dropped.
     claimed: BTreeSet<String>,
 }
@@ -561,7 +567,9 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         let local_changed = changed(l, &dirty_local);
         let remote_changed = changed(r, &dirty_remote);
         match (local_changed, remote_changed) {
-            (false, false) | (true, false) => {}
+            (false, false) => {}
+            // Counted if the path itself changed (not only something below a folder).
+            (true, false) => b.waiting += usize::from(l != a),
             (false, true) => take_remote(&mut b, path, l, r, a),
             (true, true) => both_changed(&mut b, inputs, path, l, r, a),
         }
@@ -572,6 +580,7 @@ pub fn plan(inputs: &Inputs<'_>) -> Plan {
         actions,
         conflicts: b.conflicts,
         held: b.held,
+        waiting: b.waiting,
         base,
         skip,
     }
@@ -684,7 +693,7 @@ fn copy_name(
         let name = conflict_name(path, loser_peer, loser.mtime_ns, tag);
         let l = inputs.local.get(&name);
         let r = inputs.remote.version(&name);
-        let free = |v: Option<&Version>| v.map_or(true, |v| v.same_content(loser));
+        let free = |v: Option<&Version>| v.is_none_or(|v| v.same_content(loser));
         (free(l) && free(r)).then(|| (name, l.is_some()))
     });
     found

@@ -244,7 +244,7 @@ impl Witness for Book {
             .state
             .seen
             .as_ref()
-            .map_or(true, |s| s.entries != entries);
+            .is_none_or(|s| s.entries != entries);
         Arc::make_mut(&mut slot.state).seen = Some(Arc::new(Seen {
             listed: moment,
             committed,

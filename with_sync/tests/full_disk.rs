@@ -26,7 +26,7 @@ const BIG_SIZE: usize = 15 << 20;
 /// The ones that do. In path order the big file comes first.
 const SMALL: [&str; 3] = ["b.txt", "c/d.txt", "z.txt"];
 /// What the disk says.
-const NO_SPACE: &str = "No space left on device";
+const NO_SPACE: &str = "the disk is full";
 
 #[test]
 fn a_full_disk_fails_only_the_file_that_does_not_fit_and_it_follows_once_space_is_freed() {

@@ -174,3 +174,58 @@ fn sync_in_the_shell_says_so_when_the_peer_is_down_and_the_shell_goes_on() {
     assert!(error.contains("cannot reach the peer"), "{error}");
     assert_eq!(lines[1]["ok"], true, "the shell went on: {}", lines[1]);
 }
+
+#[test]
+fn a_round_says_what_it_did_above_the_prompt_and_status_tells_the_last_and_next_round() {
+    let tmp = testkit::tempdir();
+    let (theirs, mine) = (tmp.path().join("theirs"), tmp.path().join("mine"));
+    testkit::write(&theirs, "a.txt", b"from theirs");
+    testkit::write(&theirs, "x.txt", b"their x");
+    testkit::write(&mine, "x.txt", b"my own x");
+    let peer = serve_only(&theirs);
+    let args = [
+        "--dir",
+        mine.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        &peer.addr_string(),
+        "--interval",
+        "3600",
+    ];
+    // No RUST_LOG: a person at the terminal sees the shell's own lines, no log prefixes.
+    let mut term = Terminal::start(bin(), &args, &[("TZ", "UTC")]);
+    assert!(
+        term.wait_for("!! conflict: x.txt changed in both boxes; ", 1, LIMIT),
+        "the first round did not say what it did:\n{}",
+        term.shown()
+    );
+    assert!(
+        term.shown()
+            .contains("] synced with theirs: 2 downloaded, 1 conflict"),
+        "{}",
+        term.shown()
+    );
+    term.type_keys("status\r");
+    assert!(
+        term.wait_for("next round: in ", 1, LIMIT),
+        "{}",
+        term.shown()
+    );
+    term.type_keys("conflicts\r");
+    assert!(term.wait_for("COPY OF", 1, LIMIT), "{}", term.shown());
+    term.type_keys("quit\r");
+    let status = term.wait_exit(LIMIT).expect("the shell ends on quit");
+    let shown = term.shown().to_string();
+    assert!(status.success(), "{status:?}\n{shown}");
+    assert!(
+        shown.contains(&format!("peer: {}", peer.addr_string())),
+        "{shown}"
+    );
+    assert!(shown.contains("last round: "), "{shown}");
+    assert!(shown.contains("(every 3600 s)"), "{shown}");
+    assert!(
+        !shown.contains("WARN") && !shown.contains("INFO"),
+        "no log lines: {shown}"
+    );
+}

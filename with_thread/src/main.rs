@@ -13,7 +13,8 @@
 //!
 //! The main thread owns everything and only waits, with `select!`, for whichever comes first:
 //! the shell ending (`quit` or end of input) or SIGINT/SIGTERM, which arrive as channel messages
-//! ([`minibox::threaded::signals::StopSignals`]). Then it stops the server (joining every connection thread
+//! ([`minibox::threaded::signals::StopSignals`]). Ctrl-C on a terminal only cancels the shell's
+//! running command ([`minibox::shell::ctrl_c`]). Then it stops the server (joining every connection thread
 //! and freeing the port) and, on a signal, stops the shell's running command cleanly
 //! ([`minibox::threaded::interrupt`]) before leaving. The stage's chapter is `with_thread/README.md`.
 
@@ -27,6 +28,7 @@ use clap::Parser;
 use crossbeam_channel::{select, Receiver};
 use minibox::cli::{announce, init_logging};
 use minibox::local::LocalBox;
+use minibox::shell::ctrl_c::cancels;
 use minibox::shell::terminal::TerminalMode;
 use minibox::shell::{Mode, Shell};
 use minibox::threaded::interrupt::Interrupt;
@@ -57,6 +59,9 @@ struct Args {
     /// Only talk to peers that prove they know the secret in FILE (the same file on both sides).
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Keep what goes to the trash N days (0: forever); older items are removed.
+    #[arg(long, value_name = "N", default_value_t = minibox::local::trash::DEFAULT_DAYS)]
+    trash_days: u64,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,7 @@ fn run(args: &Args) -> minibox::Result<u8> {
         None,
         args.secret_file.as_deref(),
     )?);
+    local.trash.keep_days(args.trash_days);
     // From here on SIGINT/SIGTERM no longer kill the process outright: they become messages,
     // and the main thread decides how to stop.
     let signals = StopSignals::install()?;
@@ -100,9 +106,18 @@ fn run(args: &Args) -> minibox::Result<u8> {
     let mode = if args.json { Mode::Json } else { Mode::Human };
     let (shell, shell_done) = start_shell(&args.peer, &local, mode, &interrupt)?;
 
-    let end = select! {
-        recv(shell_done) -> status => End::Shell(status.unwrap_or(1)),
-        recv(signals.receiver) -> signal => End::Signal(signal.unwrap_or(15)),
+    let end = loop {
+        let end = select! {
+            recv(shell_done) -> status => End::Shell(status.unwrap_or(1)),
+            recv(signals.receiver) -> signal => End::Signal(signal.unwrap_or(15)),
+        };
+        match end {
+            // Ctrl-C on a terminal: give up on the running command, keep the box.
+            End::Signal(signal) if cancels(signal) => {
+                interrupt.cancel();
+            }
+            end => break end,
+        }
     };
     match end {
         End::Shell(status) => {

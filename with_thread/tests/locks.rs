@@ -121,7 +121,7 @@ impl Versions {
 
     /// The version in place after `k` replacements: A, then B, A, B...
     fn after(&self, k: usize) -> &String {
-        if k % 2 == 0 {
+        if k.is_multiple_of(2) {
             &self.md5_a
         } else {
             &self.md5_b
@@ -259,7 +259,7 @@ fn replace_the_file_again_and_again(
             break;
         }
         let md5 = v.after(round + 1);
-        let bytes = if round % 2 == 0 { &v.b } else { &v.a };
+        let bytes = if round.is_multiple_of(2) { &v.b } else { &v.a };
         // The peer's copy changes between downloads only (atomically, by a rename).
         let staged = testkit::write(stage, "next", bytes);
         std::fs::rename(staged, peer_root.join(NAME)).unwrap();

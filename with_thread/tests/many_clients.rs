@@ -54,7 +54,7 @@ fn twenty_clients_at_once_get_correct_answers() {
                     if n < RAW {
                         raw_client(&addr, dir.path(), &file, &expected, &all_raw_open);
                     } else {
-                        let bin = if n % 2 == 0 {
+                        let bin = if n.is_multiple_of(2) {
                             path_str(&client_bin).to_string()
                         } else {
                             BIN.to_string()

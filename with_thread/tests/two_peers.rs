@@ -6,6 +6,7 @@
 
 mod common;
 
+use minibox::local::log::served;
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
@@ -145,7 +146,8 @@ fn has(log: &str, peer: &str, what: &str, outcome: &str) -> bool {
     })
 }
 
-/// The activity logs: one line per request served and made: time, peer, request, outcome.
+/// The activity logs: one line per request served (`<- NAME`) and made (`-> ADDR`): time, who,
+/// request, outcome.
 fn the_activity_logs_show_each_request_served_and_made(
     a: &Proc,
     b: &Proc,
@@ -154,7 +156,7 @@ fn the_activity_logs_show_each_request_served_and_made(
 ) {
     let (a_addr, b_addr) = (a.addr_string(), b.addr_string());
     let (to_a, to_b) = (format!("-> {a_addr}"), format!("-> {b_addr}"));
-    let b_name = minibox::local::local_box::default_name(b_dir);
+    let b_name = served(&minibox::local::local_box::default_name(b_dir));
     let a_log = log_until(a_dir, |log| {
         // Served by A, asked by B (named after its folder)…
         has(log, &b_name, "download tcp \"docs/report.md\"", "ok")
@@ -168,7 +170,7 @@ fn the_activity_logs_show_each_request_served_and_made(
             && has(log, &to_a, "hash list all", "ok")
             && has(
                 log,
-                &minibox::local::local_box::default_name(a_dir),
+                &served(&minibox::local::local_box::default_name(a_dir)),
                 "download tcp \"b.txt\"",
                 "ok",
             )

@@ -22,7 +22,7 @@ fn a_threaded_box_serves_several_udp_downloads_at_once() {
         .collect();
     for (i, (name, bytes)) in files.iter().enumerate() {
         let path = testkit::write(server_tmp.path(), name, bytes);
-        testkit::chmod(&path, if i % 2 == 0 { 0o600 } else { 0o755 });
+        testkit::chmod(&path, if i.is_multiple_of(2) { 0o600 } else { 0o755 });
     }
     let server = serve_only(server_tmp.path());
     // Half of the shells go through a lossy relay, half straight to the box.

@@ -2,6 +2,9 @@
 //!
 //! Reads shell commands (see `help`) and answers each from the server at `--peer`; downloads land
 //! in `--dir`. All the work is in [`minibox::shell`], which the later stages reuse as it is.
+//! One thing happens beside the shell: a small thread watches for signals, so that Ctrl-C on a
+//! terminal cancels the running command, and SIGTERM stops the client cleanly
+//! ([`minibox::shell::ctrl_c`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +13,10 @@ use std::sync::Arc;
 use clap::Parser;
 use minibox::cli::init_logging;
 use minibox::local::LocalBox;
+use minibox::shell::ctrl_c::SignalWatch;
 use minibox::shell::{Mode, Shell};
+use minibox::threaded::interrupt::Interrupt;
+use minibox::threaded::signals::StopSignals;
 
 /// Query and download from a minibox server (minibox stage 1).
 #[derive(Parser, Debug)]
@@ -28,6 +34,9 @@ struct Args {
     /// Prove knowledge of the secret in FILE to the server, and demand the same of it.
     #[arg(long, value_name = "FILE")]
     secret_file: Option<PathBuf>,
+    /// Keep what goes to the trash N days (0: forever); older items are removed.
+    #[arg(long, value_name = "N", default_value_t = minibox::local::trash::DEFAULT_DAYS)]
+    trash_days: u64,
 }
 
 fn main() -> ExitCode {
@@ -41,7 +50,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    local.trash.keep_days(args.trash_days);
+    let interrupt = Arc::new(Interrupt::new());
+    let watch = StopSignals::install()
+        .and_then(|signals| SignalWatch::for_shell(signals, &interrupt, |s| 128 + s, || {}));
+    if let Err(e) = &watch {
+        log::warn!("Ctrl-C and SIGTERM will not be handled: {e}");
+    }
     let mode = if args.json { Mode::Json } else { Mode::Human };
-    let status = Shell::new(args.peer, local, mode).run();
+    let status = Shell::new(args.peer, local, mode)
+        .with_interrupt(interrupt)
+        .run();
     ExitCode::from(u8::try_from(status).unwrap_or(1))
 }

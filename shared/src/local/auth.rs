@@ -200,7 +200,7 @@ fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 
 /// Hex to bytes; `None` if not an even number of hex digits.
 fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 256 {
+    if !text.len().is_multiple_of(2) || text.len() > 256 {
         return None;
     }
     (0..text.len())

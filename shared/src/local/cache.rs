@@ -176,7 +176,7 @@ fn encode(map: &HashMap<u64, Cached>) -> Vec<u8> {
 /// Reads a cache file; `None` if it is not one (another format, or cut short).
 fn decode(bytes: &[u8]) -> Option<HashMap<u64, Cached>> {
     let records = bytes.strip_prefix(CACHE_MAGIC.as_slice())?;
-    if records.len() % CACHE_RECORD != 0 {
+    if !records.len().is_multiple_of(CACHE_RECORD) {
         return None;
     }
     let word = |r: &[u8], i: usize| -> [u8; 8] {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::fast::sink::{DirectSink, LARGE};
 use super::fast::sys::{created_mode, rename_if_free};
-use super::gate::{resolve, resolve_at, resolve_folders};
+use super::gate::{open_in_box, resolve, resolve_at, resolve_folders};
 use super::local_box::LocalBox;
 use super::scan::Stamp;
 use super::sink::{HashingSink, Sink};
@@ -146,6 +146,9 @@ pub fn install_over(
     // kernel checking that the name is free. Otherwise look, and replace.
     let placed = expect(None).is_ok() && place_new(local, &tmp.path, name)?;
     if !placed {
+        if let Some(stamp) = keep_identical(local, entry, mode, &expect) {
+            return Ok(Some(stamp));
+        }
         replace(local, &tmp.path, name, &expect)?;
     }
     let file = tmp.file.take();
@@ -158,6 +161,39 @@ fn place_new(local: &LocalBox, from: &Path, name: &str) -> Result<bool> {
     let dest =
         resolve_folders(local.root(), name).map_err(|e| gate_error(local.root(), name, e))?;
     rename_if_free(from, &dest).map_err(|e| Error::io(&dest, e))
+}
+
+/// When the file at `entry.path` already holds `entry`'s bytes (and `expect` agrees it may be
+/// replaced): gives it `entry`'s mtime and bits where they differ, and returns its stamp. `None`
+/// when the file differs, or cannot be looked at: the caller replaces it.
+fn keep_identical(
+    local: &LocalBox,
+    entry: &Entry,
+    mode: u32,
+    expect: &impl Fn(Option<&fs::Metadata>) -> std::result::Result<(), String>,
+) -> Option<Stamp> {
+    let wanted = entry.md5.as_deref()?.parse::<Md5>().ok()?;
+    let (file, meta) = open_in_box(local.root(), &entry.path).ok()?;
+    if meta.len() != entry.size || expect(Some(&meta)).is_err() {
+        return None;
+    }
+    let md5 = local
+        .hashes
+        .md5_of_open(&file, Stamp::of(&meta), &mut |_, _| Ok(()))
+        .ok()?;
+    if md5 != wanted {
+        return None;
+    }
+    if meta.permissions().mode() & MODE_MASK != mode {
+        file.set_permissions(Permissions::from_mode(mode)).ok()?;
+    }
+    if Stamp::of(&meta).mtime_ns != entry.mtime_ns {
+        let times = FileTimes::new().set_modified(system_time(entry.mtime_ns));
+        file.set_times(times).ok()?;
+    }
+    let stamp = Stamp::of(&file.metadata().ok()?);
+    local.hashes.put(stamp, md5);
+    Some(stamp)
 }
 
 /// Renames `from` to `name`, moving what is there to the trash, if `expect` agrees.

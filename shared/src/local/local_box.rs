@@ -83,6 +83,12 @@ impl LocalBox {
     /// # Errors
     /// If the folder cannot be created, or the secret file cannot be read or is too short.
     pub fn from_args(dir: &Path, name: Option<&str>, secret_file: Option<&Path>) -> Result<Self> {
+        if fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(Error::Usage(format!(
+                "{} is a file; --dir takes a folder (made if missing)",
+                dir.display()
+            )));
+        }
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let name = name
             .filter(|n| !n.trim().is_empty())

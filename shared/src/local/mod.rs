@@ -9,7 +9,9 @@
 //! | [`local_box`] | the box a process owns, shared by its threads |
 //! | [`sink`] | received bytes into a file and an MD5 in one pass |
 //! | [`install`] | a verified download renamed into place, atomically |
-//! | [`trash`] | where replaced and deleted files go |
+//! | [`trash`] | where replaced and deleted files go, listed newest first, kept `--trash-days` |
+//! | [`restore`] | a trashed file put back under its name |
+//! | [`conflicts`] | the conflict copies in a box (stage 3 names them) |
 //! | [`log`] | `.minibox/log`, one line per request and action |
 //! | [`locks`] | stage 2: one reader/writer lock per file |
 //! | [`inflight`] | stage 3: one download of a file at a time (a round and the shell) |
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod conflicts;
 pub mod fast;
 pub mod filter;
 pub mod gate;
@@ -27,6 +30,7 @@ pub mod install;
 pub mod local_box;
 pub mod locks;
 pub mod log;
+pub mod restore;
 pub mod scan;
 pub mod sink;
 pub mod trash;

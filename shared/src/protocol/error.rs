@@ -91,11 +91,43 @@ impl Error {
     }
 }
 
+/// What the operating system said, in words a person can act on: no `(os error N)`, and for the
+/// usual causes the likely reason and the next step.
+pub fn os_words(e: &io::Error) -> String {
+    use io::ErrorKind as K;
+    let said = match e.kind() {
+        K::ConnectionRefused => "nothing is listening there (is the other box running?)",
+        K::AddrInUse => {
+            "the address is already in use (is this box already running? --listen picks another port)"
+        }
+        K::AddrNotAvailable => "this machine has no such address",
+        K::PermissionDenied => "permission denied",
+        K::NotFound => "no such file or folder",
+        K::AlreadyExists => "something of that name is already there",
+        K::NotADirectory => "a part of the path is a file, not a folder",
+        K::IsADirectory => "it is a folder, not a file",
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+            "the other side closed the connection"
+        }
+        K::StorageFull => "the disk is full",
+        K::HostUnreachable | K::NetworkUnreachable => "that address cannot be reached from here",
+        _ => "",
+    };
+    if !said.is_empty() {
+        return said.to_string();
+    }
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
-            Error::Net { context, source } => write!(f, "{context}: {source}"),
+            Error::Io { path, source } => write!(f, "{}: {}", path.display(), os_words(source)),
+            Error::Net { context, source } => write!(f, "{context}: {}", os_words(source)),
             Error::Frame(e) => write!(f, "bad message from the peer: {e}"),
             Error::Protocol(m) => write!(f, "protocol error: {m}"),
             Error::Remote { message, .. } => f.write_str(message),

@@ -256,7 +256,7 @@ impl<'s, 'f> Sender<'s, 'f> {
                 log::debug!("udp: sending block {block} to {to}: {e}");
             }
             sent += 1;
-            if sent % 64 == 0 && Instant::now() >= self.next_poll {
+            if sent.is_multiple_of(64) && Instant::now() >= self.next_poll {
                 break;
             }
         }

@@ -29,6 +29,7 @@ pub fn answer(conn: &mut Connection, local: &LocalBox, path: &str) -> Result<Str
         md5: Some(md5.to_string()),
         ..entry_of(path, &meta)
     };
-    conn.send(&Reply::Entry { entry })?;
+    // Queued: the session logs the request, then flushes (see `list`).
+    conn.queue(&Reply::Entry { entry })?;
     Ok(format!("md5 {md5}"))
 }

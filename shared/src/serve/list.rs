@@ -114,7 +114,9 @@ impl<'c> Chunks<'c> {
                 entries: self.chunk,
             })?;
         }
-        self.conn.send(&Reply::End { count: self.count })?;
+        // Queued, not sent: the session writes the request's log line first, then flushes, so
+        // the log keeps the order in which requests were answered.
+        self.conn.queue(&Reply::End { count: self.count })?;
         Ok(self.count)
     }
 }

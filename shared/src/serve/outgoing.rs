@@ -11,7 +11,7 @@ use crate::local::gate::{open_in_box, ResolveError};
 use crate::local::locks::ReadGuard;
 use crate::local::scan::{entry_of, Stamp};
 use crate::local::LocalBox;
-use crate::protocol::error::Error;
+use crate::protocol::error::{os_words, Error};
 use crate::protocol::limits::{IDLE_TIMEOUT, KEEP_ALIVE};
 use crate::protocol::md5::Md5;
 use crate::protocol::message::{Entry, ErrorCode, Reply};
@@ -132,6 +132,12 @@ fn cannot_open(local: &LocalBox, name: &str, e: &io::Error) -> Failure {
             format!("{name}: no such file in the box"),
         )
     };
+    if fs::symlink_metadata(local.root().join(name)).is_ok_and(|m| m.is_dir()) {
+        return Failure::Reply(
+            ErrorCode::NotFound,
+            format!("{name} is a folder, not a file; index regex ^{name}/ lists what is in it"),
+        );
+    }
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::InvalidInput => not_found(),
         // "Not a directory" (`a.txt/b`) and the like: if nothing is there, it is not found.
@@ -141,7 +147,10 @@ fn cannot_open(local: &LocalBox, name: &str, e: &io::Error) -> Failure {
             ErrorCode::BadPath,
             PathError::Symlink(name.to_string()).to_string(),
         ),
-        _ => Failure::Reply(ErrorCode::Io, format!("cannot read {name}: {e}")),
+        _ => Failure::Reply(
+            ErrorCode::Io,
+            format!("cannot read {name}: {}", os_words(e)),
+        ),
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use super::failure::Failure;
 use super::sync_list::{Shown, Witness};
 use super::{download, download_udp, hash, list, sync_list};
+use crate::local::log::served;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::limits::IDLE_TIMEOUT;
@@ -34,13 +35,14 @@ pub struct Options<'a> {
 /// Serves one client connection to the end. Errors are logged, not returned: one bad client
 /// must never stop a server.
 pub fn serve_connection(mut conn: Connection, local: &LocalBox, opts: Options<'_>) {
-    let served = serve(&mut conn, local, opts);
+    let result = serve(&mut conn, local, opts);
     local.log.flush();
-    if let Err(e) = served {
+    if let Err(e) = result {
         log::info!("{}: dropping the connection: {e}", conn.peer_addr());
+        let who = served(conn.peer_name());
         local
             .log
-            .record(conn.peer_name(), "connection", &format!("dropped: {e}"));
+            .record(&who, "connection", &format!("dropped: {e}"));
         // Tell the client why, if it still listens; then close.
         if matches!(e, Error::Frame(_) | Error::Protocol(_)) {
             let _ = conn.send(&Reply::error(ErrorCode::BadRequest, e.to_string()));
@@ -56,7 +58,7 @@ fn serve(conn: &mut Connection, local: &LocalBox, opts: Options<'_>) -> Result<(
     }
     let mut shown = Shown::default();
     while let Some(request) = conn.recv_opt::<Request>()? {
-        let (peer, what) = (conn.peer_name().to_string(), request.describe());
+        let (peer, what) = (served(conn.peer_name()), request.describe());
         match answer(conn, local, opts, request, &mut shown) {
             Ok(summary) => local
                 .log

@@ -41,6 +41,14 @@ pub enum Command {
     Download(Transport, String),
     /// `sync` (with_sync only).
     Sync,
+    /// `status` (with_sync only).
+    Status,
+    /// `conflicts`: the conflict copies in this box.
+    Conflicts,
+    /// `trash list`.
+    TrashList,
+    /// `trash restore PATH`.
+    TrashRestore(String),
     /// `help`.
     Help,
     /// `quit` / `exit`.
@@ -57,9 +65,13 @@ commands (answered by the other box unless marked local):
   hash checkall                   the same for every file
   download TCP FILE               fetch FILE into this box over TCP, verified by MD5
   download UDP FILE               the same over UDP
+  conflicts                       the conflict copies in this box (local)
+  trash list                      what this box's trash holds, newest first (local)
+  trash restore PATH              put the newest trashed version of PATH back (local)
   sync                            run one sync round now (with_sync only)
+  status                          the peer, the last round, the next one (with_sync only)
   help                            this text (local)
-  quit | exit                     leave (local)
+  quit | exit                     leave (local); Ctrl-C cancels a running command
 timestamps: 2026-11-25, \"2026-11-25 10:00:00\", 2026-11-25T10:00:00Z, 2026/11/25/10/00, @1764064800
 names with spaces go in double quotes: download TCP \"my file.txt\"";
 
@@ -139,6 +151,9 @@ pub fn parse_with(
         "hash" => hash(&args)?,
         "download" => download(&args)?,
         "sync" => args.exactly(0, "sync", Command::Sync)?,
+        "status" => args.exactly(0, "status", Command::Status)?,
+        "conflicts" => args.exactly(0, "conflicts", Command::Conflicts)?,
+        "trash" => trash(&args)?,
         "help" | "?" => Command::Help,
         "quit" | "exit" => Command::Quit,
         other => {
@@ -215,6 +230,18 @@ fn hash(args: &Args<'_>) -> Result<Command, String> {
         }
         Some("checkall") => args.exactly(1, "hash checkall", Command::HashCheckall),
         _ => Err("usage: hash verify FILE | checkall".into()),
+    }
+}
+
+/// `trash list | restore PATH`.
+fn trash(args: &Args<'_>) -> Result<Command, String> {
+    match args.word(0).as_deref() {
+        Some("list") => args.exactly(1, "trash list", Command::TrashList),
+        Some("restore") => {
+            let path = args.0.get(1).cloned().unwrap_or_default();
+            args.exactly(2, "trash restore PATH", Command::TrashRestore(path))
+        }
+        _ => Err("usage: trash list | restore PATH".into()),
     }
 }
 

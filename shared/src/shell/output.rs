@@ -35,6 +35,16 @@ pub enum Outcome {
         /// For `--json`, under the key `"sync"`.
         json: Value,
     },
+    /// Any other answer that comes ready-made: text for people, and a JSON value that goes
+    /// under `key` (`conflicts`, `trash`, `restored`, `status`).
+    Report {
+        /// The JSON line's key beside `"ok"`.
+        key: &'static str,
+        /// For the table mode.
+        text: String,
+        /// For `--json`.
+        json: Value,
+    },
     /// `help`.
     Help,
     /// `quit`: prints nothing.
@@ -90,6 +100,11 @@ pub fn to_json(outcome: &Outcome) -> Option<Value> {
             "transport": transport.as_str(),
         }),
         Outcome::Synced { json, .. } => json!({"ok": true, "sync": json}),
+        Outcome::Report { key, json, .. } => {
+            let mut line = json!({"ok": true});
+            line[*key] = json.clone();
+            line
+        }
         Outcome::Help => json!({"ok": true, "help": HELP}),
         Outcome::Quit => return None,
     })
@@ -116,7 +131,7 @@ pub fn to_text(outcome: &Outcome) -> Option<String> {
             table(std::slice::from_ref(entry), true),
             transport.as_str().to_ascii_uppercase()
         ),
-        Outcome::Synced { text, .. } => text.clone(),
+        Outcome::Synced { text, .. } | Outcome::Report { text, .. } => text.clone(),
         Outcome::Help => HELP.to_string(),
         Outcome::Quit => return None,
     })

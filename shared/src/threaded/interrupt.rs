@@ -15,6 +15,10 @@
 //! [`Interrupt`] is that handshake. The worker brackets every command with [`Interrupt::begin`]
 //! (which hands back a [`Job`] guard) and reports every connection it opens with
 //! [`Interrupt::watch`]; the owner calls [`Interrupt::stop`], then [`Interrupt::wait_idle`].
+//!
+//! Ctrl-C on a terminal is the same move for one command only: [`Interrupt::cancel`] shuts the
+//! running command's connection down (its download fails at once and removes its temporary
+//! file), and the next command runs as usual.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -29,8 +33,24 @@ struct State {
     stopped: bool,
     /// Whether a command is running.
     busy: bool,
+    /// Set by [`Interrupt::cancel`] for the running command; cleared when the next one begins.
+    cancelled: bool,
     /// A handle on the connection the running command uses, to shut it down from `stop`.
     socket: Option<TcpStream>,
+}
+
+/// What else a cancel must cut short (stage 3: a sync round runs on connections of its own).
+#[derive(Default)]
+struct CancelHook(Option<Box<dyn Fn() + Send + Sync>>);
+
+impl std::fmt::Debug for CancelHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "CancelHook(set)"
+        } else {
+            "CancelHook(none)"
+        })
+    }
 }
 
 /// Lets one thread stop another one's commands cleanly. Share it with `Arc`.
@@ -40,6 +60,8 @@ pub struct Interrupt {
     state: Mutex<State>,
     /// Signalled when a command ends.
     idle: Condvar,
+    /// Called by [`Interrupt::cancel`] while a command runs.
+    hook: Mutex<CancelHook>,
 }
 
 /// A command in progress; dropping it marks the worker idle again.
@@ -68,6 +90,7 @@ impl Interrupt {
             return None;
         }
         state.busy = true;
+        state.cancelled = false;
         Some(Job { interrupt: self })
     }
 
@@ -75,12 +98,42 @@ impl Interrupt {
     /// stopping (the stream is shut down already and the command should give up).
     pub fn watch(&self, stream: &TcpStream) -> bool {
         let mut state = self.state();
-        if state.stopped {
+        if state.stopped || state.cancelled {
             let _ = stream.shutdown(Shutdown::Both);
             return false;
         }
         state.socket = stream.try_clone().ok();
         true
+    }
+
+    /// Ctrl-C: the running command, if any, is abandoned (its connection shut down; a
+    /// connection it opens later is refused); later commands run as usual. Returns whether a
+    /// command was running.
+    pub fn cancel(&self) -> bool {
+        let mut state = self.state();
+        if !state.busy {
+            return false;
+        }
+        state.cancelled = true;
+        if let Some(socket) = state.socket.take() {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+        drop(state);
+        if let Some(hook) = &lock(&self.hook).0 {
+            hook();
+        }
+        true
+    }
+
+    /// Stage 3: `hook` is called too when a command is cancelled (it cuts short what the
+    /// command runs on connections the shell does not see, such as a sync round's).
+    pub fn on_cancel(&self, hook: impl Fn() + Send + Sync + 'static) {
+        lock(&self.hook).0 = Some(Box::new(hook));
+    }
+
+    /// Whether the running command was cancelled ([`Interrupt::cancel`]).
+    pub fn is_cancelled(&self) -> bool {
+        self.state().cancelled
     }
 
     /// Whether [`Interrupt::stop`] was called.

@@ -9,6 +9,7 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 use minibox::local::install::{resolve_for_write, system_time};
+use minibox::local::log::made;
 use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
 use minibox::protocol::error::{Error, Result};
@@ -27,6 +28,8 @@ pub struct Run<'a> {
     pub local: &'a LocalBox,
     /// The peer's name.
     pub peer: &'a str,
+    /// How the log names the peer for what this round does (`-> box1`).
+    pub who: String,
     /// This box as the round left it so far: the plan's view plus what succeeded. A file on
     /// disk is still the version listed here if the stat cache vouches for its stamp.
     pub after: Index,
@@ -52,6 +55,7 @@ impl<'a> Run<'a> {
         Run {
             local,
             peer,
+            who: made(peer),
             after,
             new_folders: Vec::new(),
             network_down: None,
@@ -106,20 +110,20 @@ impl<'a> Run<'a> {
         match step {
             Ok(Step::Done(outcome)) => {
                 self.summary.count(action);
-                self.local.log.defer(self.peer, &what, &outcome);
+                self.local.log.defer(&self.who, &what, &outcome);
             }
             Ok(Step::Logged) => {}
             Ok(Step::Skipped(why)) => {
                 self.summary.skipped += 1;
                 self.local
                     .log
-                    .defer(self.peer, &what, &format!("put off: {why}"));
+                    .defer(&self.who, &what, &format!("put off: {why}"));
             }
             Err(e) => {
                 self.summary.note_failure(&what, &e);
                 self.local
                     .log
-                    .defer(self.peer, &what, &format!("failed: {e}"));
+                    .defer(&self.who, &what, &format!("failed: {e}"));
                 self.failed.insert(what, e.to_string());
             }
         }
@@ -161,7 +165,7 @@ impl<'a> Run<'a> {
             .and_then(|p| fs::symlink_metadata(p).ok())
             .map(|m| Stamp::of(&m));
         if let (Some(stamp), Some(md5)) = (stamp, version.md5) {
-            if inode.map_or(true, |i| i == stamp.inode) && stamp.size == version.size {
+            if inode.is_none_or(|i| i == stamp.inode) && stamp.size == version.size {
                 self.local.hashes.put(stamp, md5);
             }
         }
@@ -350,7 +354,7 @@ impl<'a> Run<'a> {
                     let what = format!("sync folder bits {path:?}");
                     self.local
                         .log
-                        .defer(self.peer, &what, &format!("failed: {e}"));
+                        .defer(&self.who, &what, &format!("failed: {e}"));
                 }
             }
         }

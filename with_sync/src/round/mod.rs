@@ -55,6 +55,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use minibox::ask;
+use minibox::local::log::made;
 use minibox::local::LocalBox;
 use minibox::protocol::error::{Error, Result};
 use minibox::util::lock;
@@ -87,6 +88,8 @@ pub struct Syncer {
     one_at_a_time: Mutex<()>,
     /// Set by [`Syncer::stop`].
     stopping: AtomicBool,
+    /// Set by [`Syncer::cancel`] for the running round; cleared when the next one begins.
+    cancelled: AtomicBool,
     /// The running round's socket, so that `stop` can cut a transfer short.
     live: Mutex<Option<TcpStream>>,
     /// Paths the last round left alone: a path held round after round is logged once.
@@ -105,6 +108,7 @@ impl Syncer {
             peer_addr: peer_addr.into(),
             one_at_a_time: Mutex::new(()),
             stopping: AtomicBool::new(false),
+            cancelled: AtomicBool::new(false),
             live: Mutex::new(None),
             held: Mutex::new(BTreeSet::new()),
             failing: Mutex::new(BTreeMap::new()),
@@ -135,6 +139,25 @@ impl Syncer {
         self.stopping.load(Ordering::SeqCst)
     }
 
+    /// Ctrl-C on `sync`: the running round ends at once, as a stopped one does (what it
+    /// installed stays, the rest is left for the next round), but later rounds run as usual.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+        if let Some(stream) = self.live().as_ref() {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether the running (or last) round was cancelled.
+    pub fn was_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Whether the running round was stopped or cancelled.
+    fn cut_short(&self) -> bool {
+        self.stopped() || self.was_cancelled()
+    }
+
     fn live(&self) -> MutexGuard<'_, Option<TcpStream>> {
         lock(&self.live)
     }
@@ -146,6 +169,7 @@ impl Syncer {
     /// saved. Failed actions do not fail the round: they are counted and retried next round.
     pub fn round(&self) -> Result<Summary> {
         let _one = lock(&self.one_at_a_time);
+        self.cancelled.store(false, Ordering::SeqCst);
         if self.stopped() {
             return Err(stopped());
         }
@@ -164,7 +188,7 @@ impl Syncer {
     fn connect(&self) -> Result<Connection> {
         let conn = ask::connect(&self.local, &self.peer_addr)?;
         *self.live() = conn.stream().try_clone().ok();
-        if self.stopped() {
+        if self.cut_short() {
             conn.shutdown();
         }
         Ok(conn)
@@ -192,12 +216,13 @@ impl Syncer {
         let summary = Summary {
             peer: peer.clone(),
             conflicts: plan.conflicts.len(),
+            waiting: plan.waiting,
             ..Summary::default()
         };
         let reconnect = || self.connect();
         let mut run = Run::new(&self.local, &peer, scan.index, summary).reconnecting(&reconnect);
         self.note_held(&plan, &mut run);
-        run.carry_out(conn, &plan.actions, &|| self.stopped());
+        run.carry_out(conn, &plan.actions, &|| self.cut_short());
         self.note_failed(std::mem::take(&mut run.failed));
         // Done with: a download per new file of a large box holds its name; free them before
         // the new agreement copies the names it keeps.
@@ -253,7 +278,7 @@ impl Syncer {
             if !before.contains(path) {
                 self.local
                     .log
-                    .record(run.peer, &format!("sync hold {path:?}"), why);
+                    .record(&run.who, &format!("sync hold {path:?}"), why);
             }
         }
         *before = plan.held.iter().map(|(p, _)| p.clone()).collect();
@@ -285,10 +310,10 @@ impl Syncer {
         if summary.changed() || summary.failed > 0 {
             self.local
                 .log
-                .defer(&summary.peer, "sync round", &summary.text());
+                .defer(&made(&summary.peer), "sync round", &summary.text());
         }
         log::info!(target: "with_sync::round", "round done: {}", summary.text());
-        if self.stopped() {
+        if self.cut_short() {
             return Err(stopped());
         }
         Ok(summary)

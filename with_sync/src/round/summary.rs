@@ -47,6 +47,8 @@ pub struct Summary {
     pub folders_removed: usize,
     /// Conflicts found (each keeps both versions).
     pub conflicts: usize,
+    /// Changes made here that the peer has not pulled yet (it takes them in its own round).
+    pub waiting: usize,
     /// Files and folders whose permission bits or mtime were set, no data moved.
     pub metadata: usize,
     /// Actions put off to the next round (a file changed during the round, the peer's file
@@ -89,13 +91,21 @@ impl Summary {
             "put off to the next round",
         );
         count(self.failed, "failed", "failed");
-        let mut text = if parts.is_empty() {
-            format!("synced with {}: already in sync", self.peer)
-        } else {
-            format!("synced with {}: {}", self.peer, parts.join(", "))
+        let peer = &self.peer;
+        let mut text = match (parts.is_empty(), self.waiting) {
+            (true, 0) => format!("synced with {peer}: already in sync"),
+            (true, _) => format!("synced with {peer}: nothing to pull"),
+            (false, _) => format!("synced with {peer}: {}", parts.join(", ")),
         };
         if self.bytes > 0 {
             text.push_str(&format!(" ({} received)", human_size(self.bytes)));
+        }
+        if self.waiting > 0 {
+            let n = self.waiting;
+            let s = if n == 1 { "" } else { "s" };
+            text.push_str(&format!(
+                "; {peer} has yet to pull {n} change{s} made here (it does in its own round)"
+            ));
         }
         for e in &self.errors {
             text.push_str(&format!("\n  error: {e}"));
@@ -113,6 +123,7 @@ impl Summary {
             "folders_made": self.folders_made,
             "folders_removed": self.folders_removed,
             "conflicts": self.conflicts,
+            "waiting": self.waiting,
             "metadata": self.metadata,
             "skipped": self.skipped,
             "failed": self.failed,

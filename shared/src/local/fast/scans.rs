@@ -59,7 +59,7 @@ impl Scans {
         let watcher = watcher.get_or_insert_with(Watcher::new);
         // Whatever is waiting is about the past: take it now, so what comes after is about
         // the scan below.
-        let changed = watcher.as_mut().map_or(true, Watcher::changed);
+        let changed = watcher.as_mut().is_none_or(Watcher::changed);
         if let (false, Some((when, scanned))) = (changed, last.as_ref()) {
             if when.elapsed() < SCAN_REUSE {
                 return Ok(Arc::clone(scanned));

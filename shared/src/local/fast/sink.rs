@@ -224,7 +224,7 @@ impl<'f> DirectSink<'f> {
             return Ok(());
         }
         let aligned = match &self.direct {
-            Some(_) if self.offset % ALIGN as u64 == 0 => data.len() / ALIGN * ALIGN,
+            Some(_) if self.offset.is_multiple_of(ALIGN as u64) => data.len() / ALIGN * ALIGN,
             _ => 0,
         };
         if let (Some(direct), true) = (&self.direct, aligned > 0) {

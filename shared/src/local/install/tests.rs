@@ -108,3 +108,41 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn an_identical_download_trashes_and_rewrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = LocalBox::open(dir.path(), "t").unwrap();
+    let e = entry("same.txt", b"same bytes", 0o644);
+    install(&local, temp_with(&local, b"same bytes"), &e).unwrap();
+    let path = dir.path().join("same.txt");
+    let before = fs::metadata(&path).unwrap();
+    // The same bytes again, with another mtime and other bits: set in place.
+    let again = Entry {
+        mtime_ns: e.mtime_ns + 5,
+        mode: 0o600,
+        ..e.clone()
+    };
+    install(&local, temp_with(&local, b"same bytes"), &again).unwrap();
+    let after = fs::metadata(&path).unwrap();
+    assert_eq!(after.ino(), before.ino(), "not replaced");
+    assert_eq!(after.mode() & MODE_MASK, 0o600);
+    assert_eq!(testkit_mtime(&after), again.mtime_ns);
+    assert!(local.trash.list().is_empty(), "nothing trashed");
+    assert!(
+        fs::read_dir(dir.path().join(META_DIR).join("tmp"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "no temporary file left"
+    );
+    // Other bytes of the same size do replace it.
+    let other = entry("same.txt", b"SAME BYTES", 0o644);
+    install(&local, temp_with(&local, b"SAME BYTES"), &other).unwrap();
+    assert_eq!(fs::read(&path).unwrap(), b"SAME BYTES");
+    assert_eq!(local.trash.list().len(), 1);
+}
+
+fn testkit_mtime(meta: &fs::Metadata) -> i64 {
+    meta.mtime() * 1_000_000_000 + meta.mtime_nsec()
+}

@@ -305,7 +305,7 @@ fn pseudo_random_bytes_never_panic() {
         for i in 0..len {
             bytes.push((state >> (i % 8 * 8)) as u8);
         }
-        if !bytes.is_empty() && state % 2 == 0 {
+        if !bytes.is_empty() && state.is_multiple_of(2) {
             bytes[0] = VERSION;
         }
         let _ = read_frame::<_, Msg>(&mut bytes.as_slice());

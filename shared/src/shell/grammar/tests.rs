@@ -91,3 +91,18 @@ fn errors_name_the_problem() {
     assert!(err("sync now").contains("usage"));
     assert!(err("download TCP \"x").contains("not closed"));
 }
+
+#[test]
+fn local_box_commands() {
+    let p = |line: &str| parse(line, 0);
+    assert_eq!(p("conflicts").unwrap(), Some(Command::Conflicts));
+    assert_eq!(p("STATUS").unwrap(), Some(Command::Status));
+    assert_eq!(p("trash list").unwrap(), Some(Command::TrashList));
+    assert_eq!(
+        p("trash restore \"notes/todo list.txt\"").unwrap(),
+        Some(Command::TrashRestore("notes/todo list.txt".into()))
+    );
+    assert_eq!(p("trash").unwrap_err(), "usage: trash list | restore PATH");
+    assert_eq!(p("trash restore").unwrap_err(), "usage: trash restore PATH");
+    assert_eq!(p("conflicts now").unwrap_err(), "usage: conflicts");
+}

@@ -49,6 +49,29 @@ fn a_connection_opened_after_stop_is_refused() {
     assert!(interrupt.wait_idle(Duration::from_millis(10)));
 }
 
+#[test]
+fn cancel_breaks_only_the_running_command() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let interrupt = Interrupt::new();
+    assert!(!interrupt.cancel(), "nothing runs: nothing to cancel");
+    let job = interrupt.begin().unwrap();
+    let mut stream = TcpStream::connect(addr).unwrap();
+    assert!(interrupt.watch(&stream));
+    assert!(interrupt.cancel());
+    assert!(interrupt.is_cancelled());
+    assert_eq!(stream.read(&mut [0u8; 4]).unwrap_or(0), 0, "shut down");
+    let later = TcpStream::connect(addr).unwrap();
+    assert!(
+        !interrupt.watch(&later),
+        "the cancelled command opens nothing more"
+    );
+    drop(job);
+    let _next = interrupt.begin().expect("the next command runs");
+    assert!(!interrupt.is_cancelled());
+    assert!(interrupt.watch(&later));
+}
+
 /// Polls for up to 10 s.
 fn testing_wait(mut check: impl FnMut() -> bool) -> bool {
     (0..1000).any(|_| {
