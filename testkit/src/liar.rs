@@ -295,6 +295,12 @@ fn serve(
             Request::DownloadUdp { .. } | Request::UdpReceived { .. } => conn.send(
                 &Reply::error(ErrorCode::Unsupported, "the liar offers no UDP"),
             )?,
+            // A client that asks for blocks first (it has a version of the file) falls back to
+            // a whole download, where the lie is told.
+            Request::Blocks { .. } | Request::Range { .. } => conn.send(&Reply::error(
+                ErrorCode::Unsupported,
+                "the liar offers no blocks",
+            ))?,
             Request::Download { path } => {
                 send_lie(&mut conn, lie, &path, evil.as_deref(), &bytes, &md5, stop)?;
                 if matches!(

@@ -163,7 +163,10 @@ impl LocalBox {
             .inspect_err(|e| log::info!("cannot read {name}: {e}; left alone"))
             .ok()?;
         if Stamp::of(&meta) == item.stamp {
-            let md5 = self.hashes.md5_of_open(&file, item.stamp, progress).ok()?;
+            let md5 = self
+                .hashes
+                .md5_of_open(name, &file, item.stamp, progress)
+                .ok()?;
             // Remembered only if the file held still while it was read.
             if self.hashes.get(&item.stamp) == Some(md5) {
                 return Some(md5);

@@ -13,10 +13,14 @@
 //! | [`log`] | `.minibox/log`, one line per request and action |
 //! | [`locks`] | stage 2: one reader/writer lock per file |
 //! | [`auth`] | optional: the shared secret (`--secret-file`) |
+//! | [`atomic`] | a small file of `.minibox/` written whole or not at all |
 //! | [`cache`] | speed: MD5s of files that did not change |
+//! | [`blocks`] | big files: the block lists of files that did not change |
 //! | [`fast`] | speed: the same jobs with fewer copies and system calls; skippable |
 
+pub mod atomic;
 pub mod auth;
+pub mod blocks;
 pub mod cache;
 pub mod fast;
 pub mod filter;

@@ -240,6 +240,9 @@ impl<'a> Shell<'a> {
             Request::UdpReceived { .. } => Err(Error::Usage(
                 "udp_received is part of a UDP download, not a shell command".into(),
             )),
+            Request::Blocks { .. } | Request::Range { .. } => Err(Error::Usage(
+                "blocks and ranges are parts of a download, not shell commands".into(),
+            )),
         }
     }
 
