@@ -15,6 +15,7 @@ use super::fast::scans::Scans;
 use super::gate::open_in_box;
 use super::locks::LockTable;
 use super::log::ActivityLog;
+use super::partial;
 use super::scan::{scan_with, Scanned, Stamp};
 use super::trash::Trash;
 use crate::protocol::error::{Error, Result};
@@ -52,6 +53,7 @@ pub struct LocalBox {
 impl LocalBox {
     /// Opens (creating if needed) the box at `root`, named `name`. Leftover temporary files of
     /// a process killed mid-download are removed: they were never installed, so nothing is lost.
+    /// Partial downloads by blocks stay to be resumed, unless no one touched them for a day.
     ///
     /// # Errors
     /// If the folder cannot be created or is not a folder.
@@ -59,6 +61,7 @@ impl LocalBox {
         fs::create_dir_all(root.join(META_DIR).join("tmp")).map_err(|e| Error::io(root, e))?;
         let root = fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
         remove_stale_temp_files(&root.join(META_DIR).join("tmp"));
+        partial::remove_stale(&root.join(META_DIR).join("partial"));
         Ok(LocalBox {
             hashes: HashCache::open(&root),
             log: ActivityLog::new(&root),
@@ -120,6 +123,11 @@ impl LocalBox {
     pub fn temp_path_in(&self, lane: Option<usize>) -> PathBuf {
         let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
         self.temp_dir(lane).join(format!("{}-{n}.part", self.pid))
+    }
+
+    /// `.minibox/partial/`: downloads by blocks in progress (see [`partial`]).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.root.join(META_DIR).join("partial")
     }
 
     /// The folder of [`LocalBox::temp_path_in`]'s files.

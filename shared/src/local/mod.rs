@@ -9,6 +9,8 @@
 //! | [`local_box`] | the box a process owns, shared by its threads |
 //! | [`sink`] | received bytes into a file and an MD5 in one pass |
 //! | [`install`] | a verified download renamed into place, atomically |
+//! | [`partial`] | big files: a download by blocks kept across failures, to resume |
+//! | [`reuse`] | big files: which blocks of a new version this box holds already |
 //! | [`trash`] | where replaced and deleted files go |
 //! | [`log`] | `.minibox/log`, one line per request and action |
 //! | [`locks`] | stage 2: one reader/writer lock per file |
@@ -29,6 +31,8 @@ pub mod install;
 pub mod local_box;
 pub mod locks;
 pub mod log;
+pub mod partial;
+pub mod reuse;
 pub mod scan;
 pub mod sink;
 pub mod trash;
