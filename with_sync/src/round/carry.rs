@@ -7,9 +7,11 @@ use std::fs::{self, File, FileTimes, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use minibox::local::fast::sys::rename_if_free;
 use minibox::local::install::{resolve_for_write, system_time};
 use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
+use minibox::protocol::blocks::BY_BLOCKS;
 use minibox::protocol::error::{Error, Result};
 use minibox::protocol::message::MODE_MASK;
 use minibox::protocol::timestamp::rfc3339;
@@ -122,6 +124,7 @@ impl<'a> Run<'a> {
                 mtime_ns,
                 ..
             } => self.set_meta(path, *mode, *mtime_ns),
+            Action::Move { from, to, version } => self.move_file(from, to, version),
             Action::Download { .. } => {
                 Ok(Step::Skipped("a download goes through its batch".into()))
             }
@@ -162,6 +165,51 @@ impl<'a> Run<'a> {
         self.after.remove(from);
         self.now_holds(to, version.clone(), inode);
         Ok(Step::Done(format!("ok: our version kept as {to:?}")))
+    }
+
+    /// The peer renamed a file whose contents we hold at `from`: rename ours to `to` (never
+    /// over something that appeared there), with the peer's mtime and bits.
+    fn move_file(&mut self, from: &str, to: &str, version: &Version) -> Result<Step> {
+        if let Err(why) = self.still_here(from) {
+            return Ok(Step::Skipped(why));
+        }
+        let (_a, _b) = (lock(self.local, from)?, lock(self.local, to)?);
+        let src = resolve_for_write(self.local, from)?;
+        let dst = resolve_for_write(self.local, to)?;
+        let before = fs::symlink_metadata(&src).map(|m| Stamp::of(&m)).ok();
+        // Never over something that appeared at `to`: the kernel checks, or we look.
+        if !rename_if_free(&src, &dst).map_err(|e| Error::io(&dst, e))? {
+            if fs::symlink_metadata(&dst).is_ok() {
+                return Ok(Step::Skipped(format!(
+                    "{to} appeared here during the round"
+                )));
+            }
+            // The folder is there unless its making failed: then make it, as a download would.
+            let renamed = match fs::rename(&src, &dst) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => dst
+                    .parent()
+                    .map_or(Ok(()), fs::create_dir_all)
+                    .and_then(|()| fs::rename(&src, &dst)),
+                other => other,
+            };
+            renamed.map_err(|e| Error::io(&dst, e))?;
+        }
+        let file = File::open(&dst).map_err(|e| Error::io(&dst, e))?;
+        let bits = Permissions::from_mode(version.mode & MODE_MASK);
+        let times = FileTimes::new().set_modified(system_time(version.mtime_ns));
+        file.set_permissions(bits)
+            .and_then(|()| file.set_times(times))
+            .map_err(|e| Error::io(&dst, e))?;
+        let after = file.metadata().map(|m| Stamp::of(&m)).ok();
+        // The blocks are the same: the block list follows the file to its new stamp.
+        if let (Some(b), Some(a), true) = (before, after, version.size >= BY_BLOCKS) {
+            if let Some(list) = self.local.hashes.blocks.get(&b) {
+                self.local.hashes.blocks.put(to, a, list);
+            }
+        }
+        self.after.remove(from);
+        self.now_holds(to, version.clone(), after.map(|a| a.inode));
+        Ok(Step::Done(format!("ok: renamed from {from:?}")))
     }
 
     fn delete(&mut self, path: &str) -> Result<Step> {
@@ -268,6 +316,7 @@ impl<'a> Run<'a> {
             self.network_down.get_or_insert(why);
         }
         if let Some((path, version)) = result.holds {
+            self.summary.tally(version.size, 0);
             self.after.insert(path, version);
         }
         self.finish(result.action, result.step);
