@@ -5,7 +5,8 @@
 //! that leave the box, a size that does not match the bytes sent, a wrong MD5, a listing of a
 //! million entries, a transfer that stalls or trickles. Like a box, it listens for UDP on its TCP
 //! port, and two lies are told over UDP: a download offered and sent as datagrams whose bytes do
-//! not match the MD5 it announced, and one whose trailer brings the wrong MD5. [`check`] runs the downloading side (the
+//! not match the MD5 it announced, and one whose trailer brings the wrong MD5. Two lie about a
+//! big file's blocks: a wrong MD5 in its block list, a wrong block. [`check`] runs the downloading side (the
 //! stage-1 `client`, later `with_sync --once`) against it and demands a refusal with a clear
 //! sentence (in its output and in its box's `.minibox/log`), a failure exit status, and nothing
 //! installed: the file the box already had is untouched, no other file appeared, `.minibox/tmp/`
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use minibox::protocol::blocks::block_size;
 use minibox::protocol::limits::ENTRIES_PER_CHUNK;
+use minibox::protocol::md5::Md5;
 use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request};
 use minibox::wire::conn::Connection;
 use minibox::wire::udp::datagram::{self as wire, Datagram, DATA_HEADER};
@@ -78,6 +81,12 @@ pub enum Lie {
     /// Offers a UDP download without an MD5, sends the honest blocks, and then a trailer with
     /// another MD5.
     UdpTrailer,
+    /// Offers a big file by blocks with one block's MD5 wrong in its block list (the blocks
+    /// and the whole file's MD5 honest).
+    BlockMd5,
+    /// Offers a big file by blocks with an honest block list, and sends one block with a byte
+    /// changed.
+    WrongBlock,
 }
 
 impl Lie {
@@ -102,6 +111,10 @@ impl Lie {
     /// The lies told over UDP, for a shell's `download UDP`.
     pub const UDP: [Lie; 2] = [Lie::UdpBlocks, Lie::UdpTrailer];
 
+    /// The lies about a big file's blocks, for a download by blocks (a shell's `download TCP` of
+    /// a file the box has a version of; a sync round's big files).
+    pub const BLOCKS: [Lie; 2] = [Lie::BlockMd5, Lie::WrongBlock];
+
     /// What the shell of a client should type to walk into this lie.
     pub fn shell_input(self) -> &'static str {
         match self {
@@ -124,9 +137,12 @@ impl Lie {
             Lie::OtherFile => &["but the peer offered"],
             Lie::FewerBytes => &["closed after"],
             Lie::MoreBytes => &["bad message from the peer", "did not verify"],
-            Lie::WrongMd5 | Lie::HeaderMd5 | Lie::UdpBlocks | Lie::UdpTrailer => {
-                &["did not verify"]
-            }
+            Lie::WrongMd5
+            | Lie::HeaderMd5
+            | Lie::UdpBlocks
+            | Lie::UdpTrailer
+            | Lie::BlockMd5
+            | Lie::WrongBlock => &["did not verify"],
             Lie::MillionEntries => &["more than 500000 entries"],
             Lie::CountMismatch => &["announced"],
             Lie::StallMidTransfer | Lie::StallHandshake => &["no answer for too long"],
@@ -279,6 +295,10 @@ fn serve(
         _ => None,
     };
     while let Some(request) = conn.recv_opt::<Request>()? {
+        if Lie::BLOCKS.contains(&lie) {
+            block_lie(&mut conn, lie, request)?;
+            continue;
+        }
         match request {
             Request::Hello { .. } | Request::Prove { .. } => {
                 conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
@@ -430,6 +450,65 @@ fn send_lie(
     Ok(())
 }
 
+/// Size of the file offered by the lies about blocks: big enough to move by blocks.
+pub const BLOCKS_LEN: usize = 2 * 1024 * 1024 + 12_345;
+
+/// The block the lies about blocks lie about.
+const LYING_BLOCK: usize = 3;
+
+/// Answers one request with a lie about blocks: the big file listed (honestly), its block list
+/// and its blocks, one of them a lie.
+fn block_lie(conn: &mut Connection, lie: Lie, request: Request) -> minibox::Result<()> {
+    let bytes = pseudo_random(BLOCKS_LEN, 0x11A3);
+    let md5 = md5_of(&bytes);
+    let big = |name: &str| Entry {
+        size: BLOCKS_LEN as u64,
+        ..entry(name, Some(md5.clone()))
+    };
+    let size = block_size(BLOCKS_LEN as u64) as usize;
+    match request {
+        Request::List { .. } | Request::SyncList { .. } => {
+            conn.send(&Reply::Entries {
+                entries: vec![big(FILE)],
+            })?;
+            conn.send(&Reply::End { count: 1 })
+        }
+        Request::Blocks { path } => {
+            let mut md5s: Vec<Md5> = bytes.chunks(size).map(Md5::of).collect();
+            if lie == Lie::BlockMd5 {
+                md5s[LYING_BLOCK] = Md5::of(b"not this block");
+            }
+            let entry = Entry {
+                md5: None,
+                ..big(&path)
+            };
+            let block_size = size as u64;
+            conn.send(&Reply::BlockList { entry, block_size })?;
+            conn.send(&Reply::BlockSums { md5s })?;
+            conn.send(&Reply::Trailer { md5 })
+        }
+        Request::Range { first, count, .. } => {
+            let (start, end) = (first as usize * size, ((first + count) as usize * size));
+            let mut sent = bytes[start.min(BLOCKS_LEN)..end.min(BLOCKS_LEN)].to_vec();
+            let lying = LYING_BLOCK * size;
+            if lie == Lie::WrongBlock && (start..end).contains(&lying) && lying < BLOCKS_LEN {
+                sent[lying - start + 7] ^= 0x20;
+            }
+            conn.send(&Reply::Range {
+                first,
+                count,
+                size: sent.len() as u64,
+            })?;
+            conn.queue_raw(&sent)?;
+            conn.send(&Reply::Trailer { md5 })
+        }
+        _ => conn.send(&Reply::error(
+            ErrorCode::Unsupported,
+            "the liar only offers blocks",
+        )),
+    }
+}
+
 /// The block size of the liar's UDP downloads (what a box offers on loopback).
 const UDP_BLOCK: usize = 32 * 1024;
 
@@ -569,7 +648,7 @@ pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) -> ShellRun {
     let (bytes, names) = difference(&box_before, &tree(&boxdir, &[minibox::META_DIR]));
     assert_eq!(bytes, 0, "{lie:?}: the box changed: {names:?}");
     let meta = boxdir.join(minibox::META_DIR);
-    for sub in ["tmp", "trash"] {
+    for sub in ["tmp", "trash", "partial"] {
         let left = fs::read_dir(meta.join(sub)).map(|d| d.count()).unwrap_or(0);
         assert_eq!(left, 0, "{lie:?}: .minibox/{sub} is not empty");
     }
@@ -599,6 +678,8 @@ macro_rules! liar_tests {
         $crate::liar_tests!(@one $pull, $code, stall_mid_transfer, StallMidTransfer);
         $crate::liar_tests!(@one $pull, $code, trickle_mid_transfer, TrickleMidTransfer);
         $crate::liar_tests!(@one $pull, $code, stall_handshake, StallHandshake);
+        $crate::liar_tests!(@one $pull, $code, block_md5, BlockMd5);
+        $crate::liar_tests!(@one $pull, $code, wrong_block, WrongBlock);
     };
     (@one $pull:expr, $code:expr, $test:ident, $lie:ident) => {
         #[test]

@@ -283,7 +283,12 @@ impl Job<'_> {
             progress(at, list.size);
             ranges.ask(conn, at)?;
             let partial = &mut *self.partial;
-            let mut done = |j: usize, md5: Md5, end: u64| partial.verified(j, md5, end);
+            // Each block that arrived is listed once the sink has written it: a download killed
+            // in the middle of a long run keeps what it had.
+            let mut done = |j: usize, md5: Md5, end: u64| {
+                partial.verified(j, md5, end);
+                let _ = partial.save(end.saturating_sub(BUFFER as u64));
+            };
             i += match sources[i] {
                 Source::Peer => {
                     let count = ranges.receive(conn, sink, &mut done)?;

@@ -13,10 +13,11 @@ use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
 use minibox::protocol::blocks::BY_BLOCKS;
 use minibox::protocol::error::{Error, Result};
-use minibox::protocol::message::MODE_MASK;
+use minibox::protocol::message::{ErrorCode, MODE_MASK};
 use minibox::protocol::timestamp::rfc3339;
 use minibox::wire::conn::Connection;
 
+use super::blocks::{by_blocks, copy_here, Copies, Way};
 use super::local::{as_planned, lock, on_disk};
 use super::pipeline::{download_all, Installed, Wanted};
 use super::summary::{describe, Step, Summary};
@@ -36,6 +37,12 @@ pub struct Run<'a> {
     new_folders: Vec<(String, u32)>,
     /// Set when the connection broke: the remaining downloads are put off.
     network_down: Option<String>,
+    /// Where this box holds each version, for downloads that are copies.
+    copies: Copies,
+    /// Set when the peer turned out not to serve blocks: big files come whole.
+    plain_only: bool,
+    /// Opens a new connection to the peer (one that does not know blocks hangs up on them).
+    reconnect: Option<&'a dyn Fn() -> Result<Connection>>,
     /// The counts so far.
     pub summary: Summary,
 }
@@ -49,8 +56,17 @@ impl<'a> Run<'a> {
             after,
             new_folders: Vec::new(),
             network_down: None,
+            copies: Copies::default(),
+            plain_only: false,
+            reconnect: None,
             summary,
         }
+    }
+
+    /// Lets the round open a new connection to the peer with `connect` when it must.
+    pub fn reconnect_with(mut self, connect: &'a dyn Fn() -> Result<Connection>) -> Self {
+        self.reconnect = Some(connect);
+        self
     }
 
     /// Carries out `actions` in order; a run of downloads goes as one pipelined batch.
@@ -275,10 +291,11 @@ impl<'a> Run<'a> {
         Ok(Step::Done(format!("ok: {}", done.join(", "))))
     }
 
-    /// Fetches and installs a run of downloads (see `super::pipeline`), except those that cannot
-    /// go now.
+    /// Fetches and installs a run of downloads, except those that cannot go now: copies of
+    /// versions this box holds and big files by blocks (see `super::blocks`), the others
+    /// pipelined (see `super::pipeline`).
     fn downloads(&mut self, conn: &mut Connection, actions: &[Action]) {
-        let mut wanted = Vec::with_capacity(actions.len());
+        let (mut whole, mut big) = (Vec::with_capacity(actions.len()), Vec::new());
         for action in actions {
             let Action::Download { to, .. } = action else {
                 continue;
@@ -290,13 +307,66 @@ impl<'a> Run<'a> {
                 }
                 None => None,
             };
-            match put_off {
-                Some(why) => self.finish(action, Ok(Step::Skipped(why))),
-                None => wanted.push(Wanted {
-                    action,
-                    planned: self.after.get(to).cloned(),
-                }),
+            if let Some(why) = put_off {
+                self.finish(action, Ok(Step::Skipped(why)));
+                continue;
             }
+            let planned = self.after.get(to).cloned();
+            let wanted = Wanted { action, planned };
+            match self.copies.way(action, &self.after, !self.plain_only) {
+                Way::Copy(from) => {
+                    let (local, peer, planned) = (self.local, self.peer, wanted.planned.as_ref());
+                    self.book_install(copy_here(local, peer, action, &from, planned));
+                }
+                Way::Blocks => big.push(wanted),
+                Way::Whole => whole.push(wanted),
+            }
+        }
+        whole.extend(self.by_blocks(conn, big));
+        self.pipelined(conn, whole);
+    }
+
+    /// Fetches big files by blocks, one after the other; returns those to fetch whole (the
+    /// peer does not serve blocks: an older build, which hangs up after saying so).
+    fn by_blocks<'b>(&mut self, conn: &mut Connection, big: Vec<Wanted<'b>>) -> Vec<Wanted<'b>> {
+        let mut whole = Vec::new();
+        for w in big {
+            if self.plain_only || self.network_down.is_some() {
+                whole.push(w);
+                continue;
+            }
+            match by_blocks(conn, self.local, self.peer, w.action, w.planned.as_ref()) {
+                Ok(done) => self.book_install(done),
+                Err(code) => {
+                    log::info!("{} serves no blocks ({code:?}): whole files", self.peer);
+                    self.plain_only = true;
+                    if code == ErrorCode::BadRequest {
+                        self.connect_again(conn);
+                    }
+                    whole.push(w);
+                }
+            }
+        }
+        whole
+    }
+
+    /// Opens a new connection in place of `conn`, which the peer closed.
+    fn connect_again(&mut self, conn: &mut Connection) {
+        match self.reconnect.map(|connect| connect()) {
+            Some(Ok(fresh)) => *conn = fresh,
+            Some(Err(e)) => self.network_down = Some(e.to_string()),
+            None => self.network_down = Some("the peer hung up".into()),
+        }
+    }
+
+    /// Fetches and installs `wanted`, pipelined (see `super::pipeline`).
+    fn pipelined(&mut self, conn: &mut Connection, wanted: Vec<Wanted<'_>>) {
+        if let Some(why) = self.network_down.clone() {
+            for w in wanted {
+                let why = format!("the connection broke: {why}");
+                self.finish(w.action, Ok(Step::Skipped(why)));
+            }
+            return;
         }
         let left: Vec<&Action> = wanted.iter().map(|w| w.action).collect();
         let (local, peer) = (self.local, self.peer);
@@ -315,6 +385,7 @@ impl<'a> Run<'a> {
         if let Some(why) = result.broke {
             self.network_down.get_or_insert(why);
         }
+        self.summary.tally(result.received, result.reused);
         if let Some((path, version)) = result.holds {
             self.summary.tally(version.size, 0);
             self.after.insert(path, version);

@@ -38,8 +38,10 @@
 //!
 //! The round reads in four parts: this file (the sequence), [`local`] (this box as the round
 //! sees it), [`peer`] (the peer's box), [`carry`] (the actions, one by one) with [`pipeline`]
-//! (the downloads, pipelined, and their installer threads), and [`summary`] (what it did).
+//! (the downloads, pipelined, and their installer threads) and [`blocks`] (copies of what this
+//! box holds, big files by blocks), and [`summary`] (what it did).
 
+pub mod blocks;
 pub mod carry;
 pub mod local;
 pub mod peer;
@@ -186,7 +188,8 @@ impl Syncer {
             conflicts: plan.conflicts.len(),
             ..Summary::default()
         };
-        let mut run = Run::new(&self.local, &peer, scan.index, summary);
+        let connect = || self.connect();
+        let mut run = Run::new(&self.local, &peer, scan.index, summary).reconnect_with(&connect);
         self.note_held(&plan, &mut run);
         run.carry_out(conn, &plan.actions, &|| self.stopped());
         let agreed = plan.settle(&run.after, &remote, state.seen.as_deref(), now);
