@@ -387,7 +387,6 @@ impl<'a> Run<'a> {
         }
         self.summary.tally(result.received, result.reused);
         if let Some((path, version)) = result.holds {
-            self.summary.tally(version.size, 0);
             self.after.insert(path, version);
         }
         self.finish(result.action, result.step);
