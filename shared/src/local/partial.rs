@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime};
 
 use nix::fcntl::{Flock, FlockArg};
 
-use super::atomic::write_atomically;
 use crate::protocol::blocks::BlockList;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::md5::Md5;
@@ -203,7 +202,14 @@ fn start_list(sidecar: &Path, block_size: u64, held: &[Option<Md5>]) -> io::Resu
             bytes.extend_from_slice(&md5.0);
         }
     }
-    write_atomically(sidecar, &bytes)?;
+    // Whole or not at all (written aside, then renamed), but not forced to the disk: the list is
+    // a shortcut, and a list lost in a power cut only costs its blocks again.
+    let name = sidecar
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned());
+    let aside = sidecar.with_file_name(format!(".{}.new", name.unwrap_or_default()));
+    fs::write(&aside, &bytes)?;
+    fs::rename(&aside, sidecar)?;
     OpenOptions::new().append(true).open(sidecar)
 }
 
