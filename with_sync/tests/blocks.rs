@@ -306,3 +306,100 @@ fn a_file_changed_on_the_peer_while_its_blocks_are_sent_is_not_installed() {
     assert!(sync["reused"].as_u64().unwrap() > 0, "{sync}");
     s.assert_same("big.bin");
 }
+
+/// A peer of a build from before blocks: every request passes to the real server, except
+/// `blocks`, which gets `bad_request` and a closed connection, as an unknown request does there.
+struct OlderPeer {
+    addr: std::net::SocketAddr,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl OlderPeer {
+    fn start(server: std::net::SocketAddr) -> OlderPeer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = std::thread::spawn(move || {
+            // Bounded: the test opens a few connections.
+            for client in listener.incoming().take(8).flatten() {
+                let upstream = std::net::TcpStream::connect(server).unwrap();
+                let (mut down, mut up) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut up, &mut down);
+                });
+                std::thread::spawn(move || forward_frames(client, upstream));
+            }
+        });
+        OlderPeer {
+            addr,
+            _thread: thread,
+        }
+    }
+}
+
+/// Passes the client's frames on, until one asks for `blocks`: that one is refused.
+fn forward_frames(mut client: std::net::TcpStream, mut upstream: std::net::TcpStream) {
+    use std::io::{Read, Write};
+    let mut header = [0u8; 5];
+    while client.read_exact(&mut header).is_ok() {
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]) as usize;
+        let mut body = vec![0u8; len];
+        if client.read_exact(&mut body).is_err() {
+            break;
+        }
+        if String::from_utf8_lossy(&body).contains(r#""op":"blocks""#) {
+            let refusal =
+                br#"{"reply":"error","code":"bad_request","message":"unknown variant `blocks`"}"#;
+            let mut frame = vec![2];
+            frame.extend_from_slice(&(refusal.len() as u32).to_be_bytes());
+            frame.extend_from_slice(refusal);
+            let _ = client.write_all(&frame);
+            break;
+        }
+        if upstream
+            .write_all(&header)
+            .and_then(|()| upstream.write_all(&body))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = upstream.shutdown(std::net::Shutdown::Both);
+}
+
+/// A peer that does not know `blocks` hangs up on it: the round connects again and takes its big
+/// files whole; so does the shell's `download TCP` of a file the box has a version of.
+#[test]
+fn a_peer_that_does_not_know_blocks_gets_whole_downloads() {
+    let s = Setup::new(|served| {
+        write(served, "big.bin", &random(SIZE, 14));
+        write(served, "small.txt", b"small");
+    });
+    let older = OlderPeer::start(s.server.addr);
+    let dir = s.mine.to_str().unwrap();
+    let peer = older.addr.to_string();
+    let run = run_shell(
+        bin(),
+        &["--dir", dir, "--peer", &peer, "--once", "--json"],
+        "",
+        LIMIT,
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    let sync = &run.json_lines()[0]["sync"];
+    assert_eq!(sync["downloaded"], 2, "{sync}");
+    assert_moved(sync, SIZE + 5, 0);
+    s.assert_same("big.bin");
+    // The shell: this box has a version of big.bin, so it asks for blocks first.
+    overwrite(&s.served.join("big.bin"), 0, 10, 15);
+    let client = testkit::sibling_bin("before_thread", "client");
+    let args = ["--dir", dir, "--peer", &peer, "--json"];
+    let run = run_shell(
+        client.to_str().unwrap(),
+        &args,
+        "download TCP big.bin\n",
+        LIMIT,
+    );
+    assert_eq!(run.code(), 0, "{run:?}");
+    s.assert_same("big.bin");
+}

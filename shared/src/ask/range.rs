@@ -295,14 +295,3 @@ fn skip(
     }
     Ok(())
 }
-
-impl std::fmt::Debug for Ranges<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let left = self.runs.len() - self.next;
-        write!(
-            f,
-            "Ranges({}, {left} runs to ask, {:?} asked)",
-            self.name, self.asked
-        )
-    }
-}
