@@ -7,7 +7,8 @@
 # temporary folder under /tmp, runs each case for minibox and for the reference alternately
 # (BENCH_RUNS runs each, the median reported), prints one table and exits 1 if a target is missed
 # (2 if the tools cannot be installed). It talks to 127.0.0.1 only, on ports the OS picks, and
-# stops every process it starts. Each run's figures go to stderr as they come.
+# stops every process it starts. Each run's figures go to stderr as they come. The cases of big
+# files by blocks also need python3 for a relay that counts the bytes between the peers.
 #
 # Cases (BENCH_CASES picks a subset, space-separated; the table lists them in this order, and
 # they run with the big files last, see the end of the script):
@@ -23,6 +24,16 @@
 #   memory-100k     peak RSS of the idle-100k round (/usr/bin/time -v)              target <= 64 MiB
 #   idle-cpu        CPU of two with_sync peers syncing each other, 10,000 files, --interval 5,
 #                   both together, over BENCH_IDLE_SECS                             target <= 2 %
+#   edit-1g         1 MiB overwritten inside the big file: a with_sync --once round pulling the
+#                   new version from a with_sync daemon, vs rsync -a from an rsync daemon, time
+#                   (row edit-1g, target <= 0.8) and bytes on the wire (row edit-1g-bytes,
+#                   target <= 2.0), the bytes counted by a relay between the peers
+#   rename-1g       the big file renamed: the same two, rsync with --fuzzy --delete-after (so
+#                   that it may find the old file as a basis); time (target <= 0.1), and
+#                   minibox's bytes on the wire (row rename-1g-bytes, target <= 1024 KiB)
+#   resume-1g       a first with_sync --once download of a new big file, killed (kill -9) half
+#                   way, then run again: the bytes the second run moves, as a share of the file
+#                                                                                   target <= 60 %
 #
 # Method. Nothing is deleted until the end: on this machine's file system a tree deleted during
 # a run slows the next file creations for minutes, so every timed run writes into a new folder.
@@ -49,7 +60,9 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_CASES="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu"
+ALL_CASES="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g rename-1g resume-1g"
+# The table's rows, in order (a case may have two: time and bytes).
+ALL_ROWS="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g edit-1g-bytes rename-1g rename-1g-bytes resume-1g"
 RUNS=${BENCH_RUNS:-3}
 # The two cases that take about a second a run get more runs: their medians are steadier.
 QUICK_RUNS=${BENCH_QUICK_RUNS:-$((RUNS > 5 ? RUNS : 5))}
@@ -152,6 +165,10 @@ selected tcp-cached && need_mib=$((need_mib + RUNS * BIG_MIB))
 selected tcp-fresh && need_mib=$((need_mib + 2 * RUNS * BIG_MIB))
 selected udp && need_mib=$((need_mib + 2 * RUNS * BIG_MIB))
 ((need_mib > 0)) && need_mib=$((need_mib + BIG_MIB))
+# The blocks cases: the source, minibox's and rsync's copies, and a replaced version in minibox's
+# trash per edit run; a second source and a box per resume run.
+selected edit-1g || selected rename-1g && need_mib=$((need_mib + (3 + RUNS) * BIG_MIB))
+selected resume-1g && need_mib=$((need_mib + (1 + RUNS) * BIG_MIB))
 need_mib=$((need_mib + 2048))
 free_mib=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
 if ((free_mib < need_mib)); then
@@ -194,7 +211,7 @@ RSYNC_PORT=""
 start_rsyncd() {
     [[ -n $RSYNC_PORT ]] && return 0
     local conf=$WORK/rsyncd.conf
-    mkdir -p "$WORK/small/src" "$WORK/many/src"
+    mkdir -p "$WORK/small/src" "$WORK/many/src" "$WORK/delta/src"
     cat >"$conf" <<EOF
 use chroot = no
 read only = yes
@@ -206,6 +223,9 @@ log file = $WORK/logs/rsyncd.log
     exclude = /.minibox/
 [many]
     path = $WORK/many/src
+    exclude = /.minibox/
+[delta]
+    path = $WORK/delta/src
     exclude = /.minibox/
 EOF
     local port pid
@@ -325,7 +345,7 @@ print_table() {
         "$BIG_MIB" "$SMALL_N" "$MANY_N" "$RUNS" "$QUICK_RUNS"
     printf '%-15s %12s %12s %6s %11s  %s\n' case minibox reference ratio target result
     local name row c m r ratio t res
-    for name in $ALL_CASES; do
+    for name in $ALL_ROWS; do
         for row in "${ROWS[@]}"; do
             IFS='|' read -r c m r ratio t res <<<"$row"
             [[ $c == "$name" ]] || continue
@@ -482,6 +502,270 @@ case_udp() {
         log "  run $i: download TCP ${ref[-1]} s, download UDP ${mb[-1]} s"
     done
     ratio_row udp "$(median "${mb[@]}")" "$(median "${ref[@]}")" s 2.0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Big files by blocks (edit-1g, rename-1g, resume-1g): a with_sync daemon and the rsync daemon
+# serve the same source box, each behind a relay of this script's own that counts the bytes
+# between the peers (both ways); rsync's own --stats go to the log beside them. Before each timed
+# round the daemon has hashed what changed (a `hash verify` of the file), as the rounds of a live
+# pair of peers would have: a rename or an edit moves the ctime, and the daemon reads a file it
+# has not hashed under its new stamp once, whoever asks.
+
+# The relay: python3 RELAY HOST PORT STATE prints the port it listens on, forwards every
+# connection to HOST:PORT untouched, and after each connection opens or closes writes "open
+# closed bytes" (bytes in both directions so far) to STATE.
+RELAY_PY=$WORK/relay.py
+cat >"$RELAY_PY" <<'PY'
+import os, socket, sys, threading
+host, port, state = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+lock = threading.Lock()
+counts = {"open": 0, "closed": 0, "bytes": 0}
+def save():
+    with open(state + ".tmp", "w") as f:
+        f.write("%(open)d %(closed)d %(bytes)d\n" % counts)
+    os.replace(state + ".tmp", state)
+def pump(src, dst, done):
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    try:
+        while True:
+            n = src.recv_into(buf)
+            if n == 0:
+                break
+            dst.sendall(view[:n])
+            with lock:
+                counts["bytes"] += n
+    except OSError:
+        pass
+    try:
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    done()
+def handle(client):
+    try:
+        upstream = socket.create_connection((host, port))
+    except OSError:
+        client.close()
+        return
+    left = [2]
+    def done():
+        with lock:
+            left[0] -= 1
+            if left[0] == 0:
+                counts["open"] -= 1
+                counts["closed"] += 1
+                save()
+                client.close()
+                upstream.close()
+    with lock:
+        counts["open"] += 1
+        save()
+    for a, b in ((client, upstream), (upstream, client)):
+        threading.Thread(target=pump, args=(a, b, done), daemon=True).start()
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", 0))
+server.listen(64)
+save()
+print(server.getsockname()[1], flush=True)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=handle, args=(conn,), daemon=True).start()
+PY
+
+# start_relay NAME PORT: a counting relay to 127.0.0.1:PORT; sets RELAY_PORT and RELAY_STATE.
+RELAY_PORT="" RELAY_STATE=""
+start_relay() {
+    local out=$WORK/logs/relay-$1.port
+    RELAY_STATE=$WORK/logs/relay-$1.state
+    python3 "$RELAY_PY" 127.0.0.1 "$2" "$RELAY_STATE" >"$out" 2>"$WORK/logs/relay-$1.err" &
+    PIDS+=("$!")
+    RELAY_PORT=""
+    for _ in $(seq 100); do
+        RELAY_PORT=$(head -n1 "$out")
+        [[ -n $RELAY_PORT ]] && return 0
+        sleep 0.05
+    done
+    log "the relay $1 did not start"
+    return 1
+}
+
+# relay_bytes STATE: the bytes the relay has moved so far, once no connection is open through it
+# (waits at most 10 s for the last ones to close).
+relay_bytes() {
+    local open closed bytes
+    for _ in $(seq 200); do
+        read -r open closed bytes <"$1"
+        ((open == 0)) && break
+        sleep 0.05
+    done
+    printf '%s\n' "$bytes"
+}
+
+# overwrite_mib FILE OFFSET: 1 MiB of new random bytes at OFFSET, the mtime moved on by a second
+# if the clock has not left the old one's (rsync compares whole seconds).
+overwrite_mib() {
+    python3 - "$@" <<'PY'
+import os, sys
+path, at = sys.argv[1], int(sys.argv[2])
+old = os.stat(path)
+with open(path, "r+b") as f:
+    f.seek(at)
+    f.write(os.urandom(1 << 20))
+new = os.stat(path)
+if new.st_mtime_ns // 10**9 == old.st_mtime_ns // 10**9:
+    os.utime(path, ns=(new.st_atime_ns, old.st_mtime_ns + 10**9))
+PY
+}
+
+# warm_hash ADDR NAME: has the daemon at ADDR hash NAME (untimed), as its own rounds would.
+warm_hash() {
+    printf 'hash verify %s\n' "$2" >"$WORK/out/warm-hash.in"
+    timeout "$TIMEOUT" "$BIN/client" --dir "$WORK/out/warm-hash" --peer "$1" --json \
+        <"$WORK/out/warm-hash.in" >"$WORK/out/warm-hash.out" 2>&1 &&
+        grep -q '"ok":true' "$WORK/out/warm-hash.out"
+}
+
+# The delta set: the source box with the big file, its daemon and relays, and a first copy of it
+# in minibox's and rsync's boxes (untimed).
+DELTA_SRC=$WORK/delta/src DELTA_MB=$WORK/delta/minibox DELTA_RS=$WORK/delta/rsync
+DELTA_ADDR="" MB_RELAY="" MB_STATE="" RS_RELAY="" RS_STATE=""
+ensure_delta() {
+    start_rsyncd || return 1
+    log "making a $BIG_MIB MiB file of random bytes for the delta cases"
+    head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom >"$DELTA_SRC/big.bin"
+    start_source delta "$DELTA_SRC" || return 1
+    DELTA_ADDR=$DAEMON_ADDR
+    start_relay minibox "${DELTA_ADDR##*:}" || return 1
+    MB_RELAY=127.0.0.1:$RELAY_PORT MB_STATE=$RELAY_STATE
+    start_relay rsync "$RSYNC_PORT" || return 1
+    RS_RELAY=$RELAY_PORT RS_STATE=$RELAY_STATE
+    log "with_sync daemon on $DELTA_ADDR (relay $MB_RELAY), rsync relay on port $RS_RELAY; first copies"
+    sync_once "$DELTA_MB" "$MB_RELAY" "$WORK/out/delta.out" || return 1
+    mkdir -p "$DELTA_RS"
+    run_timed /dev/null "$WORK/out/rsync.out" "$WORK/out/rsync.out" \
+        rsync -a "rsync://127.0.0.1:$RS_RELAY/delta/" "$DELTA_RS/" || return 1
+    cmp -s "$DELTA_SRC/big.bin" "$DELTA_MB/big.bin" && cmp -s "$DELTA_SRC/big.bin" "$DELTA_RS/big.bin"
+}
+
+# delta_round NAME OLD RSYNC_FLAGS...: one timed rsync and one timed with_sync --once pulling
+# what changed in the source (NAME there, OLD in the copies before), each checked (cmp of NAME)
+# outside the timing. Sets RS_SECS, RS_BYTES, MB_SECS, MB_BYTES (bytes on the wire, by the
+# relays).
+delta_round() {
+    local name=$1 old=$2 before out=$WORK/out/rsync.out
+    shift 2
+    prepare "$DELTA_SRC/$name" "$DELTA_MB/$old" "$DELTA_RS/$old"
+    before=$(relay_bytes "$RS_STATE")
+    run_timed /dev/null "$out" "$out" rsync -a --stats "$@" "rsync://127.0.0.1:$RS_RELAY/delta/" "$DELTA_RS/" ||
+        { show "$out"; return 1; }
+    RS_SECS=$SECS RS_BYTES=$(($(relay_bytes "$RS_STATE") - before))
+    log "  rsync --stats: $(grep -E '^Total bytes (sent|received)' "$out" | tr '\n' ' ')"
+    [[ -e $DELTA_MB/$old ]] || old=$name
+    prepare "$DELTA_SRC/$name" "$DELTA_MB/$old"
+    before=$(relay_bytes "$MB_STATE")
+    sync_once "$DELTA_MB" "$MB_RELAY" "$WORK/out/delta.out" || return 1
+    MB_SECS=$SECS MB_BYTES=$(($(relay_bytes "$MB_STATE") - before))
+    log "  with_sync: $(grep -o '"bytes":[0-9]*,"reused":[0-9]*,"moved":[0-9]*' "$WORK/out/delta.out")"
+    cmp -s "$DELTA_SRC/$name" "$DELTA_RS/$name" || { log "rsync's $name differs"; return 1; }
+    cmp -s "$DELTA_SRC/$name" "$DELTA_MB/$name" || { log "with_sync's $name differs"; return 1; }
+}
+
+mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+
+case_edit() {
+    local mb=() ref=() mbb=() refb=() i at size=$((BIG_MIB * 1024 * 1024))
+    for i in $(seq "$RUNS"); do
+        # Where the MiB goes: spread over the file, never on a block boundary.
+        at=$((i * size / (RUNS + 1) + 12345))
+        overwrite_mib "$DELTA_SRC/big.bin" "$at"
+        warm_hash "$DELTA_ADDR" big.bin || { error_row edit-1g "hash verify failed"; return 0; }
+        delta_round big.bin big.bin || { error_row edit-1g "a round failed"; return 0; }
+        ref+=("$RS_SECS") refb+=("$(mib "$RS_BYTES")") mb+=("$MB_SECS") mbb+=("$(mib "$MB_BYTES")")
+        log "  run $i: rsync $RS_SECS s $RS_BYTES B, with_sync --once $MB_SECS s $MB_BYTES B"
+    done
+    selected edit-1g && ratio_row edit-1g "$(median "${mb[@]}")" "$(median "${ref[@]}")" s 0.8
+    selected edit-1g && ratio_row edit-1g-bytes "$(median "${mbb[@]}")" "$(median "${refb[@]}")" MB 2.0
+    return 0
+}
+
+case_rename() {
+    local mb=() ref=() mbb=() i from=big.bin to
+    for i in $(seq "$RUNS"); do
+        to=renamed-$i.bin
+        mv "$DELTA_SRC/$from" "$DELTA_SRC/$to"
+        warm_hash "$DELTA_ADDR" "$to" || { error_row rename-1g "hash verify failed"; return 0; }
+        delta_round "$to" "$from" --fuzzy --delete-after || { error_row rename-1g "a round failed"; return 0; }
+        grep -q '"moved":1' "$WORK/out/delta.out" || { error_row rename-1g "not a rename"; return 0; }
+        ref+=("$RS_SECS") mb+=("$MB_SECS") mbb+=("$(awk -v b="$MB_BYTES" 'BEGIN { printf "%.1f", b / 1024 }')")
+        log "  run $i: rsync --fuzzy $RS_SECS s $RS_BYTES B, with_sync --once $MB_SECS s $MB_BYTES B"
+        from=$to
+    done
+    selected rename-1g && ratio_row rename-1g "$(median "${mb[@]}")" "$(median "${ref[@]}")" s 0.1
+    selected rename-1g && value_row rename-1g-bytes "$(median "${mbb[@]}")" KiB 1024
+    return 0
+}
+
+case_delta() {
+    if ! ensure_delta; then
+        selected edit-1g && error_row edit-1g "no delta set"
+        selected rename-1g && error_row rename-1g "no delta set"
+        return 0
+    fi
+    selected edit-1g && case_edit
+    selected rename-1g && case_rename
+    return 0
+}
+
+# partial_size BOX: the size of the partial download in BOX (0 if none yet).
+partial_size() {
+    find "$1/.minibox/partial" -maxdepth 1 -type f ! -name '*.blocks' ! -name '.*' -printf '%s\n' 2>/dev/null |
+        sort -n | tail -n1 | grep . || echo 0
+}
+
+# kill_half_way BOX ADDR SIZE: starts a with_sync --once into BOX and kills it (-9) once its
+# partial download holds half of SIZE; returns 1 if it ended first.
+kill_half_way() {
+    local box=$1 pid deadline=$((SECONDS + TIMEOUT))
+    "$BIN/with_sync" --once --dir "$box" --peer "$2" --json >"$WORK/out/killed.out" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    while (($(partial_size "$box") < $3 / 2)); do
+        kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)) || break
+        sleep 0.005
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    forget_pid "$pid"
+    (($(partial_size "$box") >= $3 / 2)) && [[ ! -e $box/fresh.bin ]]
+}
+
+case_resume() {
+    local src=$WORK/resume/src size=$((BIG_MIB * 1024 * 1024)) pct=() i box before kept moved
+    mkdir -p "$src"
+    log "making a $BIG_MIB MiB file of random bytes for the resume case"
+    head -c "$size" /dev/urandom >"$src/fresh.bin"
+    start_source resume "$src" || { error_row resume-1g "no source box"; return 0; }
+    local addr=$DAEMON_ADDR
+    start_relay resume "${addr##*:}" || { error_row resume-1g "no relay"; return 0; }
+    local relay=127.0.0.1:$RELAY_PORT state=$RELAY_STATE
+    warm_hash "$addr" fresh.bin || { error_row resume-1g "hash verify failed"; return 0; }
+    for i in $(seq "$RUNS"); do
+        box=$WORK/resume/box-$i
+        prepare "$src/fresh.bin"
+        kill_half_way "$box" "$relay" "$size" || { error_row resume-1g "the first download was not caught half-way"; return 0; }
+        kept=$(partial_size "$box")
+        before=$(relay_bytes "$state")
+        sync_once "$box" "$relay" "$WORK/out/resume.out" || { error_row resume-1g "the second run failed"; return 0; }
+        moved=$(($(relay_bytes "$state") - before))
+        cmp -s "$src/fresh.bin" "$box/fresh.bin" || { error_row resume-1g "the resumed file differs"; return 0; }
+        pct+=("$(awk -v m="$moved" -v s="$size" 'BEGIN { printf "%.1f", 100 * m / s }')")
+        log "  run $i: killed with $kept B kept; the second run moved $moved B (${pct[-1]} %) in $SECS s"
+        uncache "$box/fresh.bin"
+    done
+    value_row resume-1g "$(median "${pct[@]}")" % 60
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -782,6 +1066,10 @@ selected idle-cpu && run_case idle-cpu case_idle_cpu
 selected tcp-cached && run_case tcp-cached case_tcp_cached
 selected tcp-fresh && run_case tcp-fresh case_tcp_fresh
 selected udp && run_case udp case_udp
+if selected edit-1g || selected rename-1g; then
+    run_case "edit-1g/rename-1g" case_delta
+fi
+selected resume-1g && run_case resume-1g case_resume
 log "all cases: $((SECONDS - START)) s"
 
 print_table

@@ -12,6 +12,11 @@
 //! than half of a file much larger than every socket buffer between the two. Frozen, the client
 //! reads nothing, so the server is stuck in the middle of sending; the test rewrites part of the
 //! file the server has not read yet, then lets the client go on (SIGCONT).
+//!
+//! A client that has a version of the file downloads it by blocks (`docs/blocks.md`): there every
+//! block is checked against its MD5, so a mix would not verify anyway, and the server still says
+//! `changed` for the blocks it was sending when the file changed. The file is random through and
+//! through then: blocks of zeros would be copied from the ones already received, not sent.
 
 #![allow(clippy::unwrap_used)]
 
@@ -32,8 +37,12 @@ const SIZE: u64 = 64 << 20;
 const OLD: &[u8] = b"the client's own older version\n";
 
 /// Makes `path` a file of [`SIZE`] bytes quickly: one pseudo-random MiB, then a hole (zeros that
-/// take no disk space and read fast).
-fn big_sparse_file(path: &Path) {
+/// take no disk space and read fast); or, with `random`, pseudo-random bytes throughout.
+fn big_file(path: &Path, random: bool) {
+    if random {
+        fs::write(path, testkit::pseudo_random(SIZE as usize, 33)).unwrap();
+        return;
+    }
     fs::write(path, testkit::pseudo_random(1 << 20, 31)).unwrap();
     fs::OpenOptions::new()
         .write(true)
@@ -52,16 +61,47 @@ fn change_in_place(path: &Path) {
     file.sync_data().unwrap();
 }
 
-/// The whole scenario for `transport` (`TCP` or `UDP`).
-fn a_file_changed_mid_download_is_not_installed(transport: &str) {
+/// How the client downloads.
+#[derive(Clone, Copy)]
+enum How {
+    /// `download TCP` of a file the client does not have: whole.
+    Tcp,
+    /// `download TCP` of a file the client has a version of: by blocks.
+    TcpByBlocks,
+    /// `download UDP`.
+    Udp,
+}
+
+impl How {
+    fn transport(self) -> &'static str {
+        match self {
+            How::Tcp | How::TcpByBlocks => "TCP",
+            How::Udp => "UDP",
+        }
+    }
+
+    /// What the client's box holds under the name before: it must survive.
+    fn before(self) -> Option<&'static [u8]> {
+        match self {
+            How::Tcp => None,
+            How::TcpByBlocks | How::Udp => Some(OLD),
+        }
+    }
+}
+
+/// The whole scenario.
+fn a_file_changed_mid_download_is_not_installed(how: How) {
+    let random = matches!(how, How::TcpByBlocks);
     let s = Setup::new(|root| {
-        big_sparse_file(&root.join("big.bin"));
+        big_file(&root.join("big.bin"), random);
         testkit::write(root, "small.txt", b"still served\n");
     });
-    testkit::write(&s.client_box, "big.bin", OLD);
-    let run = download_while_the_file_changes(&s, transport);
-    assert_refused_and_nothing_installed(&s, &run);
-    assert_server_still_serves_the_new_version(&s, transport);
+    if let Some(old) = how.before() {
+        testkit::write(&s.client_box, "big.bin", old);
+    }
+    let run = download_while_the_file_changes(&s, how.transport());
+    assert_refused_and_nothing_installed(&s, &run, how);
+    assert_server_still_serves_the_new_version(&s, how);
 }
 
 /// Starts the download, freezes the client in the middle of it, changes the file on the server
@@ -91,14 +131,15 @@ fn download_while_the_file_changes(s: &Setup, transport: &str) -> ShellRun {
 
 /// One clear sentence, a failure status; nothing installed: the old version is still there,
 /// untouched and not in the trash, no temporary file is left, and the server logged why.
-fn assert_refused_and_nothing_installed(s: &Setup, run: &ShellRun) {
+fn assert_refused_and_nothing_installed(s: &Setup, run: &ShellRun, how: How) {
     // One clear sentence, a failure status.
     assert_eq!(
         run.code(),
         1,
-        "stdout: {}\nstderr: {}",
+        "stdout: {}\nstderr: {}\nserver log: {}",
         run.stdout,
-        run.stderr
+        run.stderr,
+        fs::read_to_string(s.server_box.join(".minibox/log")).unwrap_or_default()
     );
     let lines = run.json_lines();
     assert_eq!(lines.len(), 1, "one answer: {}", run.stdout);
@@ -106,7 +147,8 @@ fn assert_refused_and_nothing_installed(s: &Setup, run: &ShellRun) {
     assert!(error.contains("nothing was installed"), "{error}");
     // Nothing installed: the old version is still there, untouched and not in the trash, and no
     // temporary file is left.
-    assert_eq!(fs::read(s.client_box.join("big.bin")).unwrap(), OLD);
+    let now = fs::read(s.client_box.join("big.bin")).ok();
+    assert_eq!(now.as_deref(), how.before());
     let meta = s.client_box.join(".minibox");
     assert!(testkit::files_under(&meta.join("trash")).is_empty());
     assert!(testkit::files_under(&meta.join("tmp")).is_empty());
@@ -119,9 +161,9 @@ fn assert_refused_and_nothing_installed(s: &Setup, run: &ShellRun) {
 
 /// The server goes on serving, the new version included; the older version goes to the trash,
 /// whole, only now.
-fn assert_server_still_serves_the_new_version(s: &Setup, transport: &str) {
+fn assert_server_still_serves_the_new_version(s: &Setup, how: How) {
     // The server goes on serving, the new version included.
-    let lower = transport.to_ascii_lowercase();
+    let lower = how.transport().to_ascii_lowercase();
     let run = s.json(&format!(
         "download {lower} small.txt\ndownload {lower} big.bin\n"
     ));
@@ -145,16 +187,24 @@ fn assert_server_still_serves_the_new_version(s: &Setup, transport: &str) {
     // The older version went to the trash, whole, only now.
     let meta = s.client_box.join(".minibox");
     let trashed = testkit::files_under(&meta.join("trash"));
-    assert_eq!(trashed.len(), 1, "{trashed:?}");
-    assert_eq!(fs::read(meta.join("trash").join(&trashed[0])).unwrap(), OLD);
+    let old: Vec<&[u8]> = how.before().into_iter().collect();
+    assert_eq!(trashed.len(), old.len(), "{trashed:?}");
+    for (name, old) in trashed.iter().zip(old) {
+        assert_eq!(fs::read(meta.join("trash").join(name)).unwrap(), old);
+    }
 }
 
 #[test]
 fn a_file_changed_during_a_tcp_download_is_not_installed() {
-    a_file_changed_mid_download_is_not_installed("TCP");
+    a_file_changed_mid_download_is_not_installed(How::Tcp);
+}
+
+#[test]
+fn a_file_changed_while_its_blocks_are_sent_is_not_installed() {
+    a_file_changed_mid_download_is_not_installed(How::TcpByBlocks);
 }
 
 #[test]
 fn a_file_changed_during_a_udp_download_is_not_installed() {
-    a_file_changed_mid_download_is_not_installed("UDP");
+    a_file_changed_mid_download_is_not_installed(How::Udp);
 }

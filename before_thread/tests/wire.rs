@@ -474,3 +474,99 @@ fn sync_list_edge_cases_of_known() {
         c.send(r#"{"op":"sync_list","known":[{"folder":"docs","md5":"not a digest"}]}"#)
     });
 }
+
+/// Big files by blocks, by hand: a file's block list, then some of its blocks, as the protocol
+/// document shows them.
+#[test]
+fn blocks_and_ranges_by_hand() {
+    let s = Setup::new(sample_box);
+    let path = s.server_box.join("big.bin");
+    let bytes = std::fs::read(&path).unwrap();
+    let mut c = Raw::connect(&s);
+    c.hello();
+    let md5 = a_block_list_is_a_header_chunks_of_md5s_and_a_trailer(&mut c, &bytes);
+    a_range_is_a_header_raw_bytes_and_a_trailer(&mut c, &bytes, &md5);
+    ranges_of_another_version_or_past_the_end_are_refused(&mut c, &md5);
+    // The file changes: blocks of the old version are no longer to be had.
+    std::fs::write(&path, b"a new version").unwrap();
+    let range = format!(r#"{{"op":"range","path":"big.bin","md5":"{md5}","first":0,"count":1}}"#);
+    c.send(&range);
+    let reply = c.expect();
+    assert_eq!(reply["code"], "changed", "{reply}");
+    c.send(r#"{"op":"blocks","path":"missing.bin"}"#);
+    assert_eq!(c.expect()["code"], "not_found");
+}
+
+/// blocks: 128 KiB blocks for a 5 MiB file (the size rule), their MD5s in order, the whole
+/// file's MD5 in the trailer. Returns it.
+fn a_block_list_is_a_header_chunks_of_md5s_and_a_trailer(c: &mut Raw, bytes: &[u8]) -> String {
+    c.send(r#"{"op":"blocks","path":"big.bin"}"#);
+    let header = c.expect();
+    assert_eq!(header["reply"], "block_list", "{header}");
+    assert_eq!(header["block_size"], 131_072);
+    assert_eq!(header["entry"]["path"], "big.bin");
+    assert_eq!(header["entry"]["size"], bytes.len());
+    let mut md5s = Vec::new();
+    let trailer = loop {
+        let reply = c.expect();
+        match reply["reply"].as_str() {
+            Some("block_sums") => md5s.extend(reply["md5s"].as_array().unwrap().clone()),
+            _ => break reply,
+        }
+    };
+    let expected: Vec<Value> = bytes
+        .chunks(131_072)
+        .map(|b| json!(testkit::arena::md5_of(b)))
+        .collect();
+    assert_eq!(md5s.len(), 41);
+    assert_eq!(md5s, expected);
+    let md5 = testkit::arena::md5_of(bytes);
+    assert_eq!(trailer, json!({"reply":"trailer","md5":md5}));
+    md5
+}
+
+/// range: the bytes of the blocks asked for, then the version's MD5; the last block is short,
+/// and an empty range only says the version is still there.
+fn a_range_is_a_header_raw_bytes_and_a_trailer(c: &mut Raw, bytes: &[u8], md5: &str) {
+    let range = |first: u64, count: u64| {
+        format!(
+            r#"{{"op":"range","path":"big.bin","md5":"{md5}","first":{first},"count":{count}}}"#
+        )
+    };
+    c.send(&range(1, 2));
+    assert_eq!(
+        c.expect(),
+        json!({"reply":"range","first":1,"count":2,"size":262_144})
+    );
+    assert_eq!(c.raw_bytes(262_144), &bytes[131_072..393_216]);
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":md5}));
+    c.send(&range(40, 1));
+    assert_eq!(
+        c.expect(),
+        json!({"reply":"range","first":40,"count":1,"size":3})
+    );
+    assert_eq!(c.raw_bytes(3), &bytes[40 * 131_072..]);
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":md5}));
+    c.send(&range(0, 0));
+    assert_eq!(
+        c.expect(),
+        json!({"reply":"range","first":0,"count":0,"size":0})
+    );
+    assert_eq!(c.expect(), json!({"reply":"trailer","md5":md5}));
+}
+
+fn ranges_of_another_version_or_past_the_end_are_refused(c: &mut Raw, md5: &str) {
+    let other = "0123456789abcdef0123456789abcdef";
+    c.send(&format!(
+        r#"{{"op":"range","path":"big.bin","md5":"{other}","first":0,"count":1}}"#
+    ));
+    assert_eq!(c.expect()["code"], "changed");
+    c.send(&format!(
+        r#"{{"op":"range","path":"big.bin","md5":"{md5}","first":40,"count":2}}"#
+    ));
+    assert_eq!(c.expect()["code"], "bad_request");
+    c.send(&format!(
+        r#"{{"op":"range","path":"big.bin","md5":"{md5}","first":18446744073709551615,"count":18446744073709551615}}"#
+    ));
+    assert_eq!(c.expect()["code"], "bad_request");
+}

@@ -29,6 +29,9 @@
 //! - Stage 3 (`with_sync/README.md`): `protocol::sync`, `serve::sync_list`, `ask::sync_list`,
 //!   `ask::pipeline`, `local::inflight` with `shell::turn`, and the `with_sync` crate.
 //! - The UDP chapter (`docs/udp.md`): `wire::udp`, `serve::download_udp`, `ask::download_udp`.
+//! - Big files by blocks (`docs/blocks.md`): `protocol::blocks`, `serve::blocks` and
+//!   `serve::range`, `local::blocks`, `local::reuse`, `local::partial`, `ask::blocks` and
+//!   `ask::range`.
 //! - Speed, skippable everywhere: `local::fast`, `local::cache`, `serve::fast`, `wire::sendfile`.
 //!
 //! The binaries of each stage are thin: they parse their command line, bind a socket, and call

@@ -5,7 +5,8 @@
 //! that leave the box, a size that does not match the bytes sent, a wrong MD5, a listing of a
 //! million entries, a transfer that stalls or trickles. Like a box, it listens for UDP on its TCP
 //! port, and two lies are told over UDP: a download offered and sent as datagrams whose bytes do
-//! not match the MD5 it announced, and one whose trailer brings the wrong MD5. [`check`] runs the downloading side (the
+//! not match the MD5 it announced, and one whose trailer brings the wrong MD5. Two lie about a
+//! big file's blocks: a wrong MD5 in its block list, a wrong block. [`check`] runs the downloading side (the
 //! stage-1 `client`, later `with_sync --once`) against it and demands a refusal with a clear
 //! sentence (in its output and in its box's `.minibox/log`), a failure exit status, and nothing
 //! installed: the file the box already had is untouched, no other file appeared, `.minibox/tmp/`
@@ -23,7 +24,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use minibox::protocol::blocks::block_size;
 use minibox::protocol::limits::ENTRIES_PER_CHUNK;
+use minibox::protocol::md5::Md5;
 use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request};
 use minibox::wire::conn::Connection;
 use minibox::wire::udp::datagram::{self as wire, Datagram, DATA_HEADER};
@@ -102,6 +105,12 @@ pub enum Lie {
     /// [`FILE`] one byte longer than listed (as if it had changed since), and the other file as
     /// listed.
     OneChanged,
+    /// Offers a big file by blocks with one block's MD5 wrong in its block list (the blocks
+    /// and the whole file's MD5 honest).
+    BlockMd5,
+    /// Offers a big file by blocks with an honest block list, and sends one block with a byte
+    /// changed.
+    WrongBlock,
 }
 
 /// The second file of [`Lie::OneChanged`].
@@ -136,6 +145,10 @@ impl Lie {
     /// ([`check_memory`]).
     pub const MEMORY: [Lie; 2] = [Lie::LongNames, Lie::RepeatedSame];
 
+    /// The lies about a big file's blocks, for a download by blocks (a shell's `download TCP` of
+    /// a file the box has a version of; a sync round's big files).
+    pub const BLOCKS: [Lie; 2] = [Lie::BlockMd5, Lie::WrongBlock];
+
     /// What the shell of a client should type to walk into this lie.
     pub fn shell_input(self) -> &'static str {
         match self {
@@ -159,7 +172,9 @@ impl Lie {
             Lie::OtherFile => &["but the peer offered"],
             Lie::FewerBytes => &["closed after"],
             Lie::MoreBytes => &["bad message from the peer", "did not verify"],
-            Lie::WrongMd5 | Lie::UdpBlocks | Lie::UdpTrailer => &["did not verify"],
+            Lie::WrongMd5 | Lie::UdpBlocks | Lie::UdpTrailer | Lie::BlockMd5 | Lie::WrongBlock => {
+                &["did not verify"]
+            }
             // A round holds the header's MD5 to the listing's before it reads a byte.
             Lie::HeaderMd5 => &["did not verify", "the listing said"],
             Lie::MillionEntries => &["more than 500000 entries"],
@@ -355,10 +370,11 @@ fn serve(stream: TcpStream, at: &Lair<'_>) -> minibox::Result<()> {
     let md5 = md5_of(&bytes);
     let evil = evil_name(lie, at.absolute);
     while let Some(request) = conn.recv_opt::<Request>()? {
+        if Lie::BLOCKS.contains(&lie) {
+            block_lie(&mut conn, lie, request)?;
+            continue;
+        }
         match request {
-            Request::Hello { .. } | Request::Prove { .. } => {
-                conn.send(&Reply::error(ErrorCode::BadRequest, "out of place"))?
-            }
             Request::List { .. } | Request::SyncList { .. } | Request::Hash { .. }
                 if lie == Lie::EndlessWorking =>
             {
@@ -378,9 +394,6 @@ fn serve(stream: TcpStream, at: &Lair<'_>) -> minibox::Result<()> {
             Request::DownloadUdp { path } if Lie::UDP.contains(&lie) => {
                 udp_lie(&mut conn, at, &path, &bytes, &md5)?;
             }
-            Request::DownloadUdp { .. } | Request::UdpReceived { .. } => conn.send(
-                &Reply::error(ErrorCode::Unsupported, "the liar offers no UDP"),
-            )?,
             Request::Download { path } => {
                 send_lie(
                     &mut conn,
@@ -395,9 +408,24 @@ fn serve(stream: TcpStream, at: &Lair<'_>) -> minibox::Result<()> {
                     return Ok(());
                 }
             }
+            other => refuse(&mut conn, &other)?,
         }
     }
     Ok(())
+}
+
+/// The answer to a request the liar does not lie about.
+fn refuse(conn: &mut Connection, request: &Request) -> minibox::Result<()> {
+    let (code, why) = match request {
+        Request::Hello { .. } | Request::Prove { .. } => (ErrorCode::BadRequest, "out of place"),
+        Request::DownloadUdp { .. } | Request::UdpReceived { .. } => {
+            (ErrorCode::Unsupported, "the liar offers no UDP")
+        }
+        // A client that asks for blocks first (it has a version of the file) falls back to a
+        // whole download, where the lie is told.
+        _ => (ErrorCode::Unsupported, "the liar offers no blocks"),
+    };
+    conn.send(&Reply::error(code, why))
 }
 
 /// The name that leaves the box, for the lies that tell one.
@@ -587,6 +615,65 @@ fn trickle(conn: &mut Connection, bytes: &[u8], stop: &AtomicBool) -> minibox::R
         thread::sleep(Duration::from_secs(1));
     }
     Ok(())
+}
+
+/// Size of the file offered by the lies about blocks: big enough to move by blocks.
+pub const BLOCKS_LEN: usize = 2 * 1024 * 1024 + 12_345;
+
+/// The block the lies about blocks lie about.
+const LYING_BLOCK: usize = 3;
+
+/// Answers one request with a lie about blocks: the big file listed (honestly), its block list
+/// and its blocks, one of them a lie.
+fn block_lie(conn: &mut Connection, lie: Lie, request: Request) -> minibox::Result<()> {
+    let bytes = pseudo_random(BLOCKS_LEN, 0x11A3);
+    let md5 = md5_of(&bytes);
+    let big = |name: &str| Entry {
+        size: BLOCKS_LEN as u64,
+        ..entry(name, Some(md5.clone()))
+    };
+    let size = block_size(BLOCKS_LEN as u64) as usize;
+    match request {
+        Request::List { .. } | Request::SyncList { .. } => {
+            conn.send(&Reply::Entries {
+                entries: vec![big(FILE)],
+            })?;
+            conn.send(&Reply::End { count: 1 })
+        }
+        Request::Blocks { path } => {
+            let mut md5s: Vec<Md5> = bytes.chunks(size).map(Md5::of).collect();
+            if lie == Lie::BlockMd5 {
+                md5s[LYING_BLOCK] = Md5::of(b"not this block");
+            }
+            let entry = Entry {
+                md5: None,
+                ..big(&path)
+            };
+            let block_size = size as u64;
+            conn.send(&Reply::BlockList { entry, block_size })?;
+            conn.send(&Reply::BlockSums { md5s })?;
+            conn.send(&Reply::Trailer { md5 })
+        }
+        Request::Range { first, count, .. } => {
+            let (start, end) = (first as usize * size, ((first + count) as usize * size));
+            let mut sent = bytes[start.min(BLOCKS_LEN)..end.min(BLOCKS_LEN)].to_vec();
+            let lying = LYING_BLOCK * size;
+            if lie == Lie::WrongBlock && (start..end).contains(&lying) && lying < BLOCKS_LEN {
+                sent[lying - start + 7] ^= 0x20;
+            }
+            conn.send(&Reply::Range {
+                first,
+                count,
+                size: sent.len() as u64,
+            })?;
+            conn.queue_raw(&sent)?;
+            conn.send(&Reply::Trailer { md5 })
+        }
+        _ => conn.send(&Reply::error(
+            ErrorCode::Unsupported,
+            "the liar only offers blocks",
+        )),
+    }
 }
 
 /// The block size of the liar's UDP downloads (what a box offers on loopback).
@@ -823,7 +910,7 @@ impl Scene {
         let (bytes, names) = difference(&self.box_before, &now);
         assert_eq!(bytes, 0, "{lie:?}: the box changed: {names:?}");
         let meta = self.boxdir.join(minibox::META_DIR);
-        for sub in ["tmp", "trash"] {
+        for sub in ["tmp", "trash", "partial"] {
             let left = fs::read_dir(meta.join(sub)).map(|d| d.count()).unwrap_or(0);
             assert_eq!(left, 0, "{lie:?}: .minibox/{sub} is not empty");
         }
@@ -862,6 +949,8 @@ macro_rules! liar_tests {
         $crate::liar_tests!(@one $pull, $code, endless_working, EndlessWorking);
         $crate::liar_tests!(@one $pull, $code, empty_chunks, EmptyChunks);
         $crate::liar_tests!(@one $pull, $code, size_lie, SizeLie);
+        $crate::liar_tests!(@one $pull, $code, block_md5, BlockMd5);
+        $crate::liar_tests!(@one $pull, $code, wrong_block, WrongBlock);
     };
     (@one $pull:expr, $code:expr, $test:ident, $lie:ident) => {
         #[test]

@@ -462,11 +462,19 @@ pub fn signal(pid: u32, name: &str) {
 }
 
 /// How many bytes a download into the box `root` has written so far: the size of the largest
-/// file in its `.minibox/tmp/` (`None` when there is none).
+/// file in its `.minibox/tmp/`, or of a download by blocks in `.minibox/partial/` (`None` when
+/// there is none).
 pub fn partial_download(root: &Path) -> Option<u64> {
-    fs::read_dir(root.join(".minibox").join("tmp"))
-        .ok()?
-        .flatten()
+    let meta = root.join(".minibox");
+    let files = |dir: PathBuf| fs::read_dir(dir).into_iter().flatten().flatten();
+    files(meta.join("tmp"))
+        .chain(files(meta.join("partial")))
+        // Not the list of verified blocks beside a partial file, nor its temporary copy.
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && !name.ends_with(".blocks")
+        })
         .filter_map(|e| e.metadata().ok())
         .filter(|m| m.is_file())
         .map(|m| m.len())

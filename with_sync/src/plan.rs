@@ -50,6 +50,9 @@
 //! the other forever. The fold uses the peer's last completed round: what the peer saw of us and
 //! still holds, it agreed on; what it saw missing here and still holds, it considers its own.
 //!
+//! A file the peer deleted, paired with a file the peer made with the same contents, is a
+//! rename: one local rename, no bytes (see [`renames`]).
+//!
 //! The planner decides; [`crate::round`] carries the actions out, checking before each one that
 //! the file is still the version the plan saw.
 
@@ -58,6 +61,8 @@ use std::sync::Arc;
 
 use minibox::ask::pipeline::IN_MEMORY;
 use serde::{Deserialize, Serialize};
+
+pub mod renames;
 
 /// One version of a path, and a whole box as the planner sees it (path → version): defined in
 /// the shared crate, because the server's side of a listing computes them too.
@@ -255,6 +260,16 @@ pub enum Action {
         /// The version the plan decided on: anything else that arrives is not installed.
         version: Version,
     },
+    /// Rename the local file `from` to `to` and give it the peer's mtime and bits: the peer
+    /// renamed (or moved) a file, and this box has its contents already (see [`renames`]).
+    Move {
+        /// The file here, which the peer deleted.
+        from: String,
+        /// The name the peer gave it.
+        to: String,
+        /// The peer's version at `to` (the same contents as ours at `from`).
+        version: Version,
+    },
     /// Set the permission bits and/or mtime of the local file or folder `path`; no data moves.
     SetMeta {
         /// The file or folder.
@@ -288,6 +303,7 @@ impl Action {
             | Action::MakeDir { path, .. }
             | Action::SetMeta { path, .. } => path,
             Action::Download { to, .. } => to,
+            Action::Move { to, .. } => to,
         }
     }
 }
@@ -295,8 +311,9 @@ impl Action {
 /// A round's plan.
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
-    /// What to do, in the order to do it: conflict renames, deletions of files, removals of
-    /// folders (deepest first), new folders (shallowest first), downloads (small files first),
+    /// What to do, in the order to do it: conflict renames, deletions of files, new folders
+    /// (shallowest first), the peer's renames, removals of folders (deepest first), downloads
+    /// (small files first),
     /// then permission bits and mtimes (deepest first).
     pub actions: Vec<Action>,
     /// Paths in conflict this round (one entry per conflict, named by the contested path).
@@ -497,13 +514,19 @@ struct Builder<'p> {
     waiting: usize,
     /// Conflict copy names this round creates here; their own decisions are dropped.
     claimed: BTreeSet<String>,
+    /// Files the peer deleted that are unchanged here, and files new on the peer that are not
+    /// here: a pair of them with the same contents is a rename (see [`renames`]).
+    gone: BTreeSet<&'p str>,
+    came: BTreeSet<&'p str>,
 }
 
 impl Builder<'_> {
-    /// The actions in the order a round carries them out: conflict renames, deletions, folder
-    /// removals (deepest first), new folders (shallowest first), downloads (small files first,
-    /// see [`download_rank`]), then bits and mtimes (deepest first). Conflict copies made by renaming claim their names: whatever that
-    /// name's own decision was (typically "download the copy the peer made"), the rename does it.
+    /// The actions in the order a round carries them out: conflict renames, deletions, new
+    /// folders (shallowest first), the peer's renames (into folders made, out of folders about to
+    /// go), folder removals (deepest first), downloads (small files first, see
+    /// [`download_rank`]), then bits and mtimes (deepest first). Conflict copies made by renaming
+    /// claim their names: whatever that name's own decision was (typically "download the copy the
+    /// peer made"), the rename does it.
     fn in_order(&mut self) -> Vec<Action> {
         let claimed = std::mem::take(&mut self.claimed);
         let keep = |list: Vec<(&str, Action)>| -> Vec<Action> {
@@ -518,12 +541,18 @@ impl Builder<'_> {
         mkdirs.sort_by_key(|a| depth(a.target()));
         let mut metas = keep(std::mem::take(&mut self.metas));
         metas.sort_by_key(|a| std::cmp::Reverse(depth(a.target())));
-        let mut downloads = keep(std::mem::take(&mut self.downloads));
+        let (moves, deletes, mut downloads) = renames::pair(
+            keep(std::mem::take(&mut self.deletes)),
+            keep(std::mem::take(&mut self.downloads)),
+            &self.gone,
+            &self.came,
+        );
         downloads.sort_by_key(download_rank);
         let mut actions = keep(std::mem::take(&mut self.renames));
-        actions.extend(keep(std::mem::take(&mut self.deletes)));
-        actions.extend(rmdirs);
+        actions.extend(deletes);
         actions.extend(mkdirs);
+        actions.extend(moves);
+        actions.extend(rmdirs);
         actions.extend(downloads);
         actions.extend(metas);
         actions
@@ -609,13 +638,16 @@ fn take_remote<'p>(
                 path: path.to_string(),
             },
         )),
-        (Some(l), None) => b.deletes.push((
-            owner(),
-            Action::Delete {
-                path: path.to_string(),
-                version: l.clone(),
-            },
-        )),
+        (Some(l), None) => {
+            b.gone.insert(owner());
+            b.deletes.push((
+                owner(),
+                Action::Delete {
+                    path: path.to_string(),
+                    version: l.clone(),
+                },
+            ));
+        }
         (Some(l), Some(r)) if r.is_dir() => b.deletes.push((
             owner(),
             Action::Delete {
@@ -636,7 +668,12 @@ fn take_remote<'p>(
                 mode: r.mode,
             },
         )),
-        Some(r) => b.downloads.push((owner(), Action::download(path, None, r))),
+        Some(r) => {
+            if l.is_none() {
+                b.came.insert(owner());
+            }
+            b.downloads.push((owner(), Action::download(path, None, r)));
+        }
     }
 }
 
@@ -870,6 +907,10 @@ pub fn apply_one(action: &Action, index: &mut Index, installed: Option<&Version>
         }
         Action::Download { to, version, .. } => {
             index.insert(to.to_string(), installed.unwrap_or(version).clone());
+        }
+        Action::Move { from, to, version } => {
+            index.remove(from);
+            index.insert(to.clone(), version.clone());
         }
         Action::SetMeta {
             path,

@@ -255,19 +255,10 @@ fn len_of(path: &Path) -> Option<u64> {
     fs::metadata(path).ok().map(|m| m.len())
 }
 
-/// The size of the largest file in `dir` (a box's `.minibox/tmp`), if any.
-fn largest_in(dir: &Path) -> Option<u64> {
-    fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .max()
-}
-
 /// Puts a big file of `mib` MiB into box1 (made beside the box, then renamed in, so that no
 /// round sees it half-written) and freezes box2 with SIGSTOP while it is receiving it: once its
-/// temporary file holds some bytes, but less than half and nothing is under the real name yet.
+/// partial download (a big file moves by blocks, into `.minibox/partial/`) holds some bytes, but
+/// less than half and nothing is under the real name yet.
 /// Frozen, box2 cannot move on, so what the caller then checks is not a race. Returns false
 /// (box2 running again) if the whole transfer slipped between two looks; the caller tries again
 /// with a larger file.
@@ -275,19 +266,20 @@ fn freeze_receiver_mid_transfer(pair: &Pair, name: &str, mib: u32, seed: u64) ->
     let staged = pair.tmp.path().join(format!("{name}.staged"));
     big_file(&staged, mib, seed);
     fs::rename(&staged, pair.dir(0).join(name)).unwrap();
-    let (tmp, real) = (pair.dir(1).join(".minibox/tmp"), pair.dir(1).join(name));
+    let real = pair.dir(1).join(name);
+    let received = || testkit::partial_download(pair.dir(1));
     let size = u64::from(mib) << 20;
     let receiver = pair.procs[1].as_ref().expect("box2 runs");
     let deadline = Instant::now() + LIMIT;
     // Look often: a 200 MiB copy on loopback may take well under a second.
-    while largest_in(&tmp).unwrap_or(0) == 0 {
+    while received().unwrap_or(0) == 0 {
         if real.exists() || Instant::now() > deadline {
             return false;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
     receiver.signal("STOP");
-    let got = largest_in(&tmp).unwrap_or(0);
+    let got = received().unwrap_or(0);
     let caught = got > 0 && got < size / 2 && !real.exists();
     if !caught {
         receiver.signal("CONT");
@@ -331,8 +323,8 @@ fn kill_9_of_the_receiver_mid_transfer_leaves_no_torn_file_and_it_converges_afte
     pair.kill(1);
     assert!(!b.join(&name).exists(), "nothing under the real name");
     assert!(
-        largest_in(&tmp).is_some_and(|n| n > 0 && n < size),
-        "the killed transfer left its partial temporary file"
+        testkit::partial_download(&b).is_some_and(|n| n > 0 && n < size),
+        "the killed transfer left its partial download"
     );
     pair.restart(1);
     assert!(
@@ -343,8 +335,9 @@ fn kill_9_of_the_receiver_mid_transfer_leaves_no_torn_file_and_it_converges_afte
     );
     pair.settle();
     assert_eq!(md5_file(&b.join(&name)).unwrap(), want);
-    // The killed transfer's temporary file was cleaned up at the restart.
+    // The killed transfer was resumed from its partial download, which is gone now.
     assert_eq!(fs::read_dir(&tmp).unwrap().count(), 0);
+    assert_eq!(testkit::partial_download(&b), None);
 
     // SIGTERM in the middle of a transfer: a clean stop, at once. The signal waits while box2 is
     // frozen and is handled the moment it runs again, with more than half the file to come.

@@ -12,7 +12,9 @@
 //! | [`download_udp`] | `download UDP` (the UDP chapter) |
 //! | [`sync_list`] | stage 3: the listing of a sync round |
 //! | [`pipeline`] | stage 3 speed: many downloads over one connection |
+//! | [`blocks`], [`range`] | big files by blocks: only the blocks this box lacks cross the wire |
 
+pub mod blocks;
 pub mod connect;
 pub mod download;
 pub mod download_udp;
@@ -21,6 +23,7 @@ pub mod list;
 pub mod listing_rules;
 pub mod patience;
 pub mod pipeline;
+pub mod range;
 pub mod sync_list;
 
 pub use connect::connect;

@@ -12,12 +12,15 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+pub use super::atomic::write_atomically;
+use super::blocks::{digest_blocks, BlockCache};
 use super::scan::Stamp;
+use crate::protocol::blocks::BY_BLOCKS;
 use crate::protocol::md5::{digest_reader_with, Md5};
 use crate::protocol::name::META_DIR;
 
@@ -56,6 +59,8 @@ pub struct HashCache {
     map: Mutex<HashMap<u64, Cached>>,
     /// Set when something changed since the last save.
     dirty: AtomicBool,
+    /// The block lists of big files, beside it (read only when wanted: see `super::blocks`).
+    pub blocks: BlockCache,
 }
 
 impl HashCache {
@@ -71,6 +76,7 @@ impl HashCache {
             file,
             map: Mutex::new(map),
             dirty: AtomicBool::new(false),
+            blocks: BlockCache::new(root),
         }
     }
 
@@ -100,20 +106,32 @@ impl HashCache {
         }
     }
 
-    /// The MD5 of an open file whose stamp was `before` when it was opened, from the cache when
-    /// the stamp matches, otherwise read, telling `progress` (bytes done, in all) as it goes. The
-    /// bytes hashed are that file's, whatever its name leads to by now; the MD5 is remembered
-    /// only if the file's own stamp did not move while it was read.
+    /// The MD5 of the open file `name` whose stamp was `before` when it was opened, from the
+    /// cache when the stamp matches, otherwise read, telling `progress` (bytes done, in all) as it
+    /// goes. The bytes hashed are that file's, whatever its name leads to by now; the MD5 is
+    /// remembered only if the file's own stamp did not move while it was read. A big file's
+    /// block list is made in the same read and remembered with it (see `super::blocks`).
     ///
     /// # Errors
     /// If the file cannot be read, or `progress` fails.
     pub fn md5_of_open(
         &self,
+        name: &str,
         file: &File,
         before: Stamp,
         progress: &mut dyn FnMut(u64, u64) -> io::Result<()>,
     ) -> io::Result<Md5> {
         if let Some(md5) = self.get(&before) {
+            return Ok(md5);
+        }
+        if before.size >= BY_BLOCKS {
+            let block = crate::protocol::blocks::block_size(before.size);
+            let mut tell = |done: &[Md5]| progress(done.len() as u64 * block, before.size);
+            let (md5, list) = digest_blocks(file, before.size, block, &mut tell)?;
+            if Stamp::of(&file.metadata()?) == before {
+                self.put(before, md5);
+                self.blocks.put(name, before, list.into());
+            }
             return Ok(md5);
         }
         let md5 = digest_reader_with(file, &mut |done| progress(done, before.size))?;
@@ -150,6 +168,7 @@ impl HashCache {
     /// # Errors
     /// If `.minibox/` cannot be written.
     pub fn save(&self) -> io::Result<()> {
+        self.blocks.save()?;
         if !self.dirty.swap(false, Ordering::Relaxed) {
             return Ok(());
         }
@@ -199,34 +218,6 @@ fn decode(bytes: &[u8]) -> Option<HashMap<u64, Cached>> {
         );
     }
     Some(map)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so readers
-/// see the old contents or the new, never a mix.
-///
-/// # Errors
-/// If the folder cannot be created or written.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    // Unique per call, not only per process: two server threads saving the hash cache at once
-    // must not write into the same temporary file.
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}-{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    });
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]

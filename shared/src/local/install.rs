@@ -60,6 +60,16 @@ impl TempFile {
         })
     }
 
+    /// Takes over the file at `path`, open as `file`, as a temporary file (an assembled
+    /// download: see [`super::partial`]).
+    pub fn adopt(path: PathBuf, file: File) -> Self {
+        TempFile {
+            path,
+            file: Some(file),
+            mode: None,
+        }
+    }
+
     /// The open file.
     pub fn file(&mut self) -> &mut File {
         self.file
@@ -78,12 +88,21 @@ impl TempFile {
     /// # Errors
     /// If a large file's hasher thread cannot start.
     pub fn sink(&mut self, size: u64) -> io::Result<Box<dyn Sink + '_>> {
-        if size >= LARGE {
-            let path = self.path.clone();
-            return Ok(Box::new(DirectSink::new(self.file(), &path)?));
-        }
-        Ok(Box::new(HashingSink::new(self.file(), size)))
+        let path = self.path.clone();
+        sink_for(self.file(), &path, size)
     }
+}
+
+/// A sink for the `size` bytes to come into `file`, which lives at `path`: the plain one, or,
+/// for a large file, the fast one (speed, skippable: `fast::sink`).
+///
+/// # Errors
+/// If a large file's hasher thread cannot start.
+pub fn sink_for<'f>(file: &'f File, path: &Path, size: u64) -> io::Result<Box<dyn Sink + 'f>> {
+    if size >= LARGE {
+        return Ok(Box::new(DirectSink::new(file, path)?));
+    }
+    Ok(Box::new(HashingSink::new(file, size)))
 }
 
 impl Drop for TempFile {
@@ -179,7 +198,7 @@ fn keep_identical(
     }
     let md5 = local
         .hashes
-        .md5_of_open(&file, Stamp::of(&meta), &mut |_, _| Ok(()))
+        .md5_of_open(&entry.path, &file, Stamp::of(&meta), &mut |_, _| Ok(()))
         .ok()?;
     if md5 != wanted {
         return None;

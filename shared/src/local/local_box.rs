@@ -16,6 +16,7 @@ use super::gate::open_in_box;
 use super::inflight::InFlight;
 use super::locks::LockTable;
 use super::log::ActivityLog;
+use super::partial;
 use super::scan::{scan_with, Scanned, Stamp};
 use super::trash::Trash;
 use crate::protocol::error::{Error, Result};
@@ -55,6 +56,7 @@ pub struct LocalBox {
 impl LocalBox {
     /// Opens (creating if needed) the box at `root`, named `name`. Leftover temporary files of
     /// a process killed mid-download are removed: they were never installed, so nothing is lost.
+    /// Partial downloads by blocks stay to be resumed, unless no one touched them for a day.
     ///
     /// # Errors
     /// If the folder cannot be created or is not a folder.
@@ -62,6 +64,7 @@ impl LocalBox {
         fs::create_dir_all(root.join(META_DIR).join("tmp")).map_err(|e| Error::io(root, e))?;
         let root = fs::canonicalize(root).map_err(|e| Error::io(root, e))?;
         remove_stale_temp_files(&root.join(META_DIR).join("tmp"));
+        partial::remove_stale(&root.join(META_DIR).join("partial"));
         Ok(LocalBox {
             hashes: HashCache::open(&root),
             log: ActivityLog::new(&root),
@@ -132,6 +135,11 @@ impl LocalBox {
         self.temp_dir(lane).join(format!("{}-{n}.part", self.pid))
     }
 
+    /// `.minibox/partial/`: downloads by blocks in progress (see [`partial`]).
+    pub fn partial_dir(&self) -> PathBuf {
+        self.root.join(META_DIR).join("partial")
+    }
+
     /// The folder of [`LocalBox::temp_path_in`]'s files.
     pub fn temp_dir(&self, lane: Option<usize>) -> PathBuf {
         let dir = self.root.join(META_DIR).join("tmp");
@@ -173,7 +181,10 @@ impl LocalBox {
             .inspect_err(|e| log::info!("cannot read {name}: {e}; left alone"))
             .ok()?;
         if Stamp::of(&meta) == item.stamp {
-            let md5 = self.hashes.md5_of_open(&file, item.stamp, progress).ok()?;
+            let md5 = self
+                .hashes
+                .md5_of_open(name, &file, item.stamp, progress)
+                .ok()?;
             // Remembered only if the file held still while it was read.
             if self.hashes.get(&item.stamp) == Some(md5) {
                 return Some(md5);

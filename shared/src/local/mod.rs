@@ -9,6 +9,8 @@
 //! | [`local_box`] | the box a process owns, shared by its threads |
 //! | [`sink`] | received bytes into a file and an MD5 in one pass |
 //! | [`install`] | a verified download renamed into place, atomically |
+//! | [`partial`] | big files: a download by blocks kept across failures, to resume |
+//! | [`reuse`] | big files: which blocks of a new version this box holds already |
 //! | [`trash`] | where replaced and deleted files go, listed newest first, kept `--trash-days` |
 //! | [`restore`] | a trashed file put back under its name |
 //! | [`conflicts`] | the conflict copies in a box (stage 3 names them) |
@@ -16,10 +18,14 @@
 //! | [`locks`] | stage 2: one reader/writer lock per file |
 //! | [`inflight`] | stage 3: one download of a file at a time (a round and the shell) |
 //! | [`auth`] | optional: the shared secret (`--secret-file`) |
+//! | [`atomic`] | a small file of `.minibox/` written whole or not at all |
 //! | [`cache`] | speed: MD5s of files that did not change |
+//! | [`blocks`] | big files: the block lists of files that did not change |
 //! | [`fast`] | speed: the same jobs with fewer copies and system calls; skippable |
 
+pub mod atomic;
 pub mod auth;
+pub mod blocks;
 pub mod cache;
 pub mod conflicts;
 pub mod fast;
@@ -30,7 +36,9 @@ pub mod install;
 pub mod local_box;
 pub mod locks;
 pub mod log;
+pub mod partial;
 pub mod restore;
+pub mod reuse;
 pub mod scan;
 pub mod sink;
 pub mod trash;

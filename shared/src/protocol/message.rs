@@ -66,6 +66,24 @@ pub enum Request {
         /// The transfer's token.
         token: u64,
     },
+    /// Big files by blocks: a file's block size and the MD5 of each block
+    /// (see [`crate::protocol::blocks`]).
+    Blocks {
+        /// The file's path in the box.
+        path: String,
+    },
+    /// Big files by blocks: the raw bytes of blocks `first .. first + count` of the version of a
+    /// file whose MD5 is `md5` (none: only whether that version is still there).
+    Range {
+        /// The file's path in the box.
+        path: String,
+        /// The whole file's MD5: the version the blocks must come from.
+        md5: Md5,
+        /// The first block.
+        first: u64,
+        /// How many blocks.
+        count: u64,
+    },
 }
 
 /// What a [`Request::List`] says of each file.
@@ -170,6 +188,29 @@ pub enum Reply {
         token: u64,
         /// Payload bytes per datagram; every block has this size but the last.
         block_size: u32,
+    },
+    /// Header of a block list: `block_sums` chunks follow, then a trailer with the whole
+    /// file's MD5 (or a `changed` error).
+    BlockList {
+        /// The file as it was when the list began (`md5` set if the server knew it).
+        entry: Entry,
+        /// Bytes per block (the last block may be shorter).
+        block_size: u64,
+    },
+    /// A chunk of a block list: the next blocks' MD5s, in order.
+    BlockSums {
+        /// At most [`crate::protocol::blocks::SUMS_PER_CHUNK`] MD5s.
+        md5s: Vec<Md5>,
+    },
+    /// Header of a range: exactly `size` raw bytes follow, then a trailer with the whole file's
+    /// MD5 (or a `changed` error).
+    Range {
+        /// The first block.
+        first: u64,
+        /// How many blocks.
+        count: u64,
+        /// Their bytes in all.
+        size: u64,
     },
     /// End of a transfer: the MD5 of the bytes the server read.
     Trailer {
@@ -276,6 +317,10 @@ impl Request {
             Request::Download { path } => format!("download tcp {path:?}"),
             Request::DownloadUdp { path } => format!("download udp {path:?}"),
             Request::UdpReceived { token } => format!("udp received {token}"),
+            Request::Blocks { path } => format!("blocks {path:?}"),
+            Request::Range {
+                path, first, count, ..
+            } => format!("range {path:?} blocks {first}+{count}"),
         }
     }
 }

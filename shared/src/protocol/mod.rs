@@ -9,10 +9,12 @@
 //! | [`name`] | which names may stand for a file in a box |
 //! | [`md5`] | the fingerprint of a file's bytes |
 //! | [`pace`] | the rule that a transfer must keep moving |
+//! | [`blocks`] | big files by blocks: the block size rule, a block's MD5 |
 //! | [`timestamp`] | the timestamp forms people type, and the ones minibox prints |
 //! | [`error`] | the crate's error type |
 //! | [`sync`] | stage 3: versions, indexes and folder digests, computed alike on both sides |
 
+pub mod blocks;
 pub mod error;
 pub mod frame;
 pub mod limits;

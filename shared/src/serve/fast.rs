@@ -69,7 +69,7 @@ fn send_known(
         entry: out.entry.clone(),
     })?;
     let mut socket = PacedWriter::new(conn.raw_writer()?);
-    let copied = send_file(&mut socket, &out.file, size).map_err(sending)?;
+    let copied = send_file(&mut socket, &out.file, 0, size).map_err(sending)?;
     if copied < size {
         pad(&mut socket, size - copied)?;
     }

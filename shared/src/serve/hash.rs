@@ -23,7 +23,9 @@ pub fn answer(conn: &mut Connection, local: &LocalBox, path: &str) -> Result<Str
         let gone = |_| std::io::Error::other("the client went away");
         alive.tick(conn, done).map_err(gone)
     };
-    let md5 = local.hashes.md5_of_open(&file, Stamp::of(&meta), &mut tell);
+    let md5 = local
+        .hashes
+        .md5_of_open(path, &file, Stamp::of(&meta), &mut tell);
     let md5 = md5.map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read {path}: {e}")))?;
     let entry = Entry {
         md5: Some(md5.to_string()),

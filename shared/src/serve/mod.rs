@@ -11,9 +11,11 @@
 //! | [`outgoing`] | a file opened for sending, and the check that it did not change |
 //! | [`download_udp`] | `download_udp`: a file over UDP (the UDP chapter) |
 //! | [`sync_list`] | stage 3: the listing of a sync round, and the witness |
+//! | [`blocks`], [`range`] | big files by blocks: a file's block list; some of its blocks |
 //! | [`keep_alive`], [`failure`] | "still working" replies; how a request fails |
 //! | [`fast`] | speed: small files from memory, known ones by `sendfile` |
 
+pub mod blocks;
 pub mod download;
 pub mod download_udp;
 pub mod failure;
@@ -22,6 +24,7 @@ pub mod hash;
 pub mod keep_alive;
 pub mod list;
 pub mod outgoing;
+pub mod range;
 pub mod session;
 pub mod sync_list;
 

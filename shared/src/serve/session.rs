@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::failure::Failure;
 use super::sync_list::{Shown, Witness};
-use super::{download, download_udp, hash, list, sync_list};
+use super::{blocks, download, download_udp, hash, list, range, sync_list};
 use crate::local::log::served;
 use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
@@ -99,6 +99,25 @@ fn answer(
         Request::Download { path } => download::answer(conn, local, &path),
         Request::DownloadUdp { path } => download_udp::answer(conn, local, opts.udp, &path),
         Request::SyncList { known } => sync_list::answer(conn, local, &known, opts.witness, shown),
+        Request::Blocks { path } => blocks::answer(conn, local, &path),
+        Request::Range {
+            path,
+            md5,
+            first,
+            count,
+        } => {
+            let name = &path;
+            range::answer(
+                conn,
+                local,
+                range::Wanted {
+                    name,
+                    md5,
+                    first,
+                    count,
+                },
+            )
+        }
         Request::Hello { .. } => refuse("hello was already said on this connection"),
         Request::Prove { .. } => {
             refuse("prove belongs to the opening handshake of an authenticated box")

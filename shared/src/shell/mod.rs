@@ -37,11 +37,14 @@ pub use stage::StageCommands;
 
 use self::notices::Notices;
 use self::progress::{ProgressBar, Waiting};
-use crate::ask::{self, download::download_tcp, download_udp, hash::hash, list::list};
+use crate::ask::blocks::download_by_blocks;
+use crate::ask::download::{download_tcp, Progress};
+use crate::ask::{self, download_udp, hash::hash, list::list};
+use crate::local::gate::open_in_box;
 use crate::local::log::made;
-use crate::local::LocalBox;
+use crate::local::{partial, LocalBox};
 use crate::protocol::error::{Error, Result};
-use crate::protocol::message::{Filter, ListKind, Request};
+use crate::protocol::message::{Entry, ErrorCode, Filter, ListKind, Request};
 use crate::protocol::timestamp;
 use crate::threaded::interrupt::Interrupt;
 use crate::wire::conn::Connection;
@@ -314,11 +317,45 @@ impl<'a> Shell<'a> {
         let mut bar = ProgressBar::new(self.shows_progress(), name);
         let mut progress = |done: u64, total: u64| bar.update(done, total);
         let result = match transport {
+            Transport::Tcp if self.has_a_version(name) => {
+                self.by_blocks(&mut conn, name, &mut progress)
+            }
             Transport::Tcp => download_tcp(&mut conn, &self.local, name, &mut progress),
             Transport::Udp => download_udp::download(&mut conn, &self.local, name, &mut progress),
         };
         bar.finish();
         result.map(|entry| Outcome::Downloaded { entry, transport })
+    }
+
+    /// Whether this box holds a version of `name` (or a partial download of it): then only the
+    /// blocks it lacks need to cross the wire (see `ask::blocks`).
+    fn has_a_version(&self, name: &str) -> bool {
+        let here = open_in_box(self.local.root(), name).is_ok();
+        here || partial::exists(&self.local.partial_dir(), name)
+    }
+
+    /// `download TCP` of a file this box has a version of: by blocks, or, from a peer that does
+    /// not know blocks (an older build), whole, on a new connection if it hung up.
+    fn by_blocks(
+        &self,
+        conn: &mut Connection,
+        name: &str,
+        progress: Progress<'_>,
+    ) -> Result<Entry> {
+        match download_by_blocks(conn, &self.local, name, progress) {
+            Err(Error::Remote {
+                code: ErrorCode::BadRequest,
+                ..
+            }) => {
+                *conn = self.connect()?;
+                download_tcp(conn, &self.local, name, progress)
+            }
+            Err(Error::Remote {
+                code: ErrorCode::Unsupported,
+                ..
+            }) => download_tcp(conn, &self.local, name, progress),
+            other => other,
+        }
     }
 
     /// Opens a connection to the peer for one command (and lets the interrupt see it).

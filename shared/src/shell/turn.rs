@@ -59,6 +59,6 @@ fn holds(local: &LocalBox, theirs: &Entry) -> bool {
         && ours.mode & MODE_MASK == theirs.mode & MODE_MASK;
     let md5 = local
         .hashes
-        .md5_of_open(&file, Stamp::of(&meta), &mut |_, _| Ok(()));
+        .md5_of_open(&theirs.path, &file, Stamp::of(&meta), &mut |_, _| Ok(()));
     same_meta && md5.is_ok_and(|md5| theirs.md5.as_deref() == Some(md5.to_string().as_str()))
 }

@@ -16,23 +16,34 @@ const CHUNK: usize = 1024 * 1024;
 /// How long one `sendfile` call may wait for room in the socket before it returns.
 const WAIT: Duration = Duration::from_secs(1);
 
-/// Sends `len` bytes of `file` from its start; returns how many went (fewer only if the file
-/// ended early). One `sendfile` call could stay blocked far longer than the send timeout while
+/// Sends `len` bytes of `file` from the byte at `from`; returns how many went (fewer only if
+/// the file ended early). One `sendfile` call could stay blocked far longer than the send timeout while
 /// a stalled reader lets a few bytes through now and then, so during the copy the timeout is cut
 /// to a second and the pace is checked after each call, exactly as for `write`.
 ///
 /// # Errors
 /// If the socket fails or the peer reads too slowly.
-pub fn send_file(out: &mut PacedWriter<&mut TcpStream>, file: &File, len: u64) -> io::Result<u64> {
+pub fn send_file(
+    out: &mut PacedWriter<&mut TcpStream>,
+    file: &File,
+    from: u64,
+    len: u64,
+) -> io::Result<u64> {
     out.inner.set_write_timeout(Some(WAIT))?;
-    let result = copy(out, file, len);
+    let result = copy(out, file, from, len);
     // Back to the ordinary timeout for the frames that follow.
     out.inner.set_write_timeout(Some(IDLE_TIMEOUT))?;
     result
 }
 
-fn copy(out: &mut PacedWriter<&mut TcpStream>, file: &File, len: u64) -> io::Result<u64> {
-    let mut offset: nix::libc::off_t = 0;
+fn copy(
+    out: &mut PacedWriter<&mut TcpStream>,
+    file: &File,
+    from: u64,
+    len: u64,
+) -> io::Result<u64> {
+    let too_far = || io::Error::new(io::ErrorKind::InvalidInput, "offset past the limit");
+    let mut offset = nix::libc::off_t::try_from(from).map_err(|_| too_far())?;
     let mut sent = 0u64;
     while sent < len {
         let want = usize::try_from(len - sent).map_or(CHUNK, |n| n.min(CHUNK));

@@ -317,6 +317,106 @@ fn deleted_on_the_peer_and_unchanged_here_is_deleted_here() {
 }
 
 #[test]
+fn a_file_renamed_on_the_peer_is_renamed_here_with_the_peer_s_mtime_and_bits() {
+    let v = file("contents", T0);
+    let renamed = Version {
+        mode: 0o600,
+        mtime_ns: T0 + 5,
+        ..v.clone()
+    };
+    let p = plan_for(
+        &index(&[("old.txt", v.clone())]),
+        &index(&[("new.txt", renamed.clone())]),
+        &agreement(&[("old.txt", v.clone())]),
+    );
+    assert_eq!(
+        p.actions,
+        vec![Action::Move {
+            from: "old.txt".into(),
+            to: "new.txt".into(),
+            version: renamed.clone()
+        }]
+    );
+    // The box ends as a deletion and a download would have left it.
+    let after = apply(&p.actions, &index(&[("old.txt", v)]));
+    assert_eq!(after, index(&[("new.txt", renamed)]));
+}
+
+#[test]
+fn a_file_moved_into_a_new_folder_out_of_one_that_goes_is_moved_between_the_two() {
+    let v = file("contents", T0);
+    let dir = Version::dir(0o755);
+    let p = plan_for(
+        &index(&[("a", dir.clone()), ("a/f", v.clone())]),
+        &index(&[("b", dir.clone()), ("b/f", v.clone())]),
+        &agreement(&[("a", dir.clone()), ("a/f", v.clone())]),
+    );
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::MakeDir {
+                path: "b".into(),
+                mode: 0o755
+            },
+            Action::Move {
+                from: "a/f".into(),
+                to: "b/f".into(),
+                version: v.clone()
+            },
+            Action::RemoveDir { path: "a".into() },
+        ]
+    );
+}
+
+#[test]
+fn only_a_file_gone_there_and_unchanged_here_pairs_with_a_new_one_of_the_same_contents() {
+    let (v, w) = (file("contents", T0), file("other", T0));
+    let base = agreement(&[("old", v.clone()), ("kept", v.clone())]);
+    // Changed here: the change wins, it stays; the new file is downloaded.
+    let changed_here = plan_for(
+        &index(&[("old", w.clone()), ("kept", v.clone())]),
+        &index(&[("new", v.clone()), ("kept", v.clone())]),
+        &base,
+    );
+    assert_eq!(changed_here.actions, vec![download("new", &v)]);
+    // Other contents: a deletion and a download.
+    let other = plan_for(
+        &index(&[("old", v.clone()), ("kept", v.clone())]),
+        &index(&[("new", w.clone()), ("kept", v.clone())]),
+        &base,
+    );
+    assert!(matches!(other.actions[0], Action::Delete { .. }));
+    assert_eq!(other.actions[1], download("new", &w));
+    // A copy (the original stays on the peer): nothing is gone, so a download (the round
+    // copies it from this box).
+    let copied = plan_for(
+        &index(&[("old", v.clone()), ("kept", v.clone())]),
+        &index(&[("old", v.clone()), ("new", v.clone()), ("kept", v.clone())]),
+        &base,
+    );
+    assert_eq!(copied.actions, vec![download("new", &v)]);
+}
+
+#[test]
+fn two_files_of_the_same_contents_renamed_pair_one_to_one_in_path_order() {
+    let v = file("same", T0);
+    let p = plan_for(
+        &index(&[("a1", v.clone()), ("a2", v.clone())]),
+        &index(&[("b1", v.clone()), ("b2", v.clone()), ("b3", v.clone())]),
+        &agreement(&[("a1", v.clone()), ("a2", v.clone())]),
+    );
+    let mv = |from: &str, to: &str| Action::Move {
+        from: from.into(),
+        to: to.into(),
+        version: v.clone(),
+    };
+    assert_eq!(
+        p.actions,
+        vec![mv("a1", "b1"), mv("a2", "b2"), download("b3", &v)]
+    );
+}
+
+#[test]
 fn deleted_on_the_peer_and_changed_here_is_kept() {
     let old = file("aa", T0);
     let p = plan_for(
@@ -782,29 +882,7 @@ impl World {
         let budget = crash_after.unwrap_or(usize::MAX);
         for action in round.plan.actions.clone().into_iter().take(budget) {
             let p = &mut self.peers[me];
-            let here = |path: &str| p.files.get(path).cloned();
-            let ok = match &action {
-                Action::Rename { from, to, .. } => {
-                    here(from) == round.expect.get(from).cloned() && here(to).is_none()
-                }
-                Action::Delete { path, .. } | Action::SetMeta { path, .. } => {
-                    here(path) == round.expect.get(path).cloned()
-                }
-                Action::RemoveDir { path } => {
-                    here(path) == round.expect.get(path).cloned()
-                        && !p.files.keys().any(|k| k.starts_with(&format!("{path}/")))
-                }
-                Action::MakeDir { path, .. } => here(path).is_none() && parents_ok(&p.files, path),
-                Action::Download {
-                    path, to, version, ..
-                } => {
-                    let (path, to) = (&**path, &**to);
-                    other.get(path) == Some(version)
-                        && here(to) == round.expect.get(to).cloned()
-                        && !here(to).is_some_and(|v| v.is_dir())
-                        && parents_ok(&p.files, to)
-                }
-            };
+            let ok = still_possible(&action, &p.files, &round.expect, &other);
             if !ok {
                 continue;
             }
@@ -817,7 +895,10 @@ impl World {
                 }
                 _ => {}
             }
-            if matches!(action, Action::Download { .. } | Action::MakeDir { .. }) {
+            if matches!(
+                action,
+                Action::Download { .. } | Action::Move { .. } | Action::MakeDir { .. }
+            ) {
                 let to = action.target();
                 make_parents(&mut p.files, to);
                 make_parents(&mut round.expect, to);
@@ -953,6 +1034,32 @@ impl World {
             || self.peers.iter().any(|p| {
                 p.files.values().any(|v| v.md5 == Some(*md5)) || p.trash.iter().any(|t| t == md5)
             })
+    }
+}
+
+/// Whether `action` can still be carried out in a box holding `files`, which the round expected
+/// to hold `expect`, pulling from a peer that now holds `other`: the checks of the real round.
+fn still_possible(action: &Action, files: &Index, expect: &Index, other: &Index) -> bool {
+    let here = |path: &str| files.get(path).cloned();
+    let as_planned = |path: &str| here(path) == expect.get(path).cloned();
+    match action {
+        Action::Rename { from, to, .. } => as_planned(from) && here(to).is_none(),
+        Action::Delete { path, .. } | Action::SetMeta { path, .. } => as_planned(path),
+        Action::RemoveDir { path } => {
+            as_planned(path) && !files.keys().any(|k| k.starts_with(&format!("{path}/")))
+        }
+        Action::MakeDir { path, .. } => here(path).is_none() && parents_ok(files, path),
+        Action::Move { from, to, .. } => {
+            as_planned(from) && here(to).is_none() && parents_ok(files, to)
+        }
+        Action::Download {
+            path, to, version, ..
+        } => {
+            other.get(&**path) == Some(version)
+                && as_planned(to)
+                && !here(to).is_some_and(|v| v.is_dir())
+                && parents_ok(files, to)
+        }
     }
 }
 

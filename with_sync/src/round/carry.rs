@@ -8,19 +8,26 @@ use std::fs::{self, File, FileTimes, Permissions};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
+use minibox::local::fast::sys::rename_if_free;
+use minibox::local::inflight::Claim;
 use minibox::local::install::{resolve_for_write, system_time};
 use minibox::local::log::made;
 use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
+use minibox::protocol::blocks::BY_BLOCKS;
 use minibox::protocol::error::{Error, Result};
-use minibox::protocol::message::MODE_MASK;
+use minibox::protocol::message::{ErrorCode, MODE_MASK};
 use minibox::protocol::timestamp::rfc3339;
 use minibox::wire::conn::Connection;
 
+use super::blocks::{by_blocks, copy_here, Copies, Way};
 use super::local::{as_planned, lock, on_disk};
 use super::pipeline::{download_all, Installed, Wanted};
 use super::summary::{describe, Step, Summary};
 use crate::plan::{Action, Index, Version};
+
+/// The files a batch of downloads has claimed (see `local::inflight`), by name.
+type Claims<'c> = HashMap<&'c str, Claim<'c>>;
 
 /// A round in progress: what it believes the box holds now, updated action by action.
 pub struct Run<'a> {
@@ -41,7 +48,12 @@ pub struct Run<'a> {
     /// Set when it broke because the peer's answer was refused at once (a header that
     /// contradicts the listing, say): the peer is there, and a new connection goes on.
     refused: bool,
-    /// Opens a new connection to the peer.
+    /// Where this box holds each version, for downloads that are copies.
+    copies: Copies,
+    /// Set when the peer turned out not to serve blocks: big files come whole.
+    plain_only: bool,
+    /// Opens a new connection to the peer (after a refused answer, or a peer that does not know
+    /// blocks and hung up on them).
     reconnect: Option<&'a dyn Fn() -> Result<Connection>>,
     /// The counts so far.
     pub summary: Summary,
@@ -60,14 +72,16 @@ impl<'a> Run<'a> {
             new_folders: Vec::new(),
             network_down: None,
             refused: false,
+            copies: Copies::default(),
+            plain_only: false,
             reconnect: None,
             summary,
             failed: BTreeMap::new(),
         }
     }
 
-    /// Lets the round open a new connection with `connect` when the peer's answer to a download
-    /// was refused at once, rather than put off the downloads left.
+    /// Lets the round open a new connection with `connect` when it must: the peer's answer to a
+    /// download was refused at once, or the peer hung up on a request for blocks.
     pub fn reconnecting(mut self, connect: &'a dyn Fn() -> Result<Connection>) -> Self {
         self.reconnect = Some(connect);
         self
@@ -145,6 +159,7 @@ impl<'a> Run<'a> {
                 mtime_ns,
                 ..
             } => self.set_meta(path, *mode, *mtime_ns),
+            Action::Move { from, to, version } => self.move_file(from, to, version),
             Action::Download { .. } => {
                 Ok(Step::Skipped("a download goes through its batch".into()))
             }
@@ -185,6 +200,51 @@ impl<'a> Run<'a> {
         self.after.remove(from);
         self.now_holds(to, version.clone(), inode);
         Ok(Step::Done(format!("ok: our version kept as {to:?}")))
+    }
+
+    /// The peer renamed a file whose contents we hold at `from`: rename ours to `to` (never
+    /// over something that appeared there), with the peer's mtime and bits.
+    fn move_file(&mut self, from: &str, to: &str, version: &Version) -> Result<Step> {
+        if let Err(why) = self.still_here(from) {
+            return Ok(Step::Skipped(why));
+        }
+        let (_a, _b) = (lock(self.local, from)?, lock(self.local, to)?);
+        let src = resolve_for_write(self.local, from)?;
+        let dst = resolve_for_write(self.local, to)?;
+        let before = fs::symlink_metadata(&src).map(|m| Stamp::of(&m)).ok();
+        // Never over something that appeared at `to`: the kernel checks, or we look.
+        if !rename_if_free(&src, &dst).map_err(|e| Error::io(&dst, e))? {
+            if fs::symlink_metadata(&dst).is_ok() {
+                return Ok(Step::Skipped(format!(
+                    "{to} appeared here during the round"
+                )));
+            }
+            // The folder is there unless its making failed: then make it, as a download would.
+            let renamed = match fs::rename(&src, &dst) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => dst
+                    .parent()
+                    .map_or(Ok(()), fs::create_dir_all)
+                    .and_then(|()| fs::rename(&src, &dst)),
+                other => other,
+            };
+            renamed.map_err(|e| Error::io(&dst, e))?;
+        }
+        let file = File::open(&dst).map_err(|e| Error::io(&dst, e))?;
+        let bits = Permissions::from_mode(version.mode & MODE_MASK);
+        let times = FileTimes::new().set_modified(system_time(version.mtime_ns));
+        file.set_permissions(bits)
+            .and_then(|()| file.set_times(times))
+            .map_err(|e| Error::io(&dst, e))?;
+        let after = file.metadata().map(|m| Stamp::of(&m)).ok();
+        // The blocks are the same: the block list follows the file to its new stamp.
+        if let (Some(b), Some(a), true) = (before, after, version.size >= BY_BLOCKS) {
+            if let Some(list) = self.local.hashes.blocks.get(&b) {
+                self.local.hashes.blocks.put(to, a, list);
+            }
+        }
+        self.after.remove(from);
+        self.now_holds(to, version.clone(), after.map(|a| a.inode));
+        Ok(Step::Done(format!("ok: renamed from {from:?}")))
     }
 
     fn delete(&mut self, path: &str) -> Result<Step> {
@@ -250,10 +310,11 @@ impl<'a> Run<'a> {
         Ok(Step::Done(format!("ok: {}", done.join(", "))))
     }
 
-    /// Fetches and installs a run of downloads (see `super::pipeline`), except those that cannot
-    /// go now.
+    /// Fetches and installs a run of downloads, except those that cannot go now: copies of
+    /// versions this box holds and big files by blocks (see `super::blocks`), the others
+    /// pipelined (see `super::pipeline`).
     fn downloads(&mut self, conn: &mut Connection, actions: &[Action]) {
-        let mut wanted = Vec::with_capacity(actions.len());
+        let (mut whole, mut big) = (Vec::with_capacity(actions.len()), Vec::new());
         // Each file this batch fetches, claimed until it is booked (see `local::inflight`).
         let mut claims = HashMap::new();
         for action in actions {
@@ -275,13 +336,67 @@ impl<'a> Run<'a> {
                     Err(holder) => Some(format!("{holder} is downloading it now")),
                 },
             };
-            match put_off {
-                Some(why) => self.finish(action, Ok(Step::Skipped(why))),
-                None => wanted.push(Wanted {
-                    action,
-                    planned: self.after.get(&**to).cloned(),
-                }),
+            if let Some(why) = put_off {
+                self.finish(action, Ok(Step::Skipped(why)));
+                continue;
             }
+            let planned = self.after.get(&**to).cloned();
+            let wanted = Wanted { action, planned };
+            match self.copies.way(action, &self.after, !self.plain_only) {
+                Way::Copy(from) => {
+                    let (local, peer, planned) = (self.local, self.peer, wanted.planned.as_ref());
+                    self.book_install(copy_here(local, peer, action, &from, planned));
+                    claims.remove(&**to);
+                }
+                Way::Blocks => big.push(wanted),
+                Way::Whole => whole.push(wanted),
+            }
+        }
+        whole.extend(self.by_blocks(conn, big));
+        self.pipelined(conn, whole, &mut claims);
+    }
+
+    /// Fetches big files by blocks, one after the other; returns those to fetch whole (the
+    /// peer does not serve blocks: an older build, which hangs up after saying so).
+    fn by_blocks<'b>(&mut self, conn: &mut Connection, big: Vec<Wanted<'b>>) -> Vec<Wanted<'b>> {
+        let mut whole = Vec::new();
+        for w in big {
+            if self.plain_only || self.network_down.is_some() {
+                whole.push(w);
+                continue;
+            }
+            match by_blocks(conn, self.local, self.peer, w.action, w.planned.as_ref()) {
+                Ok(done) => self.book_install(done),
+                Err(code) => {
+                    log::info!("{} serves no blocks ({code:?}): whole files", self.peer);
+                    self.plain_only = true;
+                    if code == ErrorCode::BadRequest {
+                        self.connect_again(conn);
+                    }
+                    whole.push(w);
+                }
+            }
+        }
+        whole
+    }
+
+    /// Opens a new connection in place of `conn`, which the peer closed.
+    fn connect_again(&mut self, conn: &mut Connection) {
+        match self.reconnect.map(|connect| connect()) {
+            Some(Ok(fresh)) => *conn = fresh,
+            Some(Err(e)) => self.network_down = Some(e.to_string()),
+            None => self.network_down = Some("the peer hung up".into()),
+        }
+    }
+
+    /// Fetches and installs `wanted`, pipelined (see `super::pipeline`).
+    fn pipelined(&mut self, conn: &mut Connection, wanted: Vec<Wanted<'_>>, claims: &mut Claims) {
+        if let Some(why) = self.network_down.clone() {
+            for w in wanted {
+                let why = format!("the connection broke: {why}");
+                self.finish(w.action, Ok(Step::Skipped(why)));
+            }
+            return;
         }
         let (local, peer) = (self.local, self.peer);
         let mut left = wanted;
@@ -329,6 +444,7 @@ impl<'a> Run<'a> {
             self.network_down.get_or_insert(why);
             self.refused |= matches!(result.step, Err(Error::Protocol(_) | Error::Frame(_)));
         }
+        self.summary.tally(result.received, result.reused);
         if let Some((path, version)) = result.holds {
             self.after.insert(path, version);
         }

@@ -39,8 +39,10 @@
 //!
 //! The round reads in four parts: this file (the sequence), [`local`] (this box as the round
 //! sees it), [`peer`] (the peer's box), [`carry`] (the actions, one by one) with [`pipeline`]
-//! (the downloads, pipelined, and their installer threads), and [`summary`] (what it did).
+//! (the downloads, pipelined, and their installer threads) and [`blocks`] (copies of what this
+//! box holds, big files by blocks), and [`summary`] (what it did).
 
+pub mod blocks;
 pub mod carry;
 pub mod local;
 pub mod peer;

@@ -63,6 +63,46 @@ pub struct Installed<'a> {
     pub holds: Option<(String, Version)>,
     /// Why the connection is no longer usable, if this reply showed it.
     pub broke: Option<String>,
+    /// File bytes received from the peer for it.
+    pub received: u64,
+    /// File bytes taken from this box for it.
+    pub reused: u64,
+}
+
+impl<'a> Installed<'a> {
+    /// Nothing happened yet.
+    pub fn new(action: &'a Action) -> Self {
+        Installed {
+            action,
+            step: Ok(Step::Logged),
+            holds: None,
+            broke: None,
+            received: 0,
+            reused: 0,
+        }
+    }
+
+    /// How a download that failed before its install ended: a reply that leaves the
+    /// connection in step (the peer's error: put off; bytes that did not verify, a refused name:
+    /// failed), or anything else, which leaves it unusable.
+    pub fn failed(action: &'a Action, e: Error) -> Self {
+        let mut out = Installed::new(action);
+        out.step = match e {
+            // The peer answered: the file went or changed since it was listed. Next round.
+            Error::Remote { message, .. } => Ok(Step::Skipped(message)),
+            // A file of this box changed under the download: next round too.
+            Error::LocalChange(why) => Ok(Step::Skipped(why)),
+            // Bytes that did not verify (a fault or a lie), a refused name, or a file this box
+            // could not store (no space left): nothing installed, the connection still in step;
+            // the round counts it as failed and tries again next round.
+            e @ (Error::Verify(_) | Error::Path(_) | Error::Io { .. }) => Err(e),
+            e => {
+                out.broke = Some(e.to_string());
+                Err(e)
+            }
+        };
+        out
+    }
 }
 
 /// A fetched file on its way to an installer.
@@ -264,43 +304,15 @@ impl<'a> Owners<'a> {
 /// is still what the plan saw (on an installer thread, writing in its own `lane`).
 fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>, lane: Option<usize>) -> Installed<'a> {
     let action = job.wanted.action;
-    let mut out = Installed {
-        action,
-        step: Ok(Step::Logged),
-        holds: None,
-        broke: None,
-    };
     let (body, entry) = match job.fetched {
         Ok(got) => got,
-        // The peer answered: the file went or changed since it was listed. Next round.
-        Err(Error::Remote { message, .. }) => {
-            out.step = Ok(Step::Skipped(message));
-            return out;
-        }
-        // Bytes that did not verify (a fault or a lie), a refused name, or a file this box could
-        // not store (no space left): nothing installed, the connection still in step; the round
-        // counts it as failed and tries again next round.
-        Err(e @ (Error::Verify(_) | Error::Path(_) | Error::Io { .. })) => {
-            out.step = Err(e);
-            return out;
-        }
-        // Anything else leaves the connection unusable.
-        Err(e) => {
-            out.broke = Some(e.to_string());
-            out.step = Err(e);
-            return out;
-        }
+        Err(e) => return Installed::failed(action, e),
     };
-    out.step = place(
-        local,
-        peer,
-        action,
-        body,
-        entry,
-        job.wanted.planned.as_ref(),
-        lane,
-    )
-    .map(|(step, holds)| {
+    let size = entry.size;
+    let planned = job.wanted.planned.as_ref();
+    let mut out = Installed::new(action);
+    out.step = place(local, peer, action, body, entry, planned, lane).map(|(step, holds)| {
+        out.received = holds.as_ref().map_or(0, |_| size);
         out.holds = holds;
         step
     });
@@ -308,7 +320,10 @@ fn install<'a>(local: &LocalBox, peer: &str, job: Job<'a>, lane: Option<usize>) 
 }
 
 /// The install of a verified file; returns how it ended and what the box now holds.
-fn place(
+///
+/// # Errors
+/// If the install fails for another reason than a change here (that one is put off).
+pub fn place(
     local: &LocalBox,
     peer: &str,
     action: &Action,

@@ -27,6 +27,7 @@ pub fn describe(action: &Action) -> String {
         Action::Download { path, to, .. } if path == to => format!("sync download {path:?}"),
         Action::Download { path, .. } => format!("sync conflict {path:?}"),
         Action::SetMeta { path, .. } => format!("sync set bits/mtime {path:?}"),
+        Action::Move { from, to, .. } => format!("sync rename {from:?} -> {to:?}"),
     }
 }
 
@@ -37,8 +38,13 @@ pub struct Summary {
     pub peer: String,
     /// Files downloaded (conflict copies included).
     pub downloaded: usize,
-    /// Their bytes.
+    /// File bytes received from the peer.
     pub bytes: u64,
+    /// File bytes that arrived here without crossing the wire: copied from this box (whole
+    /// files or blocks), kept from a partial download, or renamed.
+    pub reused: u64,
+    /// Files renamed (or moved) as the peer renamed them.
+    pub moved: usize,
     /// Files moved to the trash because the peer deleted them (or to make room for a folder).
     pub deleted: usize,
     /// Folders made.
@@ -63,7 +69,12 @@ pub struct Summary {
 impl Summary {
     /// Whether the round changed anything here.
     pub fn changed(&self) -> bool {
-        self.downloaded + self.deleted + self.folders_made + self.folders_removed + self.metadata
+        self.downloaded
+            + self.moved
+            + self.deleted
+            + self.folders_made
+            + self.folders_removed
+            + self.metadata
             > 0
     }
 
@@ -76,6 +87,7 @@ impl Summary {
             }
         };
         count(self.downloaded, "downloaded", "downloaded");
+        count(self.moved, "renamed", "renamed");
         count(self.deleted, "deleted", "deleted");
         count(self.folders_made, "folder made", "folders made");
         count(self.folders_removed, "folder removed", "folders removed");
@@ -97,8 +109,14 @@ impl Summary {
             (true, _) => format!("synced with {peer}: nothing to pull"),
             (false, _) => format!("synced with {peer}: {}", parts.join(", ")),
         };
-        if self.bytes > 0 {
-            text.push_str(&format!(" ({} received)", human_size(self.bytes)));
+        match (self.bytes, self.reused) {
+            (0, 0) => {}
+            (got, 0) => text.push_str(&format!(" ({} received)", human_size(got))),
+            (got, kept) => text.push_str(&format!(
+                " ({} received, {} taken from this box)",
+                human_size(got),
+                human_size(kept)
+            )),
         }
         if self.waiting > 0 {
             let n = self.waiting;
@@ -119,6 +137,8 @@ impl Summary {
             "peer": self.peer,
             "downloaded": self.downloaded,
             "bytes": self.bytes,
+            "reused": self.reused,
+            "moved": self.moved,
             "deleted": self.deleted,
             "folders_made": self.folders_made,
             "folders_removed": self.folders_removed,
@@ -140,12 +160,20 @@ impl Summary {
             Action::Delete { .. } => self.deleted += 1,
             Action::RemoveDir { .. } => self.folders_removed += 1,
             Action::MakeDir { .. } => self.folders_made += 1,
-            Action::Download { version, .. } => {
-                self.downloaded += 1;
-                self.bytes += version.size;
-            }
+            // The bytes are counted where they moved (see `Summary::tally`).
+            Action::Download { .. } => self.downloaded += 1,
             Action::SetMeta { .. } => self.metadata += 1,
+            Action::Move { version, .. } => {
+                self.moved += 1;
+                self.reused += version.size;
+            }
         }
+    }
+
+    /// Counts the file bytes of a download: `received` from the peer, `reused` from this box.
+    pub fn tally(&mut self, received: u64, reused: u64) {
+        self.bytes += received;
+        self.reused += reused;
     }
 
     /// Counts a failed action, keeping the first few sentences.

@@ -169,13 +169,9 @@ pub fn big_file_seeded(path: &Path, size: u64, seed: u64) {
 /// Returns false if the download finished before it could be caught (then the caller retries).
 pub fn freeze_mid_download(receiver: &Proc, root: &Path, size: u64, answered: usize) -> bool {
     let deadline = Instant::now() + LIMIT;
-    let received = || {
-        temp_files(root)
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .max()
-    };
+    // A download by blocks (the receiver has a version of the file) assembles in
+    // `.minibox/partial/` instead.
+    let received = || testkit::partial_download(root);
     // Poll fast: the transfer takes seconds, and we want to catch its beginning.
     while received().unwrap_or(0) == 0 {
         if Instant::now() > deadline || receiver.stdout_lines().len() > answered {

@@ -4,7 +4,7 @@ use crate::local::gate::{digest_file, open_for_reading};
 /// The MD5 of the file at `path`, through the cache.
 fn md5_via(cache: &HashCache, path: &Path) -> io::Result<Md5> {
     let (file, meta) = open_for_reading(path)?;
-    cache.md5_of_open(&file, Stamp::of(&meta), &mut |_, _| Ok(()))
+    cache.md5_of_open("f", &file, Stamp::of(&meta), &mut |_, _| Ok(()))
 }
 
 #[test]

@@ -83,6 +83,11 @@ impl Block {
         &mut self.raw[self.start + self.len..self.start + self.cap]
     }
 
+    /// Takes the first `n` bytes of [`Block::spare`] as filled.
+    pub fn filled(&mut self, n: usize) {
+        self.len = (self.len + n).min(self.cap);
+    }
+
     /// Whether the buffer is full.
     pub fn is_full(&self) -> bool {
         self.len == self.cap
