@@ -164,7 +164,8 @@ pub fn download_by_blocks(
 /// # Errors
 /// [`Error::Remote`] (`changed`) if the peer has another version than `want` or its file changes
 /// meanwhile; [`Error::Verify`] if a block or the whole file does not match; a broken connection.
-/// The partial download stays to be resumed, except after a verification failure.
+/// The partial download stays to be resumed, except after a verification failure or on a full
+/// disk.
 pub fn fetch_by_blocks(
     conn: &mut Connection,
     local: &LocalBox,
@@ -214,7 +215,9 @@ pub fn fetch_by_blocks(
             )))
         }
         Err(e) => {
-            if matches!(e, Error::Verify(_) | Error::LocalChange(_)) {
+            // Blocks that lie or a source that moved are worth nothing; on a full disk, the
+            // space the partial file takes is worth more to the other files than a resume.
+            if matches!(e, Error::Verify(_) | Error::LocalChange(_)) || e.is_disk_full() {
                 partial.discard();
             }
             Err(e)
@@ -326,11 +329,18 @@ impl Job<'_> {
         };
         let mut at = from;
         let read = |buf: &mut [u8]| {
-            let n = source.read_at(buf, at)?;
+            let mut n = source.read_at(buf, at)?;
+            // An earlier block of this file that was all zeros is a hole the sink did not
+            // write, maybe past the file's end for now: it reads as zeros. (The whole file is
+            // checked against its MD5 before it is installed, whatever is read here.)
+            if n == 0 && f.is_none() {
+                buf.fill(0);
+                n = buf.len();
+            }
             at += n as u64;
             Ok(n)
         };
-        pour(sink, len, read, None).map_err(|e| Error::io(self.partial.path(), e))?;
+        pour(sink, len, read, None).map_err(|e| Error::io(self.partial.path(), e.into_io()))?;
         self.partial.verified(i, self.listed.list.md5s[i], r.end);
         self.tally.reused += len;
         Ok(1)

@@ -102,7 +102,11 @@ impl<'a> Ranges<'a> {
             self.next += 1;
             sent = true;
         }
-        if !sent && self.asked.is_empty() && self.last_ask.elapsed() >= KEEP_ASKING {
+        // Only keep-alives in flight (or nothing): the assembly is copying from this box. The
+        // previous keep-alive's answer came long ago; read it, and ask again.
+        let idle = self.asked.iter().all(|&(_, count)| count == 0);
+        if !sent && idle && self.last_ask.elapsed() >= KEEP_ASKING {
+            self.skip_empty(conn)?;
             self.request(conn, 0, 0)?;
             sent = true;
         }
@@ -142,25 +146,32 @@ impl<'a> Ranges<'a> {
         };
         let size = self.header(conn, first, count)?;
         let mut from = PacedReader::new(conn.raw_reader(), size);
-        let mut bad = None;
+        let net = |e| Error::net(format!("receiving {}", self.name), e);
+        // After a block that lies or a write that fails, the rest of the run is only read.
+        let mut spoiled = None;
         for i in first as usize..(first + count) as usize {
             let r = self.list.range(i);
             let mut h = Hasher::new();
-            let read = |buf: &mut [u8]| from.read_some(buf);
-            let poured = match bad {
-                None => pour(sink, r.end - r.start, read, Some(&mut h)),
-                Some(_) => skip(r.end - r.start, read),
-            };
-            poured.map_err(|e| Error::net(format!("receiving {}", self.name), e))?;
-            match h.digest() {
-                md5 if bad.is_none() && md5 == self.list.md5s[i] => done(i, md5, r.end),
-                _ => bad = bad.or(Some(i)),
+            let mut read = |buf: &mut [u8]| from.read_some(buf);
+            if spoiled.is_some() {
+                skip(r.end - r.start, read).map_err(net)?;
+                continue;
+            }
+            match pour(sink, r.end - r.start, &mut read, Some(&mut h)) {
+                Ok(()) if h.digest() == self.list.md5s[i] => done(i, self.list.md5s[i], r.end),
+                Ok(()) => spoiled = Some(Spoiled::Block(i)),
+                Err(Spill::Read(e)) => return Err(net(e)),
+                Err(Spill::Write { error, left }) => {
+                    skip(left, read).map_err(net)?;
+                    spoiled = Some(Spoiled::Disk(error));
+                }
             }
         }
         self.trailer(conn)?;
-        match bad {
+        match spoiled {
             None => Ok(count),
-            Some(i) => Err(Error::Verify(format!(
+            Some(Spoiled::Disk(e)) => Err(Error::io(self.name, e)),
+            Some(Spoiled::Block(i)) => Err(Error::Verify(format!(
                 "{} did not verify (block {i} from the peer does not match its MD5); nothing was installed",
                 self.name
             ))),
@@ -252,29 +263,62 @@ impl<'a> Ranges<'a> {
     }
 }
 
+/// Why the rest of a run is read and dropped.
+enum Spoiled {
+    /// This block did not match its MD5.
+    Block(usize),
+    /// This box could not write (its disk is full, say).
+    Disk(std::io::Error),
+}
+
+/// Why [`pour`] stopped early: the side that failed matters, since after a failed write the
+/// bytes still on their way must be read off the connection to keep it in step.
+#[derive(Debug)]
+pub enum Spill {
+    /// Reading failed or ended early.
+    Read(std::io::Error),
+    /// Writing failed, with `left` bytes of the `len` not read yet.
+    Write {
+        /// What the disk said.
+        error: std::io::Error,
+        /// Bytes not read yet.
+        left: u64,
+    },
+}
+
+impl Spill {
+    /// The error, whichever side it came from.
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            Spill::Read(e) | Spill::Write { error: e, .. } => e,
+        }
+    }
+}
+
 /// Moves `len` bytes from `read` into `sink`, hashing them on the way if asked.
 ///
 /// # Errors
-/// If `read` fails or ends early, or the disk fails.
+/// If `read` fails or ends early, or the disk fails: see [`Spill`].
 pub fn pour(
     sink: &mut dyn Sink,
     len: u64,
     mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
     mut hash: Option<&mut Hasher>,
-) -> std::io::Result<()> {
+) -> std::result::Result<(), Spill> {
     let mut left = len;
     while left > 0 {
         let spare = sink.spare();
         let want = usize::try_from(left).map_or(spare.len(), |n| n.min(spare.len()));
-        let n = read(&mut spare[..want])?;
+        let n = read(&mut spare[..want]).map_err(Spill::Read)?;
         if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
+            return Err(Spill::Read(std::io::ErrorKind::UnexpectedEof.into()));
         }
         if let Some(h) = hash.as_deref_mut() {
             h.update(&spare[..n]);
         }
-        sink.filled(n)?;
         left -= n as u64;
+        sink.filled(n)
+            .map_err(|error| Spill::Write { error, left })?;
     }
     Ok(())
 }

@@ -89,6 +89,11 @@ impl Error {
     pub fn is_peer_unavailable(&self) -> bool {
         matches!(self, Error::Net { .. } | Error::Timeout(_))
     }
+
+    /// True when this box's disk is full: what a download holds on disk should be let go.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    }
 }
 
 /// What the operating system said, in words a person can act on: no `(os error N)`, and for the

@@ -352,8 +352,11 @@ impl<'a> Run<'a> {
                 Way::Whole => whole.push(wanted),
             }
         }
-        whole.extend(self.by_blocks(conn, big));
+        // Small files first, as the plan ordered them: on a short disk they are the ones that
+        // fit. Then the big files by blocks, and whole those the peer would not send by blocks.
         self.pipelined(conn, whole, &mut claims);
+        let refused = self.by_blocks(conn, big);
+        self.pipelined(conn, refused, &mut claims);
     }
 
     /// Fetches big files by blocks, one after the other; returns those to fetch whole (the

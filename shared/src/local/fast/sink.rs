@@ -185,6 +185,9 @@ pub struct DirectSink<'f> {
     direct: Option<File>,
     /// Where the next byte goes.
     offset: u64,
+    /// Whether the file was empty when the sink began: only then does a buffer of zeros need no
+    /// write (a resumed partial download may hold other bytes there).
+    fresh: bool,
     /// Bytes gathered, not yet written.
     block: Block,
     /// The hasher thread.
@@ -192,17 +195,19 @@ pub struct DirectSink<'f> {
 }
 
 impl<'f> DirectSink<'f> {
-    /// A sink writing into the new, empty `file` that lives at `path`.
+    /// A sink writing into `file`, which lives at `path`, from its start.
     ///
     /// # Errors
     /// If the hasher thread cannot be started.
     pub fn new(file: &'f File, path: &Path) -> io::Result<Self> {
+        let fresh = file.metadata()?.len() == 0;
         let hasher = BackgroundHasher::start(BUFFERS)?;
         let block = hasher.buffer();
         Ok(DirectSink {
             file,
             direct: open_direct(path),
             offset: 0,
+            fresh,
             block,
             hasher,
         })
@@ -225,7 +230,7 @@ impl<'f> DirectSink<'f> {
     fn write_out(&mut self) -> io::Result<()> {
         let data = self.block.data();
         // A new file reads as zeros wherever nothing was written: leave a hole.
-        if data == &ZEROS[..data.len()] {
+        if self.fresh && data == &ZEROS[..data.len()] {
             return Ok(());
         }
         let aligned = match &self.direct {

@@ -57,3 +57,24 @@ fn zeros_become_holes_and_read_back_as_zeros() {
         meta.blocks()
     );
 }
+
+/// A resumed partial download writes into a file that holds bytes already: zeros in the new
+/// version must then be written, or the old bytes would stay under an MD5 that says zeros.
+#[test]
+fn zeros_over_old_bytes_are_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("partial.bin");
+    std::fs::write(&path, vec![0xA5u8; BLOCK * 2]).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let data = vec![0u8; BLOCK * 2];
+    let mut sink: Box<dyn Sink> = Box::new(DirectSink::new(&file, &path).unwrap());
+    for chunk in data.chunks(BLOCK / 2) {
+        sink.spare()[..chunk.len()].copy_from_slice(chunk);
+        sink.filled(chunk.len()).unwrap();
+    }
+    assert_eq!(
+        sink.finish().unwrap(),
+        digest_reader(data.as_slice()).unwrap()
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+}
