@@ -823,7 +823,7 @@ pub type Pull<'a> = &'a dyn Fn(Lie, &str, &Path) -> ShellRun;
 /// # Panics
 /// On the first thing the victim got wrong.
 pub fn check(pull: Pull<'_>, lie: Lie, failure_code: Option<i32>) -> ShellRun {
-    let scene = Scene::new();
+    let scene = Scene::for_lie(lie);
     let liar = Liar::start(lie, &scene.root);
     let started = Instant::now();
     let run = pull(lie, &liar.addr(), &scene.boxdir);
@@ -881,6 +881,17 @@ impl Scene {
             root,
             boxdir,
         }
+    }
+
+    /// The box for `lie`: [`Scene::new`]'s, except that for the lies about blocks the box's
+    /// old version of [`FILE`] is big, so that a shell asks for blocks too.
+    pub fn for_lie(lie: Lie) -> Scene {
+        let mut scene = Scene::new();
+        if Lie::BLOCKS.contains(&lie) {
+            crate::write(&scene.boxdir, FILE, &pseudo_random(BLOCKS_LEN, 0x01D));
+            scene.box_before = tree(&scene.boxdir, &[minibox::META_DIR]);
+        }
+        scene
     }
 
     /// Checks that the victim said why in a clear sentence (on its terminal and in its box's

@@ -49,8 +49,14 @@ fn sender(dir: &Path) -> Proc {
 /// The requests for the big file's bytes the sender answered, and its log.
 fn downloads_served(dir: &Path) -> (usize, String) {
     let log = fs::read_to_string(dir.join(".minibox/log")).unwrap_or_default();
-    let wanted = format!("download tcp {BIG:?}");
-    (log.lines().filter(|l| l.contains(&wanted)).count(), log)
+    // A transfer starts with a whole download, or with the block list of one by blocks (whose
+    // ranges follow).
+    let starts = [format!("download tcp {BIG:?}"), format!("blocks {BIG:?}")];
+    let count = log
+        .lines()
+        .filter(|l| starts.iter().any(|s| l.contains(s)))
+        .count();
+    (count, log)
 }
 
 #[test]

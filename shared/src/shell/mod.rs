@@ -43,6 +43,7 @@ use crate::ask::{self, download_udp, hash::hash, list::list};
 use crate::local::gate::open_in_box;
 use crate::local::log::made;
 use crate::local::{partial, LocalBox};
+use crate::protocol::blocks::BY_BLOCKS;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::message::{Entry, ErrorCode, Filter, ListKind, Request};
 use crate::protocol::timestamp;
@@ -327,11 +328,13 @@ impl<'a> Shell<'a> {
         result.map(|entry| Outcome::Downloaded { entry, transport })
     }
 
-    /// Whether this box holds a version of `name` (or a partial download of it): then only the
-    /// blocks it lacks need to cross the wire (see `ask::blocks`).
+    /// Whether this box holds a big version of `name` (or a partial download of it): then only
+    /// the blocks it lacks need to cross the wire (see `ask::blocks`). A small file comes whole:
+    /// a block list would cost more round trips than its bytes.
     fn has_a_version(&self, name: &str) -> bool {
-        let here = open_in_box(self.local.root(), name).is_ok();
-        here || partial::exists(&self.local.partial_dir(), name)
+        let here = open_in_box(self.local.root(), name);
+        let big = here.is_ok_and(|(_, meta)| meta.len() >= BY_BLOCKS);
+        big || partial::exists(&self.local.partial_dir(), name)
     }
 
     /// `download TCP` of a file this box has a version of: by blocks, or, from a peer that does
