@@ -126,6 +126,15 @@ fn entries<V>(map: &BTreeMap<String, V>) -> impl Iterator<Item = (&str, &V)> {
     map.iter().map(|(k, v)| (k.as_str(), v))
 }
 
+/// One path of [`walk`], with what each of the four holds there.
+pub(crate) type Walked<'m, A, B, C, D> = (
+    &'m str,
+    Option<&'m A>,
+    Option<&'m B>,
+    Option<&'m C>,
+    Option<&'m D>,
+);
+
 /// Walks four boxes' worth of (path, value), each in path order, together: for every path in
 /// any of them, what each one holds there.
 ///
@@ -133,21 +142,12 @@ fn entries<V>(map: &BTreeMap<String, V>) -> impl Iterator<Item = (&str, &V)> {
 /// where looking each path up in each map costs a few dozen: for a box of 100,000 files, the
 /// difference between a round that plans in milliseconds and one that plans in a tenth of a
 /// second.
-#[allow(clippy::type_complexity)]
 pub(crate) fn walk<'m, A: 'm, B: 'm, C: 'm, D: 'm>(
     a: impl Iterator<Item = (&'m str, &'m A)>,
     b: impl Iterator<Item = (&'m str, &'m B)>,
     c: impl Iterator<Item = (&'m str, &'m C)>,
     d: impl Iterator<Item = (&'m str, &'m D)>,
-) -> impl Iterator<
-    Item = (
-        &'m str,
-        Option<&'m A>,
-        Option<&'m B>,
-        Option<&'m C>,
-        Option<&'m D>,
-    ),
-> {
+) -> impl Iterator<Item = Walked<'m, A, B, C, D>> {
     let (mut a, mut b, mut c, mut d) = (a.peekable(), b.peekable(), c.peekable(), d.peekable());
     std::iter::from_fn(move || {
         let key: &'m str = [
