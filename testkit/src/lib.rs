@@ -768,6 +768,15 @@ pub fn closed_addr() -> SocketAddr {
     addr
 }
 
+/// The MD5 of a regular file's contents, in hex (through the box's own path gate for files, so a
+/// link or a FIFO is an error, not a hang).
+///
+/// # Errors
+/// If the file cannot be opened or read, or is not a regular file.
+pub fn md5_file(path: &Path) -> std::io::Result<String> {
+    minibox::local::gate::digest_file(path).map(|d| d.to_string())
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed);

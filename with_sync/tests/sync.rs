@@ -10,8 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{mtime_ns, set_mtime, trash_md5s, Pair, LIMIT};
-use minibox::local::gate::md5_file;
-use testkit::{chmod, write};
+use testkit::{chmod, md5_file, write};
 
 fn mode_of(path: &std::path::Path) -> u32 {
     fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777

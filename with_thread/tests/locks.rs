@@ -333,9 +333,7 @@ fn read_once(
 ) -> Result<String, String> {
     let into = dir.join(NAME);
     match kind {
-        Reader::Disk => {
-            minibox::local::gate::md5_file(&s_root.join(NAME)).map_err(|e| e.to_string())
-        }
+        Reader::Disk => testkit::md5_file(&s_root.join(NAME)).map_err(|e| e.to_string()),
         Reader::Library => {
             let local = LocalBox::open(dir, "library").map_err(|e| e.to_string())?;
             let mut conn = minibox::wire::handshake::connect(addr, "library", None)

@@ -164,7 +164,7 @@ pub fn sample_box(root: &Path) {
 
 /// The MD5 of a file on disk.
 pub fn md5_of(path: &Path) -> String {
-    minibox::local::gate::md5_file(path).expect("md5 of a fixture")
+    testkit::md5_file(path).expect("md5 of a fixture")
 }
 
 /// Checks that a JSON object has exactly these keys.

@@ -181,13 +181,5 @@ pub fn digest_file(path: &Path) -> io::Result<Md5> {
     digest_reader(open_for_reading(path)?.0)
 }
 
-/// [`digest_file`] as lowercase hex.
-///
-/// # Errors
-/// As [`digest_file`].
-pub fn md5_file(path: &Path) -> io::Result<String> {
-    digest_file(path).map(|d| d.to_string())
-}
-
 #[cfg(test)]
 mod tests;

@@ -231,7 +231,7 @@ pub fn trash_md5s(root: &Path) -> Vec<String> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if let Ok(md5) = minibox::local::gate::md5_file(&p) {
+            } else if let Ok(md5) = testkit::md5_file(&p) {
                 out.push(md5);
             }
         }

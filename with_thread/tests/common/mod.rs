@@ -84,8 +84,7 @@ pub fn path_str(p: &Path) -> &str {
 
 /// MD5 of a file, hex.
 pub fn md5(path: &Path) -> String {
-    minibox::local::gate::md5_file(path)
-        .unwrap_or_else(|e| panic!("md5 of {}: {e}", path.display()))
+    testkit::md5_file(path).unwrap_or_else(|e| panic!("md5 of {}: {e}", path.display()))
 }
 
 /// MD5 of bytes, hex.
