@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 use std::time::Duration;
@@ -28,28 +30,10 @@ fn ctrl_c_cancels_a_download_typed_at_the_prompt() {
     // The peer syncs with nobody; our own box's rounds come once an hour, after the first.
     let server = Proc::start(
         BIN,
-        &[
-            "--dir",
-            theirs.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            "127.0.0.1:9",
-            "--interval",
-            "3600",
-        ],
+        &common::hourly(theirs.to_str().unwrap(), common::NOBODY),
     );
     let peer = server.addr_string();
-    let args = [
-        "--dir",
-        mine.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        &peer,
-        "--interval",
-        "3600",
-    ];
+    let args = common::hourly(mine.to_str().unwrap(), &peer);
     // Let our box's first round pass (it pulls nothing), then give the peer its big file.
     let first_round =
         || fs::read_to_string(theirs.join(".minibox/log")).is_ok_and(|l| l.contains("sync list"));
@@ -83,16 +67,7 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
     let tmp = testkit::tempdir();
     let mine = tmp.path().join("mine");
     let dir = mine.to_str().unwrap();
-    let args = [
-        "--dir",
-        dir,
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        "127.0.0.1:9",
-        "--interval",
-        "3600",
-    ];
+    let args = common::hourly(dir, common::NOBODY);
     sigterm_leaves_the_terminal_as_it_was(BIN, &args, dir, "this box:");
 }
 
@@ -102,28 +77,10 @@ fn a_big_file_to_pull(theirs: &Path, mine: &Path) -> (Proc, testkit::Terminal) {
     fs::create_dir_all(theirs).unwrap();
     let server = Proc::start(
         BIN,
-        &[
-            "--dir",
-            theirs.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            "127.0.0.1:9",
-            "--interval",
-            "3600",
-        ],
+        &common::hourly(theirs.to_str().unwrap(), common::NOBODY),
     );
     let peer = server.addr_string();
-    let args = [
-        "--dir",
-        mine.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        &peer,
-        "--interval",
-        "3600",
-    ];
+    let args = common::hourly(mine.to_str().unwrap(), &peer);
     let mut term = testkit::Terminal::start(BIN, &args, &[("TZ", "UTC")]);
     assert!(term.wait_for(">> ", 1, LIMIT), "{}", term.shown());
     let first_round =

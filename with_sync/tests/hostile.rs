@@ -1,6 +1,8 @@
 //! Hostile input against `with_sync`'s server side: every attack of [`testkit::attack`], without
 //! and with `--secret-file`. Run with `--nocapture` to see the table of inputs tried.
 
+mod common;
+
 use std::path::Path;
 
 use minibox::local::auth::Secret;
@@ -13,16 +15,7 @@ fn launch_with(dir: &Path, extra: &[&str]) -> Proc {
     let dir = dir.to_str().expect("a UTF-8 temp path");
     // A peer nothing listens on, and a long interval: the background rounds fail quietly and
     // write nothing into the box while it is attacked.
-    let mut args = vec![
-        "--dir",
-        dir,
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        "127.0.0.1:9",
-        "--interval",
-        "3600",
-    ];
+    let mut args = common::hourly(dir, common::NOBODY).to_vec();
     args.extend_from_slice(extra);
     Proc::start(env!("CARGO_BIN_EXE_with_sync"), &args)
 }

@@ -33,16 +33,7 @@ const BIG_SIZE: usize = 64 << 20;
 /// holding the big file.
 fn sender(dir: &Path) -> Proc {
     testkit::write(dir, BIG, &testkit::pseudo_random(BIG_SIZE, 21));
-    let args = [
-        "--dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        "127.0.0.1:9",
-        "--interval",
-        "3600",
-    ];
+    let args = common::hourly(dir.to_str().unwrap(), common::NOBODY);
     Proc::start(bin(), &args)
 }
 
@@ -65,16 +56,7 @@ fn a_shell_download_of_a_file_the_round_is_fetching_waits_for_it_and_moves_no_by
     let (theirs, mine) = (tmp.path().join("theirs"), tmp.path().join("mine"));
     let sending = sender(&theirs);
     let peer = sending.addr_string();
-    let args = [
-        "--dir",
-        mine.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        &peer,
-        "--interval",
-        "3600",
-    ];
+    let args = common::hourly(mine.to_str().unwrap(), &peer);
     let mut term = Terminal::start(bin(), &args, &[]);
     // The first round starts at once; hold its transfer half-way.
     let frozen =

@@ -10,6 +10,8 @@
 // Test helpers: a failed file operation here is a failed test, so unwrap is the right answer.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,32 +27,14 @@ fn bin() -> &'static str {
 fn serve_only(dir: &Path) -> Proc {
     Proc::start(
         bin(),
-        &[
-            "--dir",
-            dir.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            "127.0.0.1:9",
-            "--interval",
-            "3600",
-        ],
+        &common::hourly(dir.to_str().unwrap(), common::NOBODY),
     )
 }
 
 /// with_sync on a terminal, pulling from `peer`, once its first background round is over (so
 /// that what the test adds to the peer afterwards is left for the typed `sync`).
 fn on_a_terminal(dir: &Path, peer: &str, json: bool) -> Terminal {
-    let mut args = vec![
-        "--dir",
-        dir.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        peer,
-        "--interval",
-        "3600",
-    ];
+    let mut args = common::hourly(dir.to_str().unwrap(), peer).to_vec();
     if json {
         args.push("--json");
     }
@@ -183,16 +167,8 @@ fn a_round_says_what_it_did_above_the_prompt_and_status_tells_the_last_and_next_
     testkit::write(&theirs, "x.txt", b"their x");
     testkit::write(&mine, "x.txt", b"my own x");
     let peer = serve_only(&theirs);
-    let args = [
-        "--dir",
-        mine.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-        "--peer",
-        &peer.addr_string(),
-        "--interval",
-        "3600",
-    ];
+    let addr = peer.addr_string();
+    let args = common::hourly(mine.to_str().unwrap(), &addr);
     // No RUST_LOG: a person at the terminal sees the shell's own lines, no log prefixes.
     let mut term = Terminal::start(bin(), &args, &[("TZ", "UTC")]);
     assert!(

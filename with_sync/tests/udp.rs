@@ -7,6 +7,8 @@
 // Test helpers: a failed file operation here is a failed test, so unwrap is the right answer.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use testkit::Proc;
@@ -24,34 +26,10 @@ fn the_shell_of_with_sync_downloads_over_udp() {
     testkit::set_mtime(&path, 1_700_000_000_123_456_789);
     let (theirs_s, mine_s) = (theirs.to_str().unwrap(), mine.to_str().unwrap());
     // Their box only serves (no terminal, so no shell); its own rounds pull from nobody, rarely.
-    let peer = Proc::start(
-        bin,
-        &[
-            "--dir",
-            theirs_s,
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            "127.0.0.1:9",
-            "--interval",
-            "3600",
-        ],
-    );
+    let peer = Proc::start(bin, &common::hourly(theirs_s, common::NOBODY));
     let peer_addr = peer.addr_string();
-    let mut term = testkit::Terminal::start(
-        bin,
-        &[
-            "--dir",
-            mine_s,
-            "--listen",
-            "127.0.0.1:0",
-            "--peer",
-            &peer_addr,
-            "--interval",
-            "3600",
-        ],
-        &[("TZ", "UTC")],
-    );
+    let mut term =
+        testkit::Terminal::start(bin, &common::hourly(mine_s, &peer_addr), &[("TZ", "UTC")]);
     assert!(
         term.wait_for(">> ", 1, LIMIT),
         "no prompt:\n{}",

@@ -24,6 +24,24 @@ pub const LIMIT: Duration = Duration::from_secs(60);
 /// The round interval of test peers.
 pub const INTERVAL: &str = "0.2";
 
+/// A peer nobody listens at (the discard port): for a box that should serve and sync with no one.
+pub const NOBODY: &str = "127.0.0.1:9";
+
+/// The command line of a box serving `dir` on a port the OS picks and syncing with `peer` once
+/// an hour: its first round comes at once, later ones only when a test types `sync`.
+pub fn hourly<'a>(dir: &'a str, peer: &'a str) -> [&'a str; 8] {
+    [
+        "--dir",
+        dir,
+        "--listen",
+        "127.0.0.1:0",
+        "--peer",
+        peer,
+        "--interval",
+        "3600",
+    ]
+}
+
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_with_sync")
