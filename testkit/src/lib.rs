@@ -572,9 +572,14 @@ impl Terminal {
             .chain(args.iter().copied())
             .map(quote)
             .collect();
+        // script(1) runs its command with `$SHELL -c`. `exec` makes the program take the shell's
+        // place: otherwise a `sh` (dash, where SHELL is /bin/sh or unset) stays in between, in the
+        // terminal's foreground group, takes the ^C meant for the program, and ends with status
+        // 130 once the program has handled it and quit cleanly.
+        let command = format!("exec {}", line.join(" "));
         let mut cmd = Command::new("script");
         // -q quiet, -f flush at once, -e exit with the program's status, -c the command.
-        cmd.args(["-qfec", &line.join(" "), "/dev/null"])
+        cmd.args(["-qfec", &command, "/dev/null"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
