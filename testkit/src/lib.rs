@@ -582,7 +582,10 @@ impl Terminal {
         cmd.args(["-qfec", &command, "/dev/null"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .stderr(Stdio::piped())
+            // What a terminal emulator says it is; without TERM a program must assume a dumb
+            // terminal (no cursor movement: no progress bar), whatever ran the tests had.
+            .env("TERM", "xterm");
         for (k, v) in env {
             cmd.env(k, v);
         }
