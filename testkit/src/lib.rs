@@ -801,9 +801,15 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
 pub struct Rng(u64);
 
 impl Rng {
-    /// A generator started from `seed` (any value; 0 is made odd).
+    /// A generator started from `seed` (any value). Every seed gives its own sequence: the seed
+    /// goes through splitmix64's mixer, a one-to-one map, before it becomes xorshift's state
+    /// (which must not be 0). Making the seed odd instead, as this once did, gave 2 and 3 (and
+    /// every even seed and the next) the same bytes.
     pub fn new(seed: u64) -> Self {
-        Rng(seed | 1)
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)).max(1))
     }
 
     /// The next 64 random bits.
@@ -956,6 +962,15 @@ mod tests {
             [PathBuf::from("a/b c.txt"), PathBuf::from("z")]
         );
         assert!(files_under(&dir.path().join("missing")).is_empty());
+    }
+
+    #[test]
+    fn every_seed_gives_its_own_bytes() {
+        let firsts: std::collections::HashSet<u64> =
+            (0..1000).map(|seed| Rng::new(seed).next_u64()).collect();
+        assert_eq!(firsts.len(), 1000);
+        assert_ne!(pseudo_random(100, 2), pseudo_random(100, 3));
+        assert_eq!(pseudo_random(100, 2), pseudo_random(100, 2));
     }
 
     #[test]
