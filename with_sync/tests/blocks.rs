@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use common::{bin, LIMIT};
 use serde_json::Value;
-use testkit::{run_shell, write, Proc, RunningShell, TempDir};
+use testkit::{run_shell, run_shell_env, write, Proc, RunningShell, TempDir};
 
 /// Bytes per block for the files here (4 to 250 MiB: the smallest block size).
 const B: u64 = 128 * 1024;
@@ -51,10 +51,15 @@ impl Setup {
 
     /// One `--once` round; its `sync` object. The round must succeed.
     fn round(&self) -> Value {
+        self.round_with(&[])
+    }
+
+    /// [`Setup::round`] with extra environment variables for the round.
+    fn round_with(&self, env: &[(&str, &str)]) -> Value {
         let dir = self.mine.to_str().unwrap();
         let peer = self.server.addr_string();
         let args = ["--dir", dir, "--peer", &peer, "--once", "--json"];
-        let run = run_shell(bin(), &args, "", LIMIT);
+        let run = run_shell_env(bin(), &args, "", LIMIT, env);
         assert_eq!(run.code(), 0, "{run:?}");
         let lines = run.json_lines();
         assert_eq!(lines[0]["ok"], true, "{}", run.stdout);
@@ -114,6 +119,27 @@ fn an_edit_at_the_start_in_the_middle_or_at_the_end_costs_the_blocks_it_touches(
     s.assert_same("big.bin");
     // Nothing changed: nothing moves.
     assert_moved(&s.round(), 0, 0);
+}
+
+#[test]
+fn the_size_from_which_files_move_by_blocks_can_be_raised_to_measure_the_choice() {
+    let s = Setup::new(|served| {
+        write(served, "big.bin", &random(SIZE, 1));
+    });
+    assert_moved(&s.round(), SIZE, 0);
+    let big = s.served.join("big.bin");
+    // A box told that files move by blocks only from 1 TiB on moves this one whole...
+    overwrite(&big, 10, 100, 2);
+    let whole = [("MINIBOX_BY_BLOCKS", "1099511627776")];
+    assert_moved(&s.round_with(&whole), SIZE, 0);
+    s.assert_same("big.bin");
+    // ...and by default, only the block the edit touched.
+    overwrite(&big, 10, 100, 5);
+    assert_moved(&s.round(), B, SIZE - B);
+    s.assert_same("big.bin");
+    // A setting that is not a number is the default.
+    overwrite(&big, 10, 100, 9);
+    assert_moved(&s.round_with(&[("MINIBOX_BY_BLOCKS", "lots")]), B, SIZE - B);
 }
 
 #[test]

@@ -12,10 +12,17 @@ use std::ops::Range;
 
 use super::md5::{Hasher, Md5};
 
-/// Files at least this large move by blocks in a sync round (smaller ones whole: for them the
-/// round trips of a block list cost more than the bytes they could save), and get a block list
-/// when the box hashes them.
+/// Files at least this large move by blocks (smaller ones whole: a block list's round trips
+/// would cost more than its bytes save), and get a block list when the box hashes them.
 pub const BY_BLOCKS: u64 = 1024 * 1024;
+
+/// [`BY_BLOCKS`], or `MINIBOX_BY_BLOCKS=BYTES`, set to measure the choice (`scripts/bench.sh`).
+pub fn by_blocks_from() -> u64 {
+    let forced = std::env::var("MINIBOX_BY_BLOCKS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok());
+    forced.map_or(BY_BLOCKS, |bytes: u64| bytes.max(MIN_BLOCK))
+}
 
 /// The smallest block size.
 pub const MIN_BLOCK: u64 = 128 * 1024;
@@ -59,8 +66,7 @@ pub struct BlockList {
 }
 
 impl BlockList {
-    /// The list of a file of `size` bytes whose blocks have `md5s`; `None` if the count is not
-    /// the one the size gives.
+    /// The list of a `size`-byte file's block `md5s`; `None` if their count is not the size's.
     pub fn new(size: u64, md5s: Vec<Md5>) -> Option<Self> {
         let list = BlockList {
             size,
@@ -93,8 +99,7 @@ impl BlockList {
     }
 }
 
-/// A running MD5 per block: fed a file's bytes in order, it closes a block's MD5 every
-/// `block_size` bytes.
+/// A running MD5 per block: fed a file's bytes in order, it closes one every `block_size` bytes.
 #[derive(Clone)]
 pub struct BlockHasher {
     /// Bytes per block.

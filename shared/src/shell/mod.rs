@@ -43,7 +43,7 @@ use crate::ask::{self, download_udp, hash::hash, list::list};
 use crate::local::gate::open_in_box;
 use crate::local::log::made;
 use crate::local::{partial, LocalBox};
-use crate::protocol::blocks::BY_BLOCKS;
+use crate::protocol::blocks::by_blocks_from;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::message::{Entry, ErrorCode, Filter, ListKind, Request};
 use crate::protocol::timestamp;
@@ -333,7 +333,7 @@ impl<'a> Shell<'a> {
     /// a block list would cost more round trips than its bytes.
     fn has_a_version(&self, name: &str) -> bool {
         let here = open_in_box(self.local.root(), name);
-        let big = here.is_ok_and(|(_, meta)| meta.len() >= BY_BLOCKS);
+        let big = here.is_ok_and(|(_, meta)| meta.len() >= by_blocks_from());
         big || partial::exists(&self.local.partial_dir(), name)
     }
 

@@ -2,7 +2,7 @@
 //!
 //! - A version this box holds already, under another name (a file the peer copied), is copied
 //!   here: no byte from the peer, whatever its size.
-//! - A big file (at least [`BY_BLOCKS`]) moves by blocks (`minibox::ask::blocks`): only the
+//! - A big file (at least 1 MiB, [`by_blocks_from`]) moves by blocks (`minibox::ask::blocks`): only the
 //!   blocks this box does not hold cross the wire, and a download cut off is resumed next time.
 //!   New files too, so that a first download cut off half-way resumes.
 //!
@@ -18,7 +18,7 @@ use minibox::local::install::resolve_for_write;
 use minibox::local::reuse::copy_whole;
 use minibox::local::scan::Stamp;
 use minibox::local::LocalBox;
-use minibox::protocol::blocks::BY_BLOCKS;
+use minibox::protocol::blocks::by_blocks_from;
 use minibox::protocol::error::Error;
 use minibox::protocol::md5::Md5;
 use minibox::protocol::message::{Entry, ErrorCode, Kind};
@@ -64,7 +64,7 @@ impl Copies {
             {
                 Way::Copy(from.clone())
             }
-            _ if blocks && version.size >= BY_BLOCKS => Way::Blocks,
+            _ if blocks && version.size >= by_blocks_from() => Way::Blocks,
             _ => Way::Whole,
         }
     }
