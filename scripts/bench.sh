@@ -34,6 +34,14 @@
 #   resume-1g       a first with_sync --once download of a new big file, killed (kill -9) half
 #                   way, then run again: the bytes the second run moves, as a share of the file
 #                                                                                   target <= 60 %
+#   threshold-1m    where blocks start to pay (a round moves files of 1 MiB and more by
+#                   blocks): 200 files of 1 MiB with 4 KiB overwritten in each, pulled by a
+#                   with_sync --once round by blocks (the default) and by one told to move them
+#                   whole (MINIBOX_BY_BLOCKS), bytes counted by a relay; rows threshold-1m (time,
+#                   by blocks / whole, on loopback where bytes cost nothing, target <= 2.0),
+#                   threshold-1m-bytes (bytes on the wire, target <= 0.25) and threshold-1m-link
+#                   (the link speed below which blocks win: bytes saved / time lost, in Mbit/s,
+#                   target >= 1000, so that blocks pay on gigabit Ethernet and anything slower)
 #
 # Method. Nothing is deleted until the end: on this machine's file system a tree deleted during
 # a run slows the next file creations for minutes, so every timed run writes into a new folder.
@@ -60,9 +68,9 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-ALL_CASES="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g rename-1g resume-1g"
+ALL_CASES="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g rename-1g resume-1g threshold-1m"
 # The table's rows, in order (a case may have two: time and bytes).
-ALL_ROWS="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g edit-1g-bytes rename-1g rename-1g-bytes resume-1g"
+ALL_ROWS="tcp-cached tcp-fresh udp first-sync-10k idle-100k edits-1pct memory-100k idle-cpu edit-1g edit-1g-bytes rename-1g rename-1g-bytes resume-1g threshold-1m threshold-1m-bytes threshold-1m-link"
 RUNS=${BENCH_RUNS:-3}
 # The two cases that take about a second a run get more runs: their medians are steadier.
 QUICK_RUNS=${BENCH_QUICK_RUNS:-$((RUNS > 5 ? RUNS : 5))}
@@ -169,6 +177,8 @@ selected udp && need_mib=$((need_mib + 2 * RUNS * BIG_MIB))
 # trash per edit run; a second source and a box per resume run.
 selected edit-1g || selected rename-1g && need_mib=$((need_mib + (3 + RUNS) * BIG_MIB))
 selected resume-1g && need_mib=$((need_mib + (1 + RUNS) * BIG_MIB))
+# threshold-1m: its source and two copies of 200 MiB, and what each run sends to their trash.
+selected threshold-1m && need_mib=$((need_mib + 200 * (3 + 2 * RUNS)))
 need_mib=$((need_mib + 2048))
 free_mib=$(df -Pm "$WORK" | awk 'NR == 2 { print $4 }')
 if ((free_mib < need_mib)); then
@@ -332,6 +342,16 @@ value_row() {
     fi
     ROWS+=("$1|$2 $3|-|-|<= $4 $3|$result")
     log "  $1: $2 $3 (target <= $4 $3): $result"
+}
+# floor_row CASE VALUE UNIT MIN: a figure that must be at least MIN ("any" passes: no limit).
+floor_row() {
+    local result=PASS
+    if [[ $2 != any ]] && ! awk -v v="$2" -v t="$4" 'BEGIN { exit !(v >= t) }'; then
+        result=FAIL
+        FAILED=1
+    fi
+    ROWS+=("$1|$2 $3|-|-|>= $4 $3|$result")
+    log "  $1: $2 $3 (target >= $4 $3): $result"
 }
 # error_row CASE MESSAGE: the case could not be measured (counts as a failed target).
 error_row() {
@@ -513,8 +533,9 @@ case_udp() {
 # has not hashed under its new stamp once, whoever asks.
 
 # The relay: python3 RELAY HOST PORT STATE prints the port it listens on, forwards every
-# connection to HOST:PORT untouched, and after each connection opens or closes writes "open
-# closed bytes" (bytes in both directions so far) to STATE.
+# connection to HOST:PORT untouched and without delay (TCP_NODELAY, as minibox's own sockets),
+# and after each connection opens or closes writes "open closed bytes" (bytes in both directions
+# so far) to STATE.
 RELAY_PY=$WORK/relay.py
 cat >"$RELAY_PY" <<'PY'
 import os, socket, sys, threading
@@ -549,6 +570,10 @@ def handle(client):
     except OSError:
         client.close()
         return
+    # No Nagle on either side: a wire passes a small frame on at once. With it, a request that
+    # waits for a small answer waited up to 40 ms more at each hop, which a real link does not add.
+    for s in (client, upstream):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     left = [2]
     def done():
         with lock:
@@ -1012,6 +1037,79 @@ case_idle_cpu() {
 
 START=$SECONDS
 log "work folder $WORK; cases: $CASES"
+# threshold-1m (see the top): the same edits pulled by blocks and whole, alternately.
+THRESH_N=$(scaled 200)
+# poke_tree DIR COUNT SEED: 4 KiB of new random bytes somewhere inside each of make_tree's files.
+poke_tree() {
+    python3 - "$@" <<'PY'
+import os, random, sys
+root, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+for i in range(count):
+    path = os.path.join(root, "d%04d" % (i // 100), "f%02d.bin" % (i % 100))
+    with open(path, "r+b") as f:
+        f.seek(rng.randrange(os.path.getsize(path) - 4096))
+        f.write(os.urandom(4096))
+PY
+}
+
+# warm_tree ADDR DIR COUNT: has the daemon at ADDR hash each of make_tree's files (untimed).
+warm_tree() {
+    local i out=$WORK/out/warm-tree.out
+    for ((i = 0; i < $3; i++)); do
+        printf 'hash verify d%04d/f%02d.bin\n' $((i / 100)) $((i % 100))
+    done >"$WORK/out/warm-tree.in"
+    timeout "$TIMEOUT" "$BIN/client" --dir "$WORK/out/warm-hash" --peer "$1" --json \
+        <"$WORK/out/warm-tree.in" >"$out" 2>&1 && ! grep -q '"ok":false' "$out"
+}
+
+# thresh_round BOX RELAY STATE [WRAPPER...]: a timed round into BOX, checked against the source;
+# sets SECS, BYTES (on the wire) and REUSED (bytes the round took from the box itself).
+BYTES="" REUSED=""
+thresh_round() {
+    local box=$1 relay=$2 state=$3 before out=$WORK/out/thresh.out
+    shift 3
+    prepare "$WORK/thresh/src"
+    [[ ! -d $box ]] || prepare "$box"
+    before=$(relay_bytes "$state")
+    sync_once "$box" "$relay" "$out" "$@" || return 1
+    BYTES=$(($(relay_bytes "$state") - before))
+    REUSED=$(grep -o '"reused":[0-9]*' "$out" | head -n1 | cut -d: -f2)
+    expect_downloaded "$out" "$THRESH_N" && same_tree "$WORK/thresh/src" "$box"
+}
+
+case_threshold() {
+    local src=$WORK/thresh/src by=$WORK/thresh/blocks whole=$WORK/thresh/whole relay state
+    local addr i bs=() ws=() bb=() wb=() saved lost link
+    log "making $THRESH_N files of 1 MiB"
+    make_tree "$src" "$THRESH_N" 1048576 1048576 7
+    start_source thresh "$src" || { error_row threshold-1m "no source box"; return 0; }
+    addr=$DAEMON_ADDR
+    start_relay thresh "${addr##*:}" || { error_row threshold-1m "no relay"; return 0; }
+    relay=127.0.0.1:$RELAY_PORT state=$RELAY_STATE
+    log "with_sync daemon on $addr (relay $relay); first copies"
+    thresh_round "$by" "$relay" "$state" && thresh_round "$whole" "$relay" "$state" ||
+        { error_row threshold-1m "the first copies failed"; return 0; }
+    for i in $(seq "$RUNS"); do
+        poke_tree "$src" "$THRESH_N" "$i"
+        warm_tree "$addr" "$src" "$THRESH_N" || { error_row threshold-1m "hash verify failed"; return 0; }
+        thresh_round "$whole" "$relay" "$state" env MINIBOX_BY_BLOCKS=$((1 << 40)) ||
+            { error_row threshold-1m "the whole round failed"; return 0; }
+        ((REUSED == 0)) || { error_row threshold-1m "the whole round reused $REUSED bytes"; return 0; }
+        ws+=("$SECS") wb+=("$(awk -v b="$BYTES" 'BEGIN { printf "%.2f", b / 1e6 }')")
+        thresh_round "$by" "$relay" "$state" || { error_row threshold-1m "the round by blocks failed"; return 0; }
+        ((REUSED > 0)) || { error_row threshold-1m "the round by blocks reused nothing"; return 0; }
+        bs+=("$SECS") bb+=("$(awk -v b="$BYTES" 'BEGIN { printf "%.2f", b / 1e6 }')")
+        log "  run $i: whole ${ws[-1]} s ${wb[-1]} MB, by blocks ${bs[-1]} s ${bb[-1]} MB ($REUSED B reused)"
+    done
+    ratio_row threshold-1m "$(median "${bs[@]}")" "$(median "${ws[@]}")" s 2.0
+    ratio_row threshold-1m-bytes "$(median "${bb[@]}")" "$(median "${wb[@]}")" MB 0.25
+    saved=$(awk -v w="$(median "${wb[@]}")" -v b="$(median "${bb[@]}")" 'BEGIN { print w - b }')
+    lost=$(awk -v b="$(median "${bs[@]}")" -v w="$(median "${ws[@]}")" 'BEGIN { print b - w }')
+    link=$(awk -v s="$saved" -v l="$lost" 'BEGIN { if (l <= 0) print "any"; else printf "%.0f", s * 8 / l }')
+    floor_row threshold-1m-link "$link" Mbit/s 1000
+}
+
 run_case() {
     local name=$1 fn=$2 t=$SECONDS
     log "case $name"
@@ -1066,6 +1164,7 @@ selected idle-cpu && run_case idle-cpu case_idle_cpu
 selected tcp-cached && run_case tcp-cached case_tcp_cached
 selected tcp-fresh && run_case tcp-fresh case_tcp_fresh
 selected udp && run_case udp case_udp
+selected threshold-1m && run_case threshold-1m case_threshold
 if selected edit-1g || selected rename-1g; then
     run_case "edit-1g/rename-1g" case_delta
 fi
