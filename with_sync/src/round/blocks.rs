@@ -2,8 +2,8 @@
 //!
 //! - A version this box holds already, under another name (a file the peer copied), is copied
 //!   here: no byte from the peer, whatever its size.
-//! - A big file (at least 1 MiB, [`by_blocks_from`]) moves by blocks (`minibox::ask::blocks`): only the
-//!   blocks this box does not hold cross the wire, and a download cut off is resumed next time.
+//! - A big file (1 MiB or more, [`by_blocks_from`]) moves by blocks (`minibox::ask::blocks`):
+//!   only the blocks this box does not hold cross the wire; a download cut off resumes next time.
 //!   New files too, so that a first download cut off half-way resumes.
 //!
 //! Each is then installed exactly like a pipelined download (`super::pipeline::place`): only the
