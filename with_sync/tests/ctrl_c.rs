@@ -11,13 +11,9 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use common::{bin, LIMIT};
 use testkit::pty::{ctrl_c_cancels_a_download, sigterm_leaves_the_terminal_as_it_was, Download};
 use testkit::Proc;
-
-const BIN: &str = env!("CARGO_BIN_EXE_with_sync");
-
-/// A generous bound for each step on a loaded machine.
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// Far larger than the socket buffers: one pseudo-random MiB, then a hole.
 const SIZE: u64 = 64 << 20;
@@ -29,7 +25,7 @@ fn ctrl_c_cancels_a_download_typed_at_the_prompt() {
     fs::create_dir_all(&theirs).unwrap();
     // The peer syncs with nobody; our own box's rounds come once an hour, after the first.
     let server = Proc::start(
-        BIN,
+        bin(),
         &common::hourly(theirs.to_str().unwrap(), common::NOBODY),
     );
     let peer = server.addr_string();
@@ -38,10 +34,7 @@ fn ctrl_c_cancels_a_download_typed_at_the_prompt() {
     let first_round =
         || fs::read_to_string(theirs.join(".minibox/log")).is_ok_and(|l| l.contains("sync list"));
     let prepare = || {
-        assert!(
-            testkit::wait_until(Duration::from_secs(60), first_round),
-            "no first round"
-        );
+        assert!(testkit::wait_until(LIMIT, first_round), "no first round");
         let big = theirs.join("big.bin");
         fs::write(&big, testkit::pseudo_random(1 << 20, 9)).unwrap();
         fs::OpenOptions::new()
@@ -52,7 +45,7 @@ fn ctrl_c_cancels_a_download_typed_at_the_prompt() {
             .unwrap();
     };
     ctrl_c_cancels_a_download(&Download {
-        bin: BIN,
+        bin: bin(),
         args: &args,
         into: &mine,
         sender: server.child.id(),
@@ -68,7 +61,7 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
     let mine = tmp.path().join("mine");
     let dir = mine.to_str().unwrap();
     let args = common::hourly(dir, common::NOBODY);
-    sigterm_leaves_the_terminal_as_it_was(BIN, &args, dir, "this box:");
+    sigterm_leaves_the_terminal_as_it_was(bin(), &args, dir, "this box:");
 }
 
 /// A box that only serves `theirs`, and `mine` on a terminal pulling from it once its first
@@ -76,12 +69,12 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
 fn a_big_file_to_pull(theirs: &Path, mine: &Path) -> (Proc, testkit::Terminal) {
     fs::create_dir_all(theirs).unwrap();
     let server = Proc::start(
-        BIN,
+        bin(),
         &common::hourly(theirs.to_str().unwrap(), common::NOBODY),
     );
     let peer = server.addr_string();
     let args = common::hourly(mine.to_str().unwrap(), &peer);
-    let mut term = testkit::Terminal::start(BIN, &args, &[("TZ", "UTC")]);
+    let mut term = testkit::Terminal::start(bin(), &args, &[("TZ", "UTC")]);
     assert!(term.wait_for(">> ", 1, LIMIT), "{}", term.shown());
     let first_round =
         || fs::read_to_string(theirs.join(".minibox/log")).is_ok_and(|l| l.contains("sync list"));

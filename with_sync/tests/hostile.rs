@@ -17,7 +17,7 @@ fn launch_with(dir: &Path, extra: &[&str]) -> Proc {
     // write nothing into the box while it is attacked.
     let mut args = common::hourly(dir, common::NOBODY).to_vec();
     args.extend_from_slice(extra);
-    Proc::start(env!("CARGO_BIN_EXE_with_sync"), &args)
+    Proc::start(common::bin(), &args)
 }
 
 #[test]

@@ -13,15 +13,9 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
+use common::{bin, LIMIT};
 use testkit::{Proc, Terminal};
-
-const LIMIT: Duration = Duration::from_secs(60);
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_with_sync")
-}
 
 /// A box that only serves: its own rounds pull from a port nobody listens on, once an hour.
 fn serve_only(dir: &Path) -> Proc {

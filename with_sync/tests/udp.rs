@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{bin, LIMIT};
 use testkit::Proc;
-
-const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn the_shell_of_with_sync_downloads_over_udp() {
-    let bin = env!("CARGO_BIN_EXE_with_sync");
+    let bin = bin();
     let tmp = testkit::tempdir();
     let (theirs, mine) = (tmp.path().join("theirs"), tmp.path().join("mine"));
     let bytes = testkit::pseudo_random((5 << 20) + 11, 21);
