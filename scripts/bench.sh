@@ -645,12 +645,15 @@ if new.st_mtime_ns // 10**9 == old.st_mtime_ns // 10**9:
 PY
 }
 
-# warm_hash ADDR NAME: has the daemon at ADDR hash NAME (untimed), as its own rounds would.
+# warm_hash ADDR NAME...: has the daemon at ADDR hash each NAME (untimed, one client session),
+# as its own rounds would; fails unless every one answers ok.
 warm_hash() {
-    printf 'hash verify %s\n' "$2" >"$WORK/out/warm-hash.in"
-    timeout "$TIMEOUT" "$BIN/client" --dir "$WORK/out/warm-hash" --peer "$1" --json \
-        <"$WORK/out/warm-hash.in" >"$WORK/out/warm-hash.out" 2>&1 &&
-        grep -q '"ok":true' "$WORK/out/warm-hash.out"
+    local addr=$1 out=$WORK/out/warm-hash.out
+    shift
+    printf 'hash verify %s\n' "$@" >"$WORK/out/warm-hash.in"
+    timeout "$TIMEOUT" "$BIN/client" --dir "$WORK/out/warm-hash" --peer "$addr" --json \
+        <"$WORK/out/warm-hash.in" >"$out" 2>&1 &&
+        (($(grep -c '"ok":true' "$out") == $#))
 }
 
 # The delta set: the source box with the big file, its daemon and relays, and a first copy of it
@@ -699,6 +702,7 @@ delta_round() {
 }
 
 mib() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1048576 }'; }
+mb() { awk -v b="$1" 'BEGIN { printf "%.2f", b / 1e6 }'; }
 
 case_edit() {
     local mb=() ref=() mbb=() refb=() i at size=$((BIG_MIB * 1024 * 1024))
@@ -712,7 +716,7 @@ case_edit() {
         log "  run $i: rsync $RS_SECS s $RS_BYTES B, with_sync --once $MB_SECS s $MB_BYTES B"
     done
     selected edit-1g && ratio_row edit-1g "$(median "${mb[@]}")" "$(median "${ref[@]}")" s 0.8
-    selected edit-1g && ratio_row edit-1g-bytes "$(median "${mbb[@]}")" "$(median "${refb[@]}")" MB 2.0
+    selected edit-1g && ratio_row edit-1g-bytes "$(median "${mbb[@]}")" "$(median "${refb[@]}")" MiB 2.0
     return 0
 }
 
@@ -1053,14 +1057,10 @@ for i in range(count):
 PY
 }
 
-# warm_tree ADDR DIR COUNT: has the daemon at ADDR hash each of make_tree's files (untimed).
-warm_tree() {
-    local i out=$WORK/out/warm-tree.out
-    for ((i = 0; i < $3; i++)); do
-        printf 'hash verify d%04d/f%02d.bin\n' $((i / 100)) $((i % 100))
-    done >"$WORK/out/warm-tree.in"
-    timeout "$TIMEOUT" "$BIN/client" --dir "$WORK/out/warm-hash" --peer "$1" --json \
-        <"$WORK/out/warm-tree.in" >"$out" 2>&1 && ! grep -q '"ok":false' "$out"
+# tree_names COUNT: the names of make_tree's COUNT files, one a line.
+tree_names() {
+    local i
+    for ((i = 0; i < $1; i++)); do printf 'd%04d/f%02d.bin\n' $((i / 100)) $((i % 100)); done
 }
 
 # thresh_round BOX RELAY STATE [WRAPPER...]: a timed round into BOX, checked against the source;
@@ -1092,14 +1092,14 @@ case_threshold() {
         { error_row threshold-1m "the first copies failed"; return 0; }
     for i in $(seq "$RUNS"); do
         poke_tree "$src" "$THRESH_N" "$i"
-        warm_tree "$addr" "$src" "$THRESH_N" || { error_row threshold-1m "hash verify failed"; return 0; }
+        warm_hash "$addr" $(tree_names "$THRESH_N") || { error_row threshold-1m "hash verify failed"; return 0; }
         thresh_round "$whole" "$relay" "$state" env MINIBOX_BY_BLOCKS=$((1 << 40)) ||
             { error_row threshold-1m "the whole round failed"; return 0; }
         ((REUSED == 0)) || { error_row threshold-1m "the whole round reused $REUSED bytes"; return 0; }
-        ws+=("$SECS") wb+=("$(awk -v b="$BYTES" 'BEGIN { printf "%.2f", b / 1e6 }')")
+        ws+=("$SECS") wb+=("$(mb "$BYTES")")
         thresh_round "$by" "$relay" "$state" || { error_row threshold-1m "the round by blocks failed"; return 0; }
         ((REUSED > 0)) || { error_row threshold-1m "the round by blocks reused nothing"; return 0; }
-        bs+=("$SECS") bb+=("$(awk -v b="$BYTES" 'BEGIN { printf "%.2f", b / 1e6 }')")
+        bs+=("$SECS") bb+=("$(mb "$BYTES")")
         log "  run $i: whole ${ws[-1]} s ${wb[-1]} MB, by blocks ${bs[-1]} s ${bb[-1]} MB ($REUSED B reused)"
     done
     ratio_row threshold-1m "$(median "${bs[@]}")" "$(median "${ws[@]}")" s 2.0
