@@ -13,7 +13,8 @@
 //! - helpers to build boxes and look at them: [`write`], [`chmod`], [`set_mtime`],
 //!   [`pseudo_random`], [`snapshot`] (compare two trees; [`snapshot_live`] while peers still
 //!   change them), [`files_under`], [`mtime_ns`];
-//! - [`closed_addr`] (a peer that is down) and [`wait_until`] (bounded polling);
+//! - [`closed_addr`] (a peer that is down), [`HeldPort`] (a port kept while its peer is down)
+//!   and [`wait_until`] (bounded polling);
 //! - [`relay::Relay`]: a relay that forwards TCP untouched and damages UDP (drops, duplicates,
 //!   reorders), for the UDP download tests.
 //!
@@ -774,6 +775,35 @@ pub fn closed_addr() -> SocketAddr {
     let addr = listener.local_addr().expect("local address");
     drop(listener);
     addr
+}
+
+/// A loopback port kept from other programs while nothing listens on it: a socket bound to it
+/// that never calls `listen`, so a connection to it is refused exactly as to a port nobody
+/// holds. A test that stops a peer and starts it again on the same port holds the port
+/// meanwhile; otherwise another program's outgoing connection may be given it as its local
+/// port, and the peer cannot listen there again ("address already in use"). Dropping it frees
+/// the port.
+pub struct HeldPort {
+    /// Bound, never listening; closed on drop.
+    _socket: socket2::Socket,
+}
+
+impl HeldPort {
+    /// Holds 127.0.0.1:`port` (with `SO_REUSEADDR`, so that connections of the peer just stopped,
+    /// waiting out their end, do not stand in the way).
+    ///
+    /// # Panics
+    /// If the port cannot be bound (another program has it).
+    pub fn hold(port: u16) -> HeldPort {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a TCP socket");
+        socket.set_reuse_address(true).expect("SO_REUSEADDR");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        socket
+            .bind(&addr.into())
+            .unwrap_or_else(|e| panic!("cannot hold port {port}: {e}"));
+        HeldPort { _socket: socket }
+    }
 }
 
 /// The MD5 of a regular file's contents, in hex (through the box's own path gate for files, so a

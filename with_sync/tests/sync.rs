@@ -386,11 +386,11 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
     write(&pair.dirs[0], "a", b"a");
     pair.start();
     pair.settle();
-    let port = pair.ports[0];
     let log_file = pair.dirs[1].join(".minibox/log");
     let log_of_box2 = || fs::read_to_string(&log_file).unwrap();
     let logged_before = log_of_box2().len();
     pair.stop(0);
+    let port = pair.release(0);
     // The port is free again at once: the test binds it, and plays a broken peer on it. Each
     // round of box2 is one connection; each gets its hello read and is then closed, so every
     // one of them fails the same way.
@@ -400,6 +400,7 @@ fn sigterm_stops_a_peer_cleanly_and_frees_its_port() {
     let attempts = read_hellos_and_hang_up(&listener, 8);
     assert_eq!(attempts, 8, "box2 stopped trying to reach its peer");
     drop(listener);
+    pair.hold(0);
     // Then nobody listens at all: connections are refused, round after round.
     std::thread::sleep(Duration::from_millis(1500)); // about 7 ticks
     assert_eq!(

@@ -59,6 +59,8 @@ pub struct Pair {
     pub procs: [Option<Proc>; 2],
     /// More arguments for each peer (e.g. `--secret-file FILE`).
     pub extra: [Vec<String>; 2],
+    /// The port of a stopped peer, kept for its restart (see [`testkit::HeldPort`]).
+    held: [Option<testkit::HeldPort>; 2],
 }
 
 /// Box names.
@@ -78,6 +80,7 @@ impl Pair {
             ports: [0, 0],
             procs: [None, None],
             extra: [Vec::new(), Vec::new()],
+            held: [None, None],
         }
     }
 
@@ -114,6 +117,7 @@ impl Pair {
     /// Starts peer `i` again on its old port.
     pub fn restart(&mut self, i: usize) {
         assert!(self.procs[i].is_none(), "peer {i} is running");
+        drop(self.held[i].take());
         let p = self.spawn(i, self.ports[i]);
         self.procs[i] = Some(p);
     }
@@ -128,6 +132,19 @@ impl Pair {
             "exit status {status:?}\n{}",
             p.stderr_text()
         );
+        self.hold(i);
+    }
+
+    /// Keeps peer `i`'s port (stopped) from other programs until it restarts: connections to it
+    /// are refused meanwhile, as to a port nobody holds.
+    pub fn hold(&mut self, i: usize) {
+        self.held[i] = Some(testkit::HeldPort::hold(self.ports[i]));
+    }
+
+    /// Lets go of stopped peer `i`'s port, for a test that listens on it itself; returns it.
+    pub fn release(&mut self, i: usize) -> u16 {
+        drop(self.held[i].take());
+        self.ports[i]
     }
 
     /// Kills peer `i` with SIGKILL.
@@ -135,6 +152,7 @@ impl Pair {
         let mut p = self.procs[i].take().expect("running");
         p.signal("KILL");
         p.wait_exit(LIMIT).expect("dies after SIGKILL");
+        self.hold(i);
     }
 
     /// How many rounds peer `i` has finished.
