@@ -516,11 +516,11 @@ fn a_block_list_is_a_header_chunks_of_md5s_and_a_trailer(c: &mut Raw, bytes: &[u
     };
     let expected: Vec<Value> = bytes
         .chunks(131_072)
-        .map(|b| json!(testkit::arena::md5_of(b)))
+        .map(|b| json!(testkit::md5_of(b)))
         .collect();
     assert_eq!(md5s.len(), 41);
     assert_eq!(md5s, expected);
-    let md5 = testkit::arena::md5_of(bytes);
+    let md5 = testkit::md5_of(bytes);
     assert_eq!(trailer, json!({"reply":"trailer","md5":md5}));
     md5
 }

@@ -39,7 +39,7 @@ use minibox::local::LocalBox;
 use minibox::protocol::{Filter, Kind, ListKind};
 use minibox::wire::conn::Connection;
 
-use crate::{pseudo_random, write, TempDir};
+use crate::{md5_of, pseudo_random, write, TempDir};
 
 /// A byte string that only canary files contain. Finding it in anything a server sent means the
 /// server read outside its box.
@@ -417,11 +417,4 @@ pub fn check_alive_and_correct(
         0,
         "a temporary file was left behind"
     );
-}
-
-/// Lowercase hex MD5 of `bytes`.
-pub fn md5_of(bytes: &[u8]) -> String {
-    let mut h = minibox::protocol::md5::Hasher::new();
-    h.update(bytes);
-    h.finish()
 }

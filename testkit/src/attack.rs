@@ -1071,7 +1071,7 @@ fn honest_round(cx: &Ctx<'_>) {
     assert_eq!(listed.len(), cx.arena.expected.files.len());
     for e in listed {
         let want = &cx.arena.expected.files[&e.path];
-        assert_eq!(e.md5, Some(crate::arena::md5_of(want)), "{}", e.path);
+        assert_eq!(e.md5, Some(crate::md5_of(want)), "{}", e.path);
     }
     let entry = minibox::ask::hash::hash(&mut conn, "big.bin").expect("hash");
     assert_eq!(entry.size, BIG as u64);

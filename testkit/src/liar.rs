@@ -31,7 +31,8 @@ use minibox::protocol::{Entry, ErrorCode, Kind, Reply, Request};
 use minibox::wire::conn::Connection;
 use minibox::wire::udp::datagram::{self as wire, Datagram, DATA_HEADER};
 
-use crate::arena::{difference, md5_of, tree};
+use crate::arena::{difference, tree};
+use crate::md5_of;
 use crate::{pseudo_random, ShellRun};
 
 mod memory;

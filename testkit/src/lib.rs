@@ -815,6 +815,13 @@ pub fn md5_file(path: &Path) -> std::io::Result<String> {
     minibox::local::gate::digest_file(path).map(|d| d.to_string())
 }
 
+/// The MD5 of bytes in memory, in hex: what a box reports for a file holding them.
+pub fn md5_of(bytes: &[u8]) -> String {
+    let mut h = minibox::protocol::md5::Hasher::new();
+    h.update(bytes);
+    h.finish()
+}
+
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.
 pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng::new(seed);

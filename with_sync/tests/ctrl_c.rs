@@ -31,10 +31,8 @@ fn ctrl_c_cancels_a_download_typed_at_the_prompt() {
     let peer = server.addr_string();
     let args = common::hourly(mine.to_str().unwrap(), &peer);
     // Let our box's first round pass (it pulls nothing), then give the peer its big file.
-    let first_round =
-        || fs::read_to_string(theirs.join(".minibox/log")).is_ok_and(|l| l.contains("sync list"));
     let prepare = || {
-        assert!(testkit::wait_until(LIMIT, first_round), "no first round");
+        assert!(served_a_sync_list(&theirs), "no first round");
         let big = theirs.join("big.bin");
         fs::write(&big, testkit::pseudo_random(1 << 20, 9)).unwrap();
         fs::OpenOptions::new()
@@ -64,6 +62,15 @@ fn sigterm_at_the_prompt_leaves_the_terminal_as_it_was() {
     sigterm_leaves_the_terminal_as_it_was(bin(), &args, dir, "this box:");
 }
 
+/// Waits (up to `LIMIT`) until the box in `theirs` has served a sync listing, i.e. its peer's
+/// first round has begun.
+fn served_a_sync_list(theirs: &Path) -> bool {
+    let log = theirs.join(".minibox/log");
+    testkit::wait_until(LIMIT, || {
+        fs::read_to_string(&log).is_ok_and(|l| l.contains("sync list"))
+    })
+}
+
 /// A box that only serves `theirs`, and `mine` on a terminal pulling from it once its first
 /// round is over; then the peer gets a big file.
 fn a_big_file_to_pull(theirs: &Path, mine: &Path) -> (Proc, testkit::Terminal) {
@@ -76,9 +83,7 @@ fn a_big_file_to_pull(theirs: &Path, mine: &Path) -> (Proc, testkit::Terminal) {
     let args = common::hourly(mine.to_str().unwrap(), &peer);
     let mut term = testkit::Terminal::start(bin(), &args, &[("TZ", "UTC")]);
     assert!(term.wait_for(">> ", 1, LIMIT), "{}", term.shown());
-    let first_round =
-        || fs::read_to_string(theirs.join(".minibox/log")).is_ok_and(|l| l.contains("sync list"));
-    assert!(testkit::wait_until(LIMIT, first_round), "no first round");
+    assert!(served_a_sync_list(theirs), "no first round");
     let big = theirs.join("big.bin");
     // Random through and through: a big file by blocks copies a block it has seen already
     // (zeros, say) instead of asking the peer, and the round must need the frozen peer.

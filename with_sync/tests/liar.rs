@@ -26,7 +26,7 @@ testkit::liar_tests!(pull, None);
 /// Gives the box an agreement with the liar on the file it holds, so that a round tells the
 /// liar the digest of the box's top folder (`known`), which it then repeats.
 fn agreed_with_the_liar(boxdir: &Path) {
-    let md5 = testkit::arena::md5_of(testkit::liar::OLD_CONTENT);
+    let md5 = testkit::md5_of(testkit::liar::OLD_CONTENT);
     let state = format!(
         r#"{{"format":2,"peer":"liar","agreed":{{"a.txt":[["file","{md5}",{},420,1],1]}}}}"#,
         testkit::liar::OLD_CONTENT.len()

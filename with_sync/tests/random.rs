@@ -26,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{trash_md5s, Pair, LIMIT};
-use minibox::protocol::md5::md5_reader;
-use testkit::Rng;
+
+use testkit::{md5_of, Rng};
 
 const STEPS: usize = 25;
 
@@ -60,10 +60,6 @@ impl Drop for SeedOnFailure {
             );
         }
     }
-}
-
-fn md5_of(bytes: &[u8]) -> String {
-    md5_reader(bytes).expect("reading memory cannot fail")
 }
 
 /// How many copies of each version both boxes hold (conflict copies included), read while the

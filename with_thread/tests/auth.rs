@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use testkit::{Proc, ShellRun};
+use testkit::{md5_of, Proc, ShellRun};
 
 const SECRET: &[u8] = b"with_thread's shared secret, 32+ bytes long";
 

@@ -11,7 +11,7 @@
 mod common;
 
 use common::*;
-use testkit::Proc;
+use testkit::{md5_of, Proc};
 
 const INPUT: &str = "index longlist\nindex regex \\.txt$\nhash checkall\ndownload TCP notes.txt\ndownload TCP sub/data.bin\n";
 

@@ -23,7 +23,7 @@ use minibox::local::LocalBox;
 use minibox::protocol::{Reply, Request};
 use minibox::wire::conn::Connection;
 use std::io::Read as _;
-use testkit::Proc;
+use testkit::{md5_of, Proc};
 
 const NAME: &str = "shared/big.bin";
 const SIZE: usize = 16 << 20;

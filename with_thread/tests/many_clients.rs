@@ -15,6 +15,7 @@ use std::time::Duration;
 use common::*;
 use minibox::local::LocalBox;
 use minibox::protocol::Filter;
+use testkit::md5_of;
 
 const CLIENTS: usize = 20;
 const RAW: usize = 8;

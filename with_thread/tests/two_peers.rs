@@ -11,7 +11,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use common::*;
-use testkit::Proc;
+use testkit::{md5_of, Proc};
 
 /// Starts box A and box B, each with the other as its peer. B starts first, told to use a port
 /// picked for A; should something else take that port in between, both are started again.

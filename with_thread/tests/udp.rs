@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use testkit::md5_of;
 use testkit::relay::{Damage, Relay};
 
 #[test]

@@ -75,7 +75,7 @@ fn long_names() -> Vec<Entry> {
         .collect();
     let chain = chain.join("/");
     let mut out = Vec::with_capacity(LONG_NAMES);
-    let md5 = crate::arena::md5_of(b"1");
+    let md5 = crate::md5_of(b"1");
     for i in 0..LONG_NAMES {
         let name = format!("{chain}/f{i:05}{}", "y".repeat(244));
         out.push(Entry {

@@ -87,11 +87,6 @@ pub fn md5(path: &Path) -> String {
     testkit::md5_file(path).unwrap_or_else(|e| panic!("md5 of {}: {e}", path.display()))
 }
 
-/// MD5 of bytes, hex.
-pub fn md5_of(bytes: &[u8]) -> String {
-    minibox::protocol::md5::md5_reader(bytes).expect("reading memory")
-}
-
 /// Files left in a box's `.minibox/tmp/` (partial downloads).
 pub fn temp_files(root: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(root.join(".minibox").join("tmp"))
