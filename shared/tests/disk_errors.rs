@@ -13,7 +13,7 @@
 use std::fs;
 use std::net::TcpListener;
 
-use minibox::ask::download::Listed;
+use minibox::ask::pipeline::Listed;
 use minibox::ask::pipeline::{fetch_many, Body, IN_MEMORY};
 use minibox::ask::{connect, hash::hash};
 use minibox::local::LocalBox;

@@ -19,6 +19,7 @@
 //! (stage 3) lets a download wait for a sync round that fetches the same file.
 
 pub mod box_commands;
+mod by_blocks;
 pub mod ctrl_c;
 pub mod grammar;
 pub mod notices;
@@ -37,15 +38,12 @@ pub use stage::StageCommands;
 
 use self::notices::Notices;
 use self::progress::{ProgressBar, Waiting};
-use crate::ask::blocks::download_by_blocks;
-use crate::ask::download::{download_tcp, Progress};
+use crate::ask::download::download_tcp;
 use crate::ask::{self, download_udp, hash::hash, list::list};
-use crate::local::gate::open_in_box;
 use crate::local::log::made;
-use crate::local::{partial, LocalBox};
-use crate::protocol::blocks::by_blocks_from;
+use crate::local::LocalBox;
 use crate::protocol::error::{Error, Result};
-use crate::protocol::message::{Entry, ErrorCode, Filter, ListKind, Request};
+use crate::protocol::message::{Filter, ListKind, Request};
 use crate::protocol::timestamp;
 use crate::threaded::interrupt::Interrupt;
 use crate::wire::conn::Connection;
@@ -326,39 +324,6 @@ impl<'a> Shell<'a> {
         };
         bar.finish();
         result.map(|entry| Outcome::Downloaded { entry, transport })
-    }
-
-    /// Whether this box holds a big version of `name` (or a partial download of it): then only
-    /// the blocks it lacks need to cross the wire (see `ask::blocks`). A small file comes whole:
-    /// a block list would cost more round trips than its bytes.
-    fn has_a_version(&self, name: &str) -> bool {
-        let here = open_in_box(self.local.root(), name);
-        let big = here.is_ok_and(|(_, meta)| meta.len() >= by_blocks_from());
-        big || partial::exists(&self.local.partial_dir(), name)
-    }
-
-    /// `download TCP` of a file this box has a version of: by blocks, or, from a peer that does
-    /// not know blocks (an older build), whole, on a new connection if it hung up.
-    fn by_blocks(
-        &self,
-        conn: &mut Connection,
-        name: &str,
-        progress: Progress<'_>,
-    ) -> Result<Entry> {
-        match download_by_blocks(conn, &self.local, name, progress) {
-            Err(Error::Remote {
-                code: ErrorCode::BadRequest,
-                ..
-            }) => {
-                *conn = self.connect()?;
-                download_tcp(conn, &self.local, name, progress)
-            }
-            Err(Error::Remote {
-                code: ErrorCode::Unsupported,
-                ..
-            }) => download_tcp(conn, &self.local, name, progress),
-            other => other,
-        }
     }
 
     /// Opens a connection to the peer for one command (and lets the interrupt see it).

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::thread::{self, Scope};
 
 use crossbeam_channel::{Receiver, Sender};
-use minibox::ask::download::Listed;
+use minibox::ask::pipeline::Listed;
 use minibox::ask::pipeline::{fetch_many, Body, IN_MEMORY};
 use minibox::local::install::install_over;
 use minibox::local::LocalBox;
