@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 /// The chapters, and the most lines their reading list may add up to.
 const CHAPTERS: &[(&str, usize)] = &[
-    ("before_thread/README.md", 4_710),
+    ("before_thread/README.md", 4_770),
     ("with_thread/README.md", 1_000),
     ("with_sync/README.md", 4_010),
     ("docs/udp.md", 2_000),

@@ -88,6 +88,11 @@ pub enum Lie {
     /// Answers a listing or a hash with `working` frames forever, its progress creeping by a
     /// byte at a time: a peer that pretends to work.
     EndlessWorking,
+    /// Answers a listing or a hash with `working` frames of a scan that never ends, its count
+    /// creeping by one file at a time: a peer that pretends to read a huge box.
+    EndlessScan,
+    /// Answers a listing or a hash with `working` frames whose count of files scanned goes back.
+    ScanBack,
     /// Answers a listing with empty `entries` chunks forever.
     EmptyChunks,
     /// Lists the file with its real size, then offers it for download as 2^62 bytes, and
@@ -120,7 +125,7 @@ pub const OTHER_FILE: &str = "b.txt";
 impl Lie {
     /// Every lie told over TCP: what any downloading side (a shell's `download TCP`, a sync
     /// round) can walk into.
-    pub const ALL: [Lie; 16] = [
+    pub const ALL: [Lie; 18] = [
         Lie::ParentName,
         Lie::AbsoluteName,
         Lie::ReservedName,
@@ -135,6 +140,8 @@ impl Lie {
         Lie::TrickleMidTransfer,
         Lie::StallHandshake,
         Lie::EndlessWorking,
+        Lie::EndlessScan,
+        Lie::ScanBack,
         Lie::EmptyChunks,
         Lie::SizeLie,
     ];
@@ -158,6 +165,7 @@ impl Lie {
             }
             Lie::MillionEntries | Lie::CountMismatch | Lie::EmptyChunks => "index longlist\n",
             Lie::EndlessWorking => "hash verify a.txt\n",
+            Lie::EndlessScan | Lie::ScanBack => "index longlist\n",
             Lie::UdpBlocks | Lie::UdpTrailer | Lie::UdpDrip => "download UDP a.txt\n",
             _ => "download TCP a.txt\n",
         }
@@ -182,7 +190,8 @@ impl Lie {
             Lie::CountMismatch => &["announced"],
             Lie::StallMidTransfer | Lie::StallHandshake => &["no answer for too long"],
             Lie::TrickleMidTransfer => &["fewer than 16 KiB in 10 s", "no answer for too long"],
-            Lie::EndlessWorking => &["no real progress in 12 s"],
+            Lie::EndlessWorking | Lie::EndlessScan => &["no real progress in 12 s"],
+            Lie::ScanBack => &["scan went back"],
             Lie::EmptyChunks => &["a chunk of 0 entries"],
             // A round knows the listed size and refuses the header at once; a shell's download
             // has no listing to hold it to, and gives up on the trickle.
@@ -210,6 +219,7 @@ impl Lie {
                 | Lie::TrickleMidTransfer
                 | Lie::StallHandshake
                 | Lie::EndlessWorking
+                | Lie::EndlessScan
                 | Lie::SizeLie
                 | Lie::UdpDrip
         )
@@ -377,9 +387,9 @@ fn serve(stream: TcpStream, at: &Lair<'_>) -> minibox::Result<()> {
         }
         match request {
             Request::List { .. } | Request::SyncList { .. } | Request::Hash { .. }
-                if lie == Lie::EndlessWorking =>
+                if matches!(lie, Lie::EndlessWorking | Lie::EndlessScan | Lie::ScanBack) =>
             {
-                endless_working(&mut conn, at.stop)?;
+                endless_working(&mut conn, lie, at.stop)?;
             }
             Request::SyncList { known } if Lie::MEMORY.contains(&lie) => {
                 memory::costly_listing(&mut conn, lie, &known, at.sent)?;
@@ -484,17 +494,31 @@ fn send_listing(
     Ok(())
 }
 
-/// `working` frames forever (until the victim hangs up or the liar stops), every half second,
-/// the progress creeping by one byte of a gigabyte each time.
-fn endless_working(conn: &mut Connection, stop: &AtomicBool) -> minibox::Result<()> {
+/// `working` frames forever (until the victim hangs up or the liar stops), every half second:
+/// the bytes hashed creeping by one byte of a gigabyte each time, or for [`Lie::EndlessScan`]
+/// the files scanned by one; for [`Lie::ScanBack`] the files scanned going back.
+fn endless_working(conn: &mut Connection, lie: Lie, stop: &AtomicBool) -> minibox::Result<()> {
     let until = Instant::now() + HOLD;
-    let mut done = 0;
+    let mut step: u64 = 0;
     while !stop.load(Ordering::SeqCst) && Instant::now() < until {
-        conn.send(&Reply::Working {
-            done,
-            total: 1 << 30,
+        conn.send(&match lie {
+            Lie::EndlessScan => Reply::Working {
+                done: 0,
+                total: 0,
+                scanned: 1_000 + step,
+            },
+            Lie::ScanBack => Reply::Working {
+                done: 0,
+                total: 0,
+                scanned: 100_000u64.saturating_sub(step * 60_000),
+            },
+            _ => Reply::Working {
+                done: step,
+                total: 1 << 30,
+                scanned: 0,
+            },
         })?;
-        done += 1;
+        step += 1;
         thread::sleep(Duration::from_millis(500));
     }
     Ok(())
@@ -959,6 +983,8 @@ macro_rules! liar_tests {
         $crate::liar_tests!(@one $pull, $code, trickle_mid_transfer, TrickleMidTransfer);
         $crate::liar_tests!(@one $pull, $code, stall_handshake, StallHandshake);
         $crate::liar_tests!(@one $pull, $code, endless_working, EndlessWorking);
+        $crate::liar_tests!(@one $pull, $code, endless_scan, EndlessScan);
+        $crate::liar_tests!(@one $pull, $code, scan_back, ScanBack);
         $crate::liar_tests!(@one $pull, $code, empty_chunks, EmptyChunks);
         $crate::liar_tests!(@one $pull, $code, size_lie, SizeLie);
         $crate::liar_tests!(@one $pull, $code, block_md5, BlockMd5);

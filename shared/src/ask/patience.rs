@@ -1,17 +1,21 @@
 //! Patience with a server that says it is working: telling a peer that prepares an answer from
 //! one that is gone, and from one that only pretends.
 //!
-//! Some answers take long to prepare: a listing with MD5s, `hash` and `sync_list` read the
+//! Some answers take long to prepare: a listing first reads the server's whole folder tree
+//! (seconds for a big box on a cold disk), a listing with MD5s, `hash` and `sync_list` read the
 //! files the server never hashed, and any request on a file waits while that file is written.
-//! Meanwhile the server sends `working {done, total}` every 2 s: bytes hashed so far, of the
-//! bytes it has to hash (`total` 0: nothing to count yet; it waits for a lock). Every such frame
-//! keeps the socket from timing out, so a peer that sent them forever would hold us forever.
-//! The numbers are therefore held to each other, and to the clock:
+//! Meanwhile the server sends `working {done, total, scanned}` every 2 s: bytes hashed so far,
+//! of the bytes it has to hash (`total` 0: nothing to count yet; it waits for a lock or is still
+//! scanning), and the files and folders its scan has read (0: not said). Every such frame keeps
+//! the socket from timing out, so a peer that sent them forever would hold us forever. The
+//! numbers are therefore held to each other, and to the clock:
 //!
 //! - `total`, once announced (not 0), never changes;
 //! - `done` never goes back, and never passes `total`;
-//! - every [`PATIENCE`] (12 s) brings real progress: [`MIN_PROGRESS`] more bytes hashed, or a
-//!   full chunk of the answer ([`ENTRIES_PER_CHUNK`] entries or folders).
+//! - `scanned` never goes back, and never passes [`MAX_SCANNED`];
+//! - every [`PATIENCE`] (12 s) brings real progress: [`MIN_PROGRESS`] more bytes hashed,
+//!   [`MIN_SCANNED`] more files and folders read, or a full chunk of the answer
+//!   ([`ENTRIES_PER_CHUNK`] entries or folders).
 //!
 //! A broken rule ends the request at once, a stall within [`PATIENCE`], each with one sentence.
 //! The honest server never stalls that long: it answers `busy` after 10 s on a locked file.
@@ -19,7 +23,9 @@
 use std::time::Instant;
 
 use crate::protocol::error::{Error, Result};
-use crate::protocol::limits::{ENTRIES_PER_CHUNK, MIN_PROGRESS, PATIENCE};
+use crate::protocol::limits::{
+    ENTRIES_PER_CHUNK, MAX_SCANNED, MIN_PROGRESS, MIN_SCANNED, PATIENCE,
+};
 use crate::protocol::message::Reply;
 use crate::wire::conn::Connection;
 
@@ -30,10 +36,14 @@ pub struct Patience {
     total: u64,
     /// The bytes it said it had hashed.
     done: u64,
+    /// The files and folders it said its scan had read.
+    scanned: u64,
     /// When the current window began: the request, or the last real progress.
     window: Instant,
     /// Bytes hashed in this window.
     hashed: u64,
+    /// Files and folders read in this window.
+    read: u64,
     /// Items of the answer received in this window.
     items: u64,
 }
@@ -50,8 +60,10 @@ impl Patience {
         Patience {
             total: 0,
             done: 0,
+            scanned: 0,
             window: Instant::now(),
             hashed: 0,
+            read: 0,
             items: 0,
         }
     }
@@ -85,6 +97,32 @@ impl Patience {
         self.check()
     }
 
+    /// Takes what a `working` frame says of the server's scan: `scanned` files and folders read
+    /// (0: nothing said). Call it before [`Patience::working`], which weighs the progress.
+    ///
+    /// # Errors
+    /// [`Error::Protocol`] when it goes back, or past what any box can hold.
+    pub fn scanning(&mut self, scanned: u64) -> Result<()> {
+        if scanned == 0 {
+            return Ok(());
+        }
+        if scanned < self.scanned {
+            let was = self.scanned;
+            return Err(Error::Protocol(format!(
+                "the peer's scan went back from {was} to {scanned} files and folders"
+            )));
+        }
+        if scanned > MAX_SCANNED {
+            return Err(Error::Protocol(format!(
+                "the peer says it read {scanned} files and folders, more than any box it could \
+                 list ({MAX_SCANNED})"
+            )));
+        }
+        self.read += scanned - self.scanned;
+        self.scanned = scanned;
+        Ok(())
+    }
+
     /// Takes `n` items of the answer (entries, or folders of a `same` chunk).
     ///
     /// # Errors
@@ -96,13 +134,14 @@ impl Patience {
 
     /// Starts a new window if this one brought real progress; gives up if it is over without.
     fn check(&mut self) -> Result<()> {
-        if self.hashed >= MIN_PROGRESS || self.items >= ENTRIES_PER_CHUNK as u64 {
-            (self.window, self.hashed, self.items) = (Instant::now(), 0, 0);
+        let chunk = ENTRIES_PER_CHUNK as u64;
+        if self.hashed >= MIN_PROGRESS || self.read >= MIN_SCANNED || self.items >= chunk {
+            (self.window, self.hashed, self.read, self.items) = (Instant::now(), 0, 0, 0);
         } else if self.window.elapsed() > PATIENCE {
             let (kib, secs) = (MIN_PROGRESS / 1024, PATIENCE.as_secs());
             return Err(Error::Timeout(format!(
                 "the peer says it is working but made no real progress in {secs} s (fewer than \
-                 {kib} KiB hashed, no full chunk of the answer)"
+                 {kib} KiB hashed or {MIN_SCANNED} files read, no full chunk of the answer)"
             )));
         }
         Ok(())
@@ -116,7 +155,14 @@ impl Patience {
 pub fn answer(conn: &mut Connection, patience: &mut Patience) -> Result<Reply> {
     loop {
         match conn.recv::<Reply>()? {
-            Reply::Working { done, total } => patience.working(done, total)?,
+            Reply::Working {
+                done,
+                total,
+                scanned,
+            } => {
+                patience.scanning(scanned)?;
+                patience.working(done, total)?;
+            }
             other => return Ok(other),
         }
     }

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use super::auth::Secret;
 use super::cache::HashCache;
-use super::fast::scans::Scans;
+use super::fast::scans::{Scans, Tell};
 use super::gate::open_in_box;
 use super::inflight::InFlight;
 use super::locks::LockTable;
 use super::log::ActivityLog;
 use super::partial;
-use super::scan::{scan_with, Scanned, Stamp};
+use super::scan::{scan_with, Before, Scanned, Stamp};
 use super::trash::Trash;
 use crate::protocol::error::{Error, Result};
 use crate::protocol::md5::Md5;
@@ -152,7 +152,16 @@ impl LocalBox {
     /// # Errors
     /// If the box folder itself cannot be read.
     pub fn scan(&self) -> io::Result<Arc<Vec<Scanned>>> {
-        self.scans.get(&|watch| {
+        self.scan_telling(&mut |_| Ok(()))
+    }
+
+    /// [`LocalBox::scan`], telling `tell` how many files and folders were read so far (by this
+    /// thread's scan, or by the one it waits for).
+    ///
+    /// # Errors
+    /// If the box folder itself cannot be read, or `tell` fails (the scan stops).
+    pub fn scan_telling(&self, tell: Tell<'_>) -> io::Result<Arc<Vec<Scanned>>> {
+        let fresh = |watch: Before<'_>| {
             let scanned = scan_with(&self.root, watch)?;
             let files = scanned.iter().filter(|s| s.kind == Kind::File).count();
             if self.hashes.len() > files {
@@ -160,7 +169,8 @@ impl LocalBox {
                 self.hashes.retain(|inode| live.contains(&inode));
             }
             Ok(scanned)
-        })
+        };
+        self.scans.get(&fresh, tell)
     }
 
     /// Makes [`LocalBox::scan`] keep its last scan while nothing changes (a process that serves

@@ -113,24 +113,44 @@ pub fn mime_of(name: &str) -> String {
         .to_string()
 }
 
+/// Called with each folder before it is read, and the files and folders found so far.
+pub type Before<'a> = &'a mut dyn FnMut(&Path, u64) -> io::Result<()>;
+
+/// `MINIBOX_SLOW_DISK_MS=N` makes every folder take N ms more to read: a slow or cold disk,
+/// for the tests that show a server keeping its client waiting through a long scan
+/// (`before_thread/tests/slow_scan.rs`).
+fn slow_disk() -> Option<std::time::Duration> {
+    let ms = std::env::var("MINIBOX_SLOW_DISK_MS")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::Duration::from_millis(ms))
+}
+
 /// Scans the box at `root`: every regular file and folder below it, sorted by name.
 ///
 /// # Errors
 /// Only if `root` itself cannot be read; trouble further down is logged and skipped.
 pub fn scan(root: &Path) -> io::Result<Vec<Scanned>> {
-    scan_with(root, &mut |_| {})
+    scan_with(root, &mut |_, _| Ok(()))
 }
 
-/// [`scan`], calling `before` with each folder just before it is read (a watcher starts
-/// watching it there: see `fast::scans`).
+/// [`scan`], calling `before` with each folder just before it is read and the number of files
+/// and folders found so far: a watcher starts watching the folder there (see `fast::scans`), and
+/// a server tells a waiting client how far it is (see `crate::serve::keep_alive`).
 ///
 /// # Errors
-/// As [`scan`].
-pub fn scan_with(root: &Path, before: &mut dyn FnMut(&Path)) -> io::Result<Vec<Scanned>> {
+/// As [`scan`], or what `before` returns (the scan stops there).
+pub fn scan_with(root: &Path, before: Before<'_>) -> io::Result<Vec<Scanned>> {
+    let pause = slow_disk();
     let mut out = Vec::new();
     let mut pending: Vec<PathBuf> = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {
-        before(&dir);
+        before(&dir, out.len() as u64)?;
+        if let Some(pause) = pause {
+            std::thread::sleep(pause);
+        }
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if dir == root => return Err(e),

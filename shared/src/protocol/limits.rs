@@ -38,6 +38,15 @@ pub const ENTRIES_PER_CHUNK: usize = 512;
 /// The most entries a listing may carry; a peer announcing more is refused.
 pub const MAX_LISTING: u64 = 500_000;
 
+/// The least a server that is still reading its folder tree must read in each [`PATIENCE`] to
+/// count as progressing: files and folders. A cold disk reads thousands in that time, a slow
+/// network file system hundreds; a peer that reads fewer is taken for one that pretends.
+pub const MIN_SCANNED: u64 = 100;
+
+/// The most files and folders a server may say it read for one answer: ten times what a listing
+/// may carry, for what a filter leaves out and for the folders. A peer saying more is refused.
+pub const MAX_SCANNED: u64 = 10 * MAX_LISTING;
+
 /// The longest name (path in a box) accepted, in bytes: Linux's `PATH_MAX` (4,096) counts the
 /// closing NUL, so no longer path can be opened anyway.
 pub const MAX_PATH: usize = 4095;

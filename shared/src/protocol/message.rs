@@ -158,12 +158,16 @@ pub enum Reply {
         /// At most [`crate::protocol::limits::ENTRIES_PER_CHUNK`] folder paths.
         folders: Vec<String>,
     },
-    /// The server is still preparing the answer (hashing): `done` of `total`, files or bytes.
+    /// The server is still preparing the answer: `done` of `total` bytes hashed, or, while it
+    /// reads its folder tree, the `scanned` files and folders so far (see [`crate::ask::patience`]).
     Working {
-        /// Done so far.
+        /// Bytes hashed so far.
         done: u64,
-        /// In all.
+        /// Bytes to hash in all (0: nothing to count yet).
         total: u64,
+        /// Files and folders of its box read so far (0: not scanning, and left out on the wire).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        scanned: u64,
     },
     /// The end of a listing.
     End {
@@ -323,6 +327,11 @@ impl Request {
             } => format!("range {path:?} blocks {first}+{count}"),
         }
     }
+}
+
+/// Whether a count is 0, so that it can be left out of a frame (serde hands it by reference).
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! "Still working": a reply that takes long to prepare tells the client every [`KEEP_ALIVE`],
 //! so that a client that gives up on a connection silent for 10 s keeps waiting. Each
-//! `working` frame carries real progress in one unit: **bytes hashed, of the bytes to hash**
-//! (the files the stat cache does not vouch for), counted inside a long file too. A total of 0
-//! means nothing to count yet: the request waits for a locked file. The client holds these
-//! numbers to each other (`crate::ask::patience`), so they never go back or past the total.
+//! `working` frame carries real progress: **bytes hashed, of the bytes to hash** (the files the
+//! stat cache does not vouch for), counted inside a long file too, and before that the **files
+//! and folders scanned** (a big box on a cold disk takes seconds to read). A total of 0 means
+//! nothing to count yet: the request waits for a locked file, or the scan is not over. The
+//! client holds these numbers to each other (`crate::ask::patience`), so they never go back or
+//! past the total.
 
 use std::time::Instant;
 
@@ -24,6 +26,8 @@ pub struct KeepAlive {
     total: u64,
     /// Bytes hashed so far (never more than `total`, never less than last said).
     done: u64,
+    /// Files and folders scanned so far (never less than last said).
+    scanned: u64,
 }
 
 impl KeepAlive {
@@ -33,6 +37,23 @@ impl KeepAlive {
             last: Instant::now(),
             total,
             done: 0,
+            scanned: 0,
+        }
+    }
+
+    /// Notes that the scan read `scanned` files and folders, and says so if it is time.
+    ///
+    /// # Errors
+    /// If the connection breaks.
+    pub fn scanned(&mut self, conn: &mut Connection, scanned: u64) -> Result<(), Failure> {
+        self.scanned = self.scanned.max(scanned);
+        self.tick(conn, 0)
+    }
+
+    /// The scan is over: `total` bytes are to hash now.
+    pub fn to_hash(&mut self, total: u64) {
+        if self.total == 0 {
+            self.total = total;
         }
     }
 
@@ -43,8 +64,12 @@ impl KeepAlive {
     pub fn tick(&mut self, conn: &mut Connection, done: u64) -> Result<(), Failure> {
         self.done = self.done.max(done.min(self.total));
         if self.last.elapsed() >= KEEP_ALIVE {
-            let (done, total) = (self.done, self.total);
-            conn.send(&Reply::Working { done, total })?;
+            let (done, total, scanned) = (self.done, self.total, self.scanned);
+            conn.send(&Reply::Working {
+                done,
+                total,
+                scanned,
+            })?;
             self.last = Instant::now();
         }
         Ok(())

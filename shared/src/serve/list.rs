@@ -23,15 +23,14 @@ pub fn answer(
     listing: ListKind,
 ) -> Result<String, Failure> {
     let matcher = Matcher::new(filter).map_err(|m| Failure::Reply(ErrorCode::BadRequest, m))?;
-    let scanned = scan(local)?;
+    // Reading the box, then hashing files not read before, takes a while: say so now and then.
+    let mut alive = KeepAlive::new(0);
+    let scanned = scan(local, conn, &mut alive)?;
     let wanted = |item: &&Scanned| item.kind == Kind::File && matcher.matches(&item.entry());
     let hashes = listing == ListKind::Hashes;
-    // Hashing files not read before takes a while: say so now and then, with the bytes read.
-    let todo = match hashes {
-        true => to_hash(local, scanned.iter().filter(wanted)),
-        false => 0,
-    };
-    let mut alive = KeepAlive::new(todo);
+    if hashes {
+        alive.to_hash(to_hash(local, scanned.iter().filter(wanted)));
+    }
     let mut chunks = Chunks::new(conn);
     for item in scanned.iter().filter(|i| i.kind == Kind::File) {
         let mut entry = item.entry();
@@ -54,13 +53,27 @@ pub fn answer(
     Ok(format!("{count} entries"))
 }
 
-/// The box's scan, or a reply when the box cannot be read.
+/// The box's scan, telling the client through `alive` how far it is, or a reply when the box
+/// cannot be read.
 ///
 /// # Errors
-/// A reply for the client.
-pub fn scan(local: &LocalBox) -> Result<Arc<Vec<Scanned>>, Failure> {
-    let cannot = |e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}"));
-    local.scan().map_err(cannot)
+/// A reply for the client, or a broken connection.
+pub fn scan(
+    local: &LocalBox,
+    conn: &mut Connection,
+    alive: &mut KeepAlive,
+) -> Result<Arc<Vec<Scanned>>, Failure> {
+    let mut gone = None;
+    let scanned = local.scan_telling(&mut |read| {
+        alive.scanned(conn, read).map_err(|f| {
+            gone = Some(f);
+            std::io::Error::other("the client went away")
+        })
+    });
+    if let Some(failure) = gone {
+        return Err(failure);
+    }
+    scanned.map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}")))
 }
 
 /// Saves the stat cache after a listing that may have hashed files.

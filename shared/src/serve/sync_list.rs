@@ -63,8 +63,9 @@ pub fn answer(
         return Err(Failure::Reply(ErrorCode::BadRequest, why));
     }
     let moment = witness.map(|w| w.listing(conn.peer_name()));
-    let scanned = scan(local)?;
-    let (versions, digests) = versions(conn, local, &scanned)?;
+    let mut alive = KeepAlive::new(0);
+    let scanned = scan(local, conn, &mut alive)?;
+    let (versions, digests) = versions(conn, local, &scanned, alive)?;
     let same: HashSet<&str> = known
         .iter()
         .filter(|k| digests.get(&k.folder) == Some(&k.md5))
@@ -99,15 +100,17 @@ pub fn answer(
 type FolderDigests = HashMap<String, Md5>;
 
 /// Every item's version (`None` for a file that cannot be read) and every folder's digest,
-/// saying "still working" while files are hashed (bytes hashed of the bytes to hash).
+/// saying "still working" through `alive` while files are hashed (bytes hashed of the bytes to
+/// hash).
 fn versions(
     conn: &mut Connection,
     local: &LocalBox,
     scanned: &[Scanned],
+    mut alive: KeepAlive,
 ) -> Result<(Vec<Option<Version>>, FolderDigests), Failure> {
     let mut versions = Vec::with_capacity(scanned.len());
     let mut sums = FolderSums::new();
-    let mut alive = KeepAlive::new(to_hash(local, scanned.iter()));
+    alive.to_hash(to_hash(local, scanned.iter()));
     for item in scanned {
         let version = match item.kind {
             Kind::Dir => Some(item.version(None)),

@@ -44,7 +44,11 @@ fn refused(replies: Vec<Reply>, known: &[&str], why: &str) {
 #[test]
 fn an_honest_listing_passes() {
     let replies = vec![
-        Reply::Working { done: 0, total: 10 },
+        Reply::Working {
+            done: 0,
+            total: 10,
+            scanned: 0,
+        },
         Reply::Entries {
             entries: vec![file("a"), file("a b"), file("a/b")],
         },

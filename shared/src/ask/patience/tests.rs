@@ -96,3 +96,45 @@ fn full_chunks_count_as_progress_and_dribbles_do_not() {
     run_out(&mut p);
     assert!(p.items(1).is_err());
 }
+
+#[test]
+fn a_long_scan_is_progress_while_it_reads_enough() {
+    let mut p = Patience::new();
+    p.scanning(MIN_SCANNED).unwrap();
+    p.working(0, 0).unwrap();
+    run_out(&mut p);
+    p.scanning(2 * MIN_SCANNED).unwrap();
+    p.working(0, 0).unwrap();
+    run_out(&mut p);
+    // The scan is over and hashing begins; its count stays what it was.
+    p.scanning(2 * MIN_SCANNED).unwrap();
+    p.working(MIN_PROGRESS, 100 * MIB).unwrap();
+    // Nothing said of the scan is no claim at all.
+    p.scanning(0).unwrap();
+}
+
+#[test]
+fn a_scan_that_creeps_runs_out() {
+    let mut p = Patience::new();
+    for scanned in 1..MIN_SCANNED - 1 {
+        p.scanning(scanned).unwrap();
+        p.working(0, 0).unwrap();
+    }
+    run_out(&mut p);
+    p.scanning(MIN_SCANNED - 1).unwrap();
+    let e = p.working(0, 0).unwrap_err();
+    assert!(matches!(e, Error::Timeout(_)), "{e}");
+    assert!(e.to_string().contains("100 files read"), "{e}");
+}
+
+#[test]
+fn a_scan_that_goes_back_or_past_any_box_is_refused() {
+    let mut p = Patience::new();
+    p.scanning(5_000).unwrap();
+    let e = p.scanning(4_999).unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    assert!(e.to_string().contains("went back from 5000 to 4999"), "{e}");
+    let e = Patience::new().scanning(MAX_SCANNED + 1).unwrap_err();
+    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    Patience::new().scanning(MAX_SCANNED).unwrap();
+}

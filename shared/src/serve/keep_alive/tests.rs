@@ -22,7 +22,11 @@ fn a_long_answer_says_it_is_still_working_and_a_quick_one_says_nothing() {
     server.send(&Reply::End { count: 0 }).unwrap();
     assert_eq!(
         client.recv::<Reply>().unwrap(),
-        Reply::Working { done: 5, total: 10 }
+        Reply::Working {
+            done: 5,
+            total: 10,
+            scanned: 0
+        }
     );
     assert_eq!(
         client.recv::<Reply>().unwrap(),
@@ -41,7 +45,15 @@ fn the_progress_said_never_goes_back_nor_past_the_total() {
     }
     for done in [40, 40, 100] {
         let said = client.recv::<Reply>().unwrap();
-        assert_eq!(said, Reply::Working { done, total: 100 });
+        let scanned = 0;
+        assert_eq!(
+            said,
+            Reply::Working {
+                done,
+                total: 100,
+                scanned
+            }
+        );
     }
 }
 
@@ -67,4 +79,40 @@ fn a_file_to_hash_counts_its_bytes_and_a_known_one_nothing() {
         .unwrap()
         .unwrap();
     assert_eq!(alive.done, 3000);
+}
+
+#[test]
+fn a_scan_says_how_far_it_is_then_the_bytes_to_hash() {
+    let (mut server, mut client) = pair();
+    let mut alive = KeepAlive::new(0);
+    for scanned in [300, 200, 900] {
+        alive.last = Instant::now() - KEEP_ALIVE;
+        alive.scanned(&mut server, scanned).unwrap();
+    }
+    alive.to_hash(50);
+    alive.last = Instant::now() - KEEP_ALIVE;
+    alive.tick(&mut server, 20).unwrap();
+    for scanned in [300, 300, 900] {
+        let said = client.recv::<Reply>().unwrap();
+        let (done, total) = (0, 0);
+        assert_eq!(
+            said,
+            Reply::Working {
+                done,
+                total,
+                scanned
+            }
+        );
+    }
+    let said = client.recv::<Reply>().unwrap();
+    let (done, total, scanned) = (20, 50, 900);
+    assert_eq!(
+        said,
+        Reply::Working {
+            done,
+            total,
+            scanned
+        },
+        "the scan's count stays"
+    );
 }
