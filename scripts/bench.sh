@@ -1039,8 +1039,6 @@ case_idle_cpu() {
 
 # ---------------------------------------------------------------------------------------------
 
-START=$SECONDS
-log "work folder $WORK; cases: $CASES"
 # threshold-1m (see the top): the same edits pulled by blocks and whole, alternately.
 THRESH_N=$(scaled 200)
 # poke_tree DIR COUNT SEED: 4 KiB of new random bytes somewhere inside each of make_tree's files.
@@ -1110,6 +1108,8 @@ case_threshold() {
     floor_row threshold-1m-link "$link" Mbit/s 1000
 }
 
+START=$SECONDS
+log "work folder $WORK; cases: $CASES"
 run_case() {
     local name=$1 fn=$2 t=$SECONDS
     log "case $name"
