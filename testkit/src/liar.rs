@@ -32,8 +32,7 @@ use minibox::wire::conn::Connection;
 use minibox::wire::udp::datagram::{self as wire, Datagram, DATA_HEADER};
 
 use crate::arena::{difference, tree};
-use crate::md5_of;
-use crate::{pseudo_random, ShellRun};
+use crate::{md5_of, pseudo_random, ShellRun};
 
 mod memory;
 pub use memory::{check_memory, LONG_NAMES};

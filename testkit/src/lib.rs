@@ -817,9 +817,7 @@ pub fn md5_file(path: &Path) -> std::io::Result<String> {
 
 /// The MD5 of bytes in memory, in hex: what a box reports for a file holding them.
 pub fn md5_of(bytes: &[u8]) -> String {
-    let mut h = minibox::protocol::md5::Hasher::new();
-    h.update(bytes);
-    h.finish()
+    minibox::protocol::md5::Md5::of(bytes).to_string()
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so tests need no extra crate and can be replayed.

@@ -16,12 +16,16 @@ use super::md5::{Hasher, Md5};
 /// would cost more than its bytes save), and get a block list when the box hashes them.
 pub const BY_BLOCKS: u64 = 1024 * 1024;
 
-/// [`BY_BLOCKS`], or `MINIBOX_BY_BLOCKS=BYTES`, set to measure the choice (`scripts/bench.sh`).
+/// [`BY_BLOCKS`], or `MINIBOX_BY_BLOCKS=BYTES`, set to measure the choice (`scripts/bench.sh`);
+/// read once per process.
 pub fn by_blocks_from() -> u64 {
-    let forced = std::env::var("MINIBOX_BY_BLOCKS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok());
-    forced.map_or(BY_BLOCKS, |bytes: u64| bytes.max(MIN_BLOCK))
+    static FROM: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *FROM.get_or_init(
+        || match std::env::var("MINIBOX_BY_BLOCKS").map(|v| v.trim().parse()) {
+            Ok(Ok(bytes)) => u64::max(bytes, MIN_BLOCK),
+            _ => BY_BLOCKS,
+        },
+    )
 }
 
 /// The smallest block size.

@@ -7,6 +7,8 @@
 //! client holds these numbers to each other (`crate::ask::patience`), so they never go back or
 //! past the total.
 
+use std::io;
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::failure::Failure;
@@ -75,6 +77,24 @@ impl KeepAlive {
         Ok(())
     }
 
+    /// The box's scan ([`LocalBox::scan_telling`]), telling the client how many files and
+    /// folders it has read. The outer error is the connection's; the inner one the box's.
+    ///
+    /// # Errors
+    /// If the connection breaks (the scan stops there).
+    pub fn scan(
+        &mut self,
+        conn: &mut Connection,
+        local: &LocalBox,
+    ) -> Result<io::Result<Arc<Vec<Scanned>>>, Failure> {
+        let mut gone = None;
+        let scanned = local.scan_telling(&mut |read| {
+            let tick = self.scanned(conn, read);
+            tick.map_err(|f| stop(&mut gone, f))
+        });
+        gone.map_or(Ok(scanned), Err)
+    }
+
     /// The MD5 of a scanned file ([`LocalBox::md5_of`]), telling the client of the progress
     /// inside it, and counting it as done if it was one to hash.
     ///
@@ -90,10 +110,8 @@ impl KeepAlive {
         let fresh = local.hashes.get(&item.stamp).is_none();
         let mut gone = None;
         let md5 = local.md5_of(item, &mut |done, _| {
-            self.tick(conn, before + done.min(size)).map_err(|f| {
-                gone = Some(f);
-                std::io::Error::other("the client went away")
-            })
+            let tick = self.tick(conn, before + done.min(size));
+            tick.map_err(|f| stop(&mut gone, f))
         });
         if let Some(failure) = gone {
             return Err(failure);
@@ -103,6 +121,13 @@ impl KeepAlive {
         }
         Ok(md5)
     }
+}
+
+/// Keeps the failure of a connection that broke while local work told it of its progress, and
+/// gives that work the error that stops it.
+fn stop(gone: &mut Option<Failure>, failure: Failure) -> io::Error {
+    *gone = Some(failure);
+    io::Error::other("the client went away")
 }
 
 /// The bytes to hash among `items`: the files whose MD5 the stat cache does not vouch for.

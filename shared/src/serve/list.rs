@@ -63,16 +63,7 @@ pub fn scan(
     conn: &mut Connection,
     alive: &mut KeepAlive,
 ) -> Result<Arc<Vec<Scanned>>, Failure> {
-    let mut gone = None;
-    let scanned = local.scan_telling(&mut |read| {
-        alive.scanned(conn, read).map_err(|f| {
-            gone = Some(f);
-            std::io::Error::other("the client went away")
-        })
-    });
-    if let Some(failure) = gone {
-        return Err(failure);
-    }
+    let scanned = alive.scan(conn, local)?;
     scanned.map_err(|e| Failure::Reply(ErrorCode::Io, format!("cannot read the box: {e}")))
 }
 
